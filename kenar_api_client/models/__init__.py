@@ -1,0 +1,49 @@
+"""The API's models; each is imported on first use so ``import kenar_api_client`` stays fast."""
+
+from typing import TYPE_CHECKING
+
+from kenar_api_client._lazy import lazy_exports
+
+_EXPORTS = {
+    "AddonsAction": ".addons_action",
+    "AddonsGetDynamicAction": ".addons_get_dynamic_action",
+    "AddonsOpenPostManagePage": ".addons_open_post_manage_page",
+    "AddonsOpenPostPage": ".addons_open_post_page",
+    "AddonsOpenServerLink": ".addons_open_server_link",
+    "EventsEventButton": ".events_event_button",
+    "EventsEventButtonList": ".events_event_button_list",
+    "EventsRegisterEventSubscriptionRequest": ".events_register_event_subscription_request",
+    "EventsRegisterEventSubscriptionRequestEventType": (
+        ".events_register_event_subscription_request_event_type"
+    ),
+    "GoogleRpcStatus": ".google_rpc_status",
+    "GooglerpcStatus": ".google_rpc_status",
+    "KenarEnum": "._enum",
+    "KenarModel": "._base",
+    "ProtobufAny": ".protobuf_any",
+    "SendEventRequestTargetType": ".send_event_request_target_type",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from kenar_api_client.models._base import KenarModel
+    from kenar_api_client.models._enum import KenarEnum
+    from kenar_api_client.models.addons_action import AddonsAction
+    from kenar_api_client.models.addons_get_dynamic_action import AddonsGetDynamicAction
+    from kenar_api_client.models.addons_open_post_manage_page import AddonsOpenPostManagePage
+    from kenar_api_client.models.addons_open_post_page import AddonsOpenPostPage
+    from kenar_api_client.models.addons_open_server_link import AddonsOpenServerLink
+    from kenar_api_client.models.events_event_button import EventsEventButton
+    from kenar_api_client.models.events_event_button_list import EventsEventButtonList
+    from kenar_api_client.models.events_register_event_subscription_request import (
+        EventsRegisterEventSubscriptionRequest,
+    )
+    from kenar_api_client.models.events_register_event_subscription_request_event_type import (
+        EventsRegisterEventSubscriptionRequestEventType,
+    )
+    from kenar_api_client.models.google_rpc_status import GoogleRpcStatus, GooglerpcStatus
+    from kenar_api_client.models.protobuf_any import ProtobufAny
+    from kenar_api_client.models.send_event_request_target_type import SendEventRequestTargetType
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

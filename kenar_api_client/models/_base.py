@@ -1,0 +1,85 @@
+"""The one base every Kenar model shares: validation rules and the generated-style helpers."""
+
+from __future__ import annotations
+
+import json
+import pprint
+from typing import Any, ClassVar, Dict, FrozenSet, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from typing_extensions import Self
+
+
+class KenarModel(BaseModel):
+    """Base of all request and response models.
+
+    Two rules shape it:
+
+    * Building a model by keyword (``Model(field=...)``) rejects names the model does not
+      know, so a typo fails loudly instead of being dropped on the way to the server.
+    * Parsing what the server (or a webhook) sent (``from_dict``/``from_json``) keeps
+      unknown fields: Kenar's Events API is experimental and grows new fields, and a
+      client must not break on them. They are available as ``model.additional_properties``
+      and are sent back unchanged by ``to_dict``/``to_json``.
+    """
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        validate_assignment=True,
+        extra="allow",
+        protected_namespaces=(),
+    )
+
+    # Set to False by schemas whose OpenAPI definition allows arbitrary extra keys.
+    _reject_unknown_keywords: ClassVar[bool] = True
+    _known_keywords: ClassVar[FrozenSet[str]] = frozenset()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        names = set(cls.model_fields)
+        names.update(f.alias for f in cls.model_fields.values() if f.alias)
+        cls._known_keywords = frozenset(names)
+
+    def __init__(self, /, **data: Any) -> None:
+        if self._reject_unknown_keywords and not data.keys() <= self._known_keywords:
+            unknown = sorted(data.keys() - self._known_keywords)
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [{"type": "extra_forbidden", "loc": (name,), "input": data[name]} for name in unknown],
+            )
+        super().__init__(**data)
+
+    # Our __init__ only vets keyword names before the usual validation, so pydantic may treat
+    # it as its own: parsing (model_validate, nested dicts) then stays on pydantic's fast path
+    # and never runs the keyword check. pydantic's RootModel uses the same marker.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @property
+    def additional_properties(self) -> Dict[str, Any]:
+        """Fields the server sent that this version of the SDK does not know."""
+        return dict(self.__pydantic_extra__ or {})
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The model as a JSON-ready dict with wire names, leaving out fields that were never set."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+    def to_json(self) -> str:
+        """The model as a JSON string with wire names, leaving out fields that were never set."""
+        return self.model_dump_json(by_alias=True, exclude_unset=True)
+
+    def to_str(self) -> str:
+        """A readable, pretty-printed form of ``to_dict()``."""
+        return pprint.pformat(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, obj: Optional[Dict[str, Any]]) -> Optional[Self]:
+        """Build the model from a dict as received on the wire; ``None`` gives ``None``."""
+        if obj is None:
+            return None
+        return cls.model_validate(obj)
+
+    @classmethod
+    def from_json(cls, json_str: Union[str, bytes]) -> Optional[Self]:
+        """Build the model from a JSON document as received on the wire."""
+        return cls.from_dict(json.loads(json_str))
