@@ -52,42 +52,50 @@ _EXPORTS = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 if TYPE_CHECKING:
-    from kenar_api_client.api.events_api import EventsApi
-    from kenar_api_client.api_client import ApiClient
-    from kenar_api_client.api_response import ApiResponse
-    from kenar_api_client.configuration import Configuration
+    from kenar_api_client.api.events_api import (
+        EventsApi as EventsApi,
+    )
+    from kenar_api_client.api_client import (
+        ApiClient as ApiClient,
+    )
+    from kenar_api_client.api_response import (
+        ApiResponse as ApiResponse,
+    )
+    from kenar_api_client.configuration import (
+        Configuration as Configuration,
+    )
     from kenar_api_client.exceptions import (
-        ApiAttributeError,
-        ApiConnectionError,
-        ApiException,
-        ApiKeyError,
-        ApiTimeoutError,
-        ApiTypeError,
-        ApiValueError,
-        BadRequestException,
-        ConflictException,
-        ForbiddenException,
-        NotFoundException,
-        OpenApiException,
-        ServiceException,
-        TooManyRequestsException,
-        UnauthorizedException,
-        UnprocessableEntityException,
+        ApiAttributeError as ApiAttributeError,
+        ApiConnectionError as ApiConnectionError,
+        ApiException as ApiException,
+        ApiKeyError as ApiKeyError,
+        ApiTimeoutError as ApiTimeoutError,
+        ApiTypeError as ApiTypeError,
+        ApiValueError as ApiValueError,
+        BadRequestException as BadRequestException,
+        ConflictException as ConflictException,
+        ForbiddenException as ForbiddenException,
+        NotFoundException as NotFoundException,
+        OpenApiException as OpenApiException,
+        ServiceException as ServiceException,
+        TooManyRequestsException as TooManyRequestsException,
+        UnauthorizedException as UnauthorizedException,
+        UnprocessableEntityException as UnprocessableEntityException,
     )
     from kenar_api_client.models import (
-        AddonsAction,
-        AddonsGetDynamicAction,
-        AddonsOpenPostManagePage,
-        AddonsOpenPostPage,
-        AddonsOpenServerLink,
-        EventsEventButton,
-        EventsEventButtonList,
-        EventsRegisterEventSubscriptionRequest,
-        EventsRegisterEventSubscriptionRequestEventType,
-        GoogleRpcStatus,
-        GooglerpcStatus,
-        ProtobufAny,
-        SendEventRequestTargetType,
+        AddonsAction as AddonsAction,
+        AddonsGetDynamicAction as AddonsGetDynamicAction,
+        AddonsOpenPostManagePage as AddonsOpenPostManagePage,
+        AddonsOpenPostPage as AddonsOpenPostPage,
+        AddonsOpenServerLink as AddonsOpenServerLink,
+        EventsEventButton as EventsEventButton,
+        EventsEventButtonList as EventsEventButtonList,
+        EventsRegisterEventSubscriptionRequest as EventsRegisterEventSubscriptionRequest,
+        EventsRegisterEventSubscriptionRequestEventType as EventsRegisterEventSubscriptionRequestEventType,
+        GoogleRpcStatus as GoogleRpcStatus,
+        GooglerpcStatus as GooglerpcStatus,
+        ProtobufAny as ProtobufAny,
+        SendEventRequestTargetType as SendEventRequestTargetType,
     )
 else:
     __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

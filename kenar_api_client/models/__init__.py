@@ -27,23 +27,48 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from kenar_api_client.models._base import KenarModel
-    from kenar_api_client.models._enum import KenarEnum
-    from kenar_api_client.models.addons_action import AddonsAction
-    from kenar_api_client.models.addons_get_dynamic_action import AddonsGetDynamicAction
-    from kenar_api_client.models.addons_open_post_manage_page import AddonsOpenPostManagePage
-    from kenar_api_client.models.addons_open_post_page import AddonsOpenPostPage
-    from kenar_api_client.models.addons_open_server_link import AddonsOpenServerLink
-    from kenar_api_client.models.events_event_button import EventsEventButton
-    from kenar_api_client.models.events_event_button_list import EventsEventButtonList
+    from kenar_api_client.models._base import (
+        KenarModel as KenarModel,
+    )
+    from kenar_api_client.models._enum import (
+        KenarEnum as KenarEnum,
+    )
+    from kenar_api_client.models.addons_action import (
+        AddonsAction as AddonsAction,
+    )
+    from kenar_api_client.models.addons_get_dynamic_action import (
+        AddonsGetDynamicAction as AddonsGetDynamicAction,
+    )
+    from kenar_api_client.models.addons_open_post_manage_page import (
+        AddonsOpenPostManagePage as AddonsOpenPostManagePage,
+    )
+    from kenar_api_client.models.addons_open_post_page import (
+        AddonsOpenPostPage as AddonsOpenPostPage,
+    )
+    from kenar_api_client.models.addons_open_server_link import (
+        AddonsOpenServerLink as AddonsOpenServerLink,
+    )
+    from kenar_api_client.models.events_event_button import (
+        EventsEventButton as EventsEventButton,
+    )
+    from kenar_api_client.models.events_event_button_list import (
+        EventsEventButtonList as EventsEventButtonList,
+    )
     from kenar_api_client.models.events_register_event_subscription_request import (
-        EventsRegisterEventSubscriptionRequest,
+        EventsRegisterEventSubscriptionRequest as EventsRegisterEventSubscriptionRequest,
     )
     from kenar_api_client.models.events_register_event_subscription_request_event_type import (
-        EventsRegisterEventSubscriptionRequestEventType,
+        EventsRegisterEventSubscriptionRequestEventType as EventsRegisterEventSubscriptionRequestEventType,
     )
-    from kenar_api_client.models.google_rpc_status import GoogleRpcStatus, GooglerpcStatus
-    from kenar_api_client.models.protobuf_any import ProtobufAny
-    from kenar_api_client.models.send_event_request_target_type import SendEventRequestTargetType
+    from kenar_api_client.models.google_rpc_status import (
+        GoogleRpcStatus as GoogleRpcStatus,
+        GooglerpcStatus as GooglerpcStatus,
+    )
+    from kenar_api_client.models.protobuf_any import (
+        ProtobufAny as ProtobufAny,
+    )
+    from kenar_api_client.models.send_event_request_target_type import (
+        SendEventRequestTargetType as SendEventRequestTargetType,
+    )
 else:
     __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -1,0 +1,219 @@
+"""Declaring an API operation once: its HTTP shape, its parameters and how they are checked."""
+
+from __future__ import annotations
+
+import importlib
+from enum import Enum
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    FrozenSet,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+from typing_extensions import Literal, TypedDict
+
+from kenar_api_client.exceptions import ApiTypeError, ApiValueError
+
+if TYPE_CHECKING:
+    from kenar_api_client.api_client import ApiClient
+    from kenar_api_client.rest import RESTResponse
+
+
+class RequestOptions(TypedDict, total=False):
+    """Per-call options every API method accepts, as in the generated clients."""
+
+    #: Seconds: one number, or a (connect, read) pair. Default: ``Configuration.timeout``.
+    _request_timeout: Union[float, Tuple[float, float], None]
+    #: Use this one auth setting instead of the configured ones, e.g.
+    #: ``{"in": "header", "type": "api_key", "key": "X-API-Key", "value": "..."}``.
+    _request_auth: Optional[Dict[str, Any]]
+    #: Override the request's Content-Type.
+    _content_type: Optional[str]
+    #: Extra request headers.
+    _headers: Optional[Dict[str, Any]]
+    #: Index of the server to use; Kenar has one, so only 0.
+    _host_index: int
+
+
+OPTION_NAMES = frozenset(RequestOptions.__annotations__)
+
+ParamKind = Literal["str", "enum", "model"]
+
+
+class Param:
+    """One operation parameter: where it travels and what it must be."""
+
+    __slots__ = ("_enum_values", "_type", "kind", "location", "name", "required", "type_name")
+
+    def __init__(
+        self,
+        name: str,
+        kind: ParamKind,
+        location: Literal["query", "body"],
+        *,
+        type_name: Optional[str] = None,
+        required: bool = False,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.location = location
+        self.type_name = type_name
+        self.required = required
+        self._type: Any = None
+        self._enum_values: FrozenSet[str] = frozenset()
+
+    @property
+    def type(self) -> Any:
+        """The enum or model class named by ``type_name``, imported on first use."""
+        if self._type is None:
+            models = importlib.import_module("kenar_api_client.models")
+            self._type = getattr(models, str(self.type_name))
+            if self.kind == "enum":
+                self._enum_values = frozenset(member.value for member in self._type)
+        return self._type
+
+    def accepts(self, value: Any) -> bool:
+        """A quick check that ``value`` is valid as it is; False sends it to pydantic."""
+        if value is None:
+            return not self.required
+        if self.kind == "str":
+            return type(value) is str
+        if self.kind == "enum":
+            enum_type = self.type
+            return (type(value) is str or type(value) is enum_type) and value in self._enum_values
+        return isinstance(value, self.type)
+
+    def annotation(self) -> Any:
+        """The pydantic annotation that explains why a value was refused."""
+        from pydantic import StrictStr
+
+        base = StrictStr if self.kind == "str" else self.type
+        return base if self.required else Optional[base]
+
+
+class Operation:
+    """An API operation: method, path, parameters, accepted answers and security."""
+
+    def __init__(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        params: Sequence[Param],
+        response_types: Mapping[str, Optional[str]],
+        *,
+        content_type: Optional[str] = None,
+        accept: str = "application/json",
+        auth: Tuple[str, ...] = ("APIKey", "OAuth"),
+    ) -> None:
+        self.name = name
+        self.method = method
+        self.path = path
+        self.params = tuple(params)
+        self.response_types = dict(response_types)
+        self.content_type = content_type
+        self.accept = accept
+        self.auth = auth
+        self._query_params = tuple(p for p in self.params if p.location == "query")
+        body = [p for p in self.params if p.location == "body"]
+        self._body_param = body[0] if body else None
+        self._validator: Any = None
+
+    def validate(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        """``args``, checked; values pydantic can convert (a dict for a model) are converted.
+
+        Raises ``pydantic.ValidationError`` naming each wrong argument.
+        """
+        for param in self.params:
+            if not param.accepts(args[param.name]):
+                break
+        else:
+            return args
+        if self._validator is None:
+            from pydantic import create_model
+
+            fields: Dict[str, Any] = {
+                p.name: (p.annotation(), ... if p.required else None) for p in self.params
+            }
+            self._validator = create_model(self.name, **fields)
+        validated = self._validator.model_validate(args)
+        return {p.name: getattr(validated, p.name) for p in self.params}
+
+    def query(self, args: Mapping[str, Any]) -> List[Tuple[str, Any]]:
+        """The query parameters that have a value, in declaration order."""
+        return [(p.name, args[p.name]) for p in self._query_params if args[p.name] is not None]
+
+    def body(self, args: Mapping[str, Any]) -> Any:
+        """The request body, or None when the operation has none."""
+        return None if self._body_param is None else args[self._body_param.name]
+
+    def invoke(
+        self,
+        api_client: ApiClient,
+        args: Dict[str, Any],
+        options: Mapping[str, Any],
+        *,
+        preload_content: bool = True,
+    ) -> RESTResponse:
+        """Check, serialize and send one call; the answer is not yet interpreted."""
+        if options and not options.keys() <= OPTION_NAMES:
+            unknown = ", ".join(sorted(options.keys() - OPTION_NAMES))
+            raise ApiTypeError(f"{self.name}() got unexpected keyword arguments: {unknown}")
+        if options.get("_host_index", 0) != 0:
+            raise ApiValueError(
+                f"_host_index must be 0: Kenar has one server, got {options['_host_index']!r}"
+            )
+        if api_client.configuration.client_side_validation:
+            args = self.validate(args)
+
+        headers: Dict[str, Any] = {"Accept": self.accept}
+        content_type = options.get("_content_type") or self.content_type
+        if content_type:
+            headers["Content-Type"] = content_type
+        extra_headers = options.get("_headers")
+        if extra_headers:
+            headers = merge_headers(headers, extra_headers)
+
+        method, url, headers, body = api_client.param_serialize(
+            self.method,
+            self.path,
+            query_params=self.query(args),
+            header_params=headers,
+            body=self.body(args),
+            auth_settings=self.auth,
+            _request_auth=options.get("_request_auth"),
+        )
+        return api_client.call_api(
+            method,
+            url,
+            headers,
+            body,
+            _request_timeout=options.get("_request_timeout"),
+            _preload_content=preload_content,
+        )
+
+
+def merge_headers(base: Mapping[str, Any], extra: Mapping[str, Any]) -> Dict[str, Any]:
+    """``base`` updated with ``extra``; header names compare case-insensitively."""
+    if not isinstance(extra, Mapping):
+        raise ApiTypeError(f"headers must be a mapping of names to values, not {type(extra).__name__}")
+    overridden = {name.lower() for name in extra if isinstance(name, str)}
+    merged = {k: v for k, v in base.items() if k.lower() not in overridden}
+    merged.update(extra)
+    return merged
+
+
+def query_value(value: Any) -> str:
+    """How a parameter value is written in a query string."""
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)

@@ -1,0 +1,304 @@
+"""``Configuration``: where to connect, how to authenticate, and how the transport behaves."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import platform
+import sys
+from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+from kenar_api_client._redact import REDACTED, RedactedDict
+from kenar_api_client._version import __version__
+from kenar_api_client.exceptions import ApiValueError
+
+DEFAULT_HOST = "https://open-api.divar.ir"
+API_VERSION = "1.0"
+
+ENV_BASE_URL = "KENAR_BASE_URL"
+ENV_API_KEY = "KENAR_API_KEY"
+ENV_ACCESS_TOKEN = "KENAR_ACCESS_TOKEN"  # noqa: S105 - a variable name, not a secret
+
+#: Connect and read timeouts in seconds. Connecting to Kenar takes well under a second,
+#: so 10 s only trips on a dead route; 60 s of silence from a server that answers ``{}``
+#: means it is stuck. Both are per socket operation, as in urllib3.
+DEFAULT_TIMEOUT = (10.0, 60.0)
+
+TimeoutValue = Union[float, Tuple[float, float], Any]  # Any: a urllib3.Timeout
+
+PACKAGE_LOGGER = "kenar_api_client"
+
+
+def _env(name: str) -> Optional[str]:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def normalize_host(host: str, source: str = "host") -> str:
+    """Check that ``host`` is an http(s) base URL and drop a trailing slash."""
+    if not isinstance(host, str):
+        raise ApiValueError(f"{source} must be a string URL, not {type(host).__name__}")
+    scheme, sep, rest = host.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or rest[0] in "/?#":
+        raise ApiValueError(
+            f"{source} must be an http:// or https:// URL such as {DEFAULT_HOST!r}, got {host!r}"
+        )
+    authority = rest.split("/", 1)[0]
+    if "@" in authority:
+        raise ApiValueError(f"{source} must not contain credentials; use api_key/access_token")
+    if "?" in rest or "#" in rest:
+        raise ApiValueError(f"{source} must not contain a query or fragment, got {host!r}")
+    return host.rstrip("/")
+
+
+class Configuration:
+    """Settings shared by every request an ``ApiClient`` makes.
+
+    Credentials left out are read from the environment: ``KENAR_API_KEY``,
+    ``KENAR_ACCESS_TOKEN`` and ``KENAR_BASE_URL`` (for ``host``). Values passed here or set
+    later always win. Transport settings (TLS, proxy, pool size, retries, timeout) are read
+    when an ``ApiClient`` is created from this configuration.
+    """
+
+    _default: ClassVar[Optional[Configuration]] = None
+
+    def __init__(
+        self,
+        host: Optional[str] = None,
+        api_key: Optional[Dict[str, str]] = None,
+        api_key_prefix: Optional[Dict[str, str]] = None,
+        access_token: Optional[str] = None,
+        ssl_ca_cert: Optional[str] = None,
+        retries: Union[int, Any, None] = None,
+        ca_cert_data: Union[str, bytes, None] = None,
+        *,
+        debug: Optional[bool] = None,
+        timeout: Optional[TimeoutValue] = None,
+    ) -> None:
+        env_host = _env(ENV_BASE_URL)
+        if host is not None:
+            self.host = host
+        elif env_host is not None:
+            self._host = normalize_host(env_host, ENV_BASE_URL)
+        else:
+            self._host = DEFAULT_HOST
+
+        if api_key is None:
+            env_key = _env(ENV_API_KEY)
+            api_key = {"APIKey": env_key} if env_key else {}
+        self.api_key = api_key
+        self.api_key_prefix: Dict[str, str] = dict(api_key_prefix or {})
+        self.access_token: Optional[str] = (
+            access_token if access_token is not None else _env(ENV_ACCESS_TOKEN)
+        )
+
+        #: Verify the server's TLS certificate. Turning this off warns once per client.
+        self.verify_ssl = True
+        #: A CA bundle file to verify the server with, instead of the system's.
+        self.ssl_ca_cert = ssl_ca_cert
+        #: The same as PEM text or DER bytes.
+        self.ca_cert_data = ca_cert_data
+        #: Client certificate and key files, for mutual TLS.
+        self.cert_file: Optional[str] = None
+        self.key_file: Optional[str] = None
+        #: Hostname to match the certificate against (False: do not check the name).
+        self.assert_hostname: Union[bool, str, None] = None
+        #: Server name to send in the TLS handshake (SNI).
+        self.tls_server_name: Optional[str] = None
+        #: Proxy URL (``http://proxy:3128``) and extra headers for it.
+        self.proxy: Optional[str] = None
+        self.proxy_headers: Optional[Dict[str, str]] = None
+        #: Connections kept per host; calls beyond it wait for a free one.
+        self.connection_pool_maxsize = max(10, (os.cpu_count() or 1) * 5)
+        #: None (the default policy), a number of retries, or a ``urllib3.Retry``.
+        self.retries = retries
+        #: Longest ``Retry-After`` the SDK sleeps through before retrying; see retry.py.
+        self.retry_after_max = 60.0
+        #: Seconds: one number for both, (connect, read), or a ``urllib3.Timeout``.
+        self.timeout: TimeoutValue = DEFAULT_TIMEOUT if timeout is None else timeout
+        #: Options set on every new socket, e.g. ``[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]``.
+        self.socket_options: Optional[List[Tuple[int, int, Any]]] = None
+        #: Check arguments before sending (types, enum values). Turn off to send values
+        #: this SDK version does not know yet.
+        self.client_side_validation = True
+
+        self.logger = {
+            "package_logger": logging.getLogger(PACKAGE_LOGGER),
+            "urllib3_logger": logging.getLogger("urllib3"),
+        }
+        self.logger_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        self.logger_stream_handler: Optional[logging.Handler] = None
+        self.logger_file_handler: Optional[logging.FileHandler] = None
+        self._logger_file: Optional[str] = None
+        self._debug = False
+        self._levels_before_debug: Dict[str, int] = {}
+        if debug is not None:
+            self.debug = debug
+
+    # -- host and credentials -------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """Base URL of the API, without a trailing slash."""
+        return self._host
+
+    @host.setter
+    def host(self, value: str) -> None:
+        self._host = normalize_host(value)
+
+    @property
+    def api_key(self) -> Dict[str, str]:
+        """API keys by security scheme name; Kenar's is ``'APIKey'`` (header ``X-API-Key``)."""
+        return self._api_key
+
+    @api_key.setter
+    def api_key(self, value: Mapping[str, str]) -> None:
+        self._api_key = RedactedDict(value)
+
+    def get_api_key_with_prefix(self, identifier: str, alias: Optional[str] = None) -> Optional[str]:
+        """The API key for ``identifier`` with its prefix (``'Bearer abc'``), or None."""
+        key = self.api_key.get(identifier)
+        if key is None and alias is not None:
+            key = self.api_key.get(alias)
+        if key is None:
+            return None
+        prefix = self.api_key_prefix.get(identifier)
+        return f"{prefix} {key}" if prefix else key
+
+    def auth_settings(self) -> Dict[str, Dict[str, Any]]:
+        """The authentication headers to send, keyed by security scheme; only configured ones."""
+        settings: Dict[str, Dict[str, Any]] = {}
+        api_key = self.get_api_key_with_prefix("APIKey")
+        if api_key is not None:
+            settings["APIKey"] = {
+                "type": "api_key",
+                "in": "header",
+                "key": "X-API-Key",
+                "value": api_key,
+            }
+        if self.access_token is not None:
+            settings["OAuth"] = {
+                "type": "oauth2",
+                "in": "header",
+                "key": "Authorization",
+                "value": f"Bearer {self.access_token}",
+            }
+        return settings
+
+    # -- logging ----------------------------------------------------------------------------
+
+    @property
+    def debug(self) -> bool:
+        """Log every request and answer at DEBUG, with credentials redacted."""
+        return self._debug
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        value = bool(value)
+        if value == self._debug:
+            return
+        self._debug = value
+        if value:
+            self._levels_before_debug = {n: lg.level for n, lg in self.logger.items()}
+            for logger in self.logger.values():
+                logger.setLevel(logging.DEBUG)
+            if not self._has_handler():
+                # With no handler anywhere, logging drops DEBUG records: show them on stderr.
+                self.logger_stream_handler = logging.StreamHandler()
+                self._attach(self.logger_stream_handler)
+            return
+        for name, logger in self.logger.items():
+            logger.setLevel(self._levels_before_debug.get(name, logging.NOTSET))
+        if self.logger_stream_handler is not None:
+            self._detach(self.logger_stream_handler)
+            self.logger_stream_handler = None
+
+    @property
+    def logger_file(self) -> Optional[str]:
+        """A file to append the SDK's (and urllib3's) log records to."""
+        return self._logger_file
+
+    @logger_file.setter
+    def logger_file(self, value: Optional[str]) -> None:
+        if self.logger_file_handler is not None:
+            self._detach(self.logger_file_handler)
+            self.logger_file_handler.close()
+            self.logger_file_handler = None
+        self._logger_file = value
+        if value:
+            self.logger_file_handler = logging.FileHandler(value)
+            self._attach(self.logger_file_handler)
+
+    def _has_handler(self) -> bool:
+        package_logger = self.logger["package_logger"]
+        return bool(package_logger.handlers or logging.getLogger().handlers)
+
+    def _attach(self, handler: logging.Handler) -> None:
+        handler.setFormatter(logging.Formatter(self.logger_format))
+        for logger in self.logger.values():
+            logger.addHandler(handler)
+
+    def _detach(self, handler: logging.Handler) -> None:
+        for logger in self.logger.values():
+            logger.removeHandler(handler)
+
+    # -- defaults, copies, reports --------------------------------------------------------
+
+    @classmethod
+    def set_default(cls, default: Optional[Configuration]) -> None:
+        """Make ``default`` the configuration used when none is given."""
+        cls._default = default
+
+    @classmethod
+    def get_default(cls) -> Configuration:
+        """The configuration used when none is given (created on first use)."""
+        if cls._default is None:
+            cls._default = cls()
+        return cls._default
+
+    @classmethod
+    def get_default_copy(cls) -> Configuration:
+        """A copy of the default configuration, to change without affecting it."""
+        return copy.deepcopy(cls.get_default())
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> Configuration:
+        clone = copy.copy(self)
+        memo[id(self)] = clone
+        for name, value in vars(self).items():
+            # Loggers and handlers are process-wide objects: share them, copy the rest.
+            if name not in ("logger", "logger_stream_handler", "logger_file_handler"):
+                setattr(clone, name, copy.deepcopy(value, memo))
+        return clone
+
+    def to_debug_report(self) -> str:
+        """Versions and settings useful in a bug report; credentials shown only as set/unset."""
+        import pydantic
+        import urllib3
+
+        api_key = self.api_key.get("APIKey")
+        lines = [
+            "Python SDK Debug Report:",
+            f"OS: {platform.system()} {platform.release()}",
+            f"Python Version: {sys.version.split()[0]}",
+            f"Version of the API: {API_VERSION}",
+            f"SDK Package Version: {__version__}",
+            f"urllib3: {urllib3.__version__}, pydantic: {pydantic.VERSION}",  # type: ignore[attr-defined]
+            f"Host: {self.host}",
+            f"API key (X-API-Key): {REDACTED if api_key else 'not set'}",
+            f"Access token (OAuth): {REDACTED if self.access_token else 'not set'}",
+            f"Timeout: {self.timeout!r}, retries: {self.retries!r}",
+            f"Proxy: {'set' if self.proxy else 'none'}, verify_ssl: {self.verify_ssl}",
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        fields: Iterable[Tuple[str, Any]] = (
+            ("host", self.host),
+            ("api_key", self.api_key),
+            ("access_token", REDACTED if self.access_token else None),
+            ("timeout", self.timeout),
+            ("retries", self.retries),
+            ("verify_ssl", self.verify_ssl),
+        )
+        return "Configuration(" + ", ".join(f"{k}={v!r}" for k, v in fields) + ")"

@@ -1,0 +1,345 @@
+"""The HTTP transport: a urllib3 pool per host, timeouts, retries, transport errors as SDK exceptions."""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import logging
+import socket
+import threading
+import time
+import warnings
+from typing import Any, Dict, Optional, Tuple, Union
+
+import urllib3
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    EmptyPoolError,
+    InsecureRequestWarning,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
+from urllib3.util import Timeout, parse_url
+
+from kenar_api_client._redact import redact_headers
+from kenar_api_client.configuration import Configuration
+from kenar_api_client.exceptions import (
+    ApiConnectionError,
+    ApiException,
+    ApiTimeoutError,
+    ApiValueError,
+)
+from kenar_api_client.retry import build_retry
+
+# Re-exported: generated examples import ``ApiException`` from ``kenar_api_client.rest``.
+__all__ = ["ApiException", "RESTClientObject", "RESTResponse"]
+
+logger = logging.getLogger(__name__)
+
+RequestTimeout = Union[None, float, Tuple[float, float], Timeout]
+
+_BODY_LOG_PREVIEW = 1000
+
+# Anything urllib3, http.client or the socket layer may raise once a request is under way.
+_TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+
+
+class RESTResponse:
+    """An HTTP answer: status, reason, headers, and the body once read."""
+
+    __slots__ = ("data", "reason", "response", "status")
+
+    def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
+        self.response = response
+        self.status = response.status
+        self.reason = response.reason
+        self.data: Optional[bytes] = None
+
+    def read(self) -> bytes:
+        """The whole body (read once, then cached)."""
+        if self.data is None:
+            self.data = self.response.data
+        return self.data
+
+    def getheaders(self) -> urllib3.HTTPHeaderDict:
+        """All response headers (a case-insensitive mapping)."""
+        return self.response.headers
+
+    def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        """One response header, or ``default``."""
+        return self.response.headers.get(name, default)
+
+
+def to_timeout(value: Any, name: str = "timeout") -> Tuple[Timeout, Optional[float]]:
+    """A urllib3 ``Timeout`` and the longest wait for a free pooled connection.
+
+    A number bounds each of connecting and every read; a (connect, read) pair sets them apart.
+    """
+    if isinstance(value, Timeout):
+        parts = [t for t in (value.total, value.connect_timeout, value.read_timeout)]
+        numbers = [t for t in parts if isinstance(t, (int, float))]
+        return value, (sum(numbers) if numbers else None)
+    if _is_positive_number(value):
+        return Timeout(total=value), float(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_is_positive_number, value)):
+        connect, read = value
+        return Timeout(connect=connect, read=read), float(connect + read)
+    raise ApiValueError(
+        f"{name} must be a positive number of seconds or a (connect, read) pair of them, not {value!r}"
+    )
+
+
+def _is_positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _UnverifiedHTTPSConnectionPool(HTTPSConnectionPool):
+    """The pool for ``verify_ssl=False``.
+
+    The client has already warned once when it was created; urllib3 would warn again on
+    every single request.
+    """
+
+    def _validate_conn(self, conn: Any) -> None:
+        if conn.is_closed:
+            conn.connect()
+
+
+class RESTClientObject:
+    """Sends requests through pooled, keep-alive connections; safe to share between threads.
+
+    One pool per scheme+host+port is created on first use and reused by every later call,
+    so a call costs no URL parsing and no pool lookup beyond a dict access.
+    """
+
+    def __init__(self, configuration: Configuration) -> None:
+        self._configuration = configuration
+        self.retries = build_retry(configuration.retries, configuration.retry_after_max)
+        self.timeout, self.pool_timeout = to_timeout(configuration.timeout)
+        self._pools: Dict[str, HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
+
+        pool_kwargs: Dict[str, Any] = {
+            "maxsize": configuration.connection_pool_maxsize,
+            "block": True,  # never open more connections than maxsize; callers wait instead
+            "timeout": self.timeout,
+            "retries": self.retries,
+        }
+        if configuration.socket_options is not None:
+            pool_kwargs["socket_options"] = configuration.socket_options
+        tls_kwargs: Dict[str, Any] = {
+            "cert_reqs": "CERT_REQUIRED" if configuration.verify_ssl else "CERT_NONE",
+            "ca_certs": configuration.ssl_ca_cert,
+            "ca_cert_data": configuration.ca_cert_data,
+            "cert_file": configuration.cert_file,
+            "key_file": configuration.key_file,
+        }
+        if configuration.assert_hostname is not None:
+            tls_kwargs["assert_hostname"] = configuration.assert_hostname
+        if configuration.tls_server_name is not None:
+            tls_kwargs["server_hostname"] = configuration.tls_server_name
+        self._pool_kwargs = pool_kwargs
+        self._tls_kwargs = tls_kwargs
+
+        self._proxy_manager: Optional[urllib3.ProxyManager] = None
+        if configuration.proxy:
+            self._proxy_manager = urllib3.ProxyManager(
+                configuration.proxy,
+                proxy_headers=configuration.proxy_headers,
+                **pool_kwargs,
+                **tls_kwargs,
+            )
+        if not configuration.verify_ssl:
+            warnings.warn(
+                "TLS certificate verification is disabled (verify_ssl=False): anyone between "
+                "this client and the server can read and change the traffic, credentials "
+                "included.",
+                InsecureRequestWarning,
+                stacklevel=3,
+            )
+
+    # -- pools ------------------------------------------------------------------------------
+
+    def _pool_for(self, origin: str) -> HTTPConnectionPool:
+        pool = self._pools.get(origin)
+        if pool is not None:
+            return pool
+        with self._lock:
+            pool = self._pools.get(origin)
+            if pool is None:
+                pool = self._pools[origin] = self._new_pool(origin)
+        return pool
+
+    def _new_pool(self, origin: str) -> HTTPConnectionPool:
+        parsed = parse_url(origin)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ApiValueError(f"cannot send to {origin!r}: not an http(s) URL")
+        if parsed.scheme == "http" and not _is_loopback(parsed.host) and self._has_credentials():
+            logger.warning(
+                "Credentials are sent over plain http:// to %s, where anyone on the network "
+                "can read them; use https://",
+                parsed.host,
+            )
+        if parsed.scheme == "http":
+            return HTTPConnectionPool(parsed.host, parsed.port, **self._pool_kwargs)
+        pool_class = HTTPSConnectionPool if self._configuration.verify_ssl else _UnverifiedHTTPSConnectionPool
+        return pool_class(parsed.host, parsed.port, **self._pool_kwargs, **self._tls_kwargs)
+
+    def _has_credentials(self) -> bool:
+        return bool(self._configuration.api_key or self._configuration.access_token)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+        if self._proxy_manager is not None:
+            self._proxy_manager.clear()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Optional[Dict[str, str]] = None,
+        body: Union[bytes, str, None] = None,
+        _request_timeout: RequestTimeout = None,
+        _preload_content: bool = True,
+    ) -> RESTResponse:
+        """Send one request (with the retries the policy allows) and return the answer.
+
+        Raises ``ApiConnectionError``/``ApiTimeoutError`` when no answer could be had; an
+        HTTP error status is returned, not raised: turning it into an exception is the
+        ``ApiClient``'s job.
+        """
+        if _request_timeout is None:
+            timeout, pool_timeout = self.timeout, self.pool_timeout
+        else:
+            timeout, pool_timeout = to_timeout(_request_timeout, "_request_timeout")
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if debug:
+            _log_request(method, url, headers, body)
+            started = time.perf_counter()
+
+        try:
+            opener: Any
+            if self._proxy_manager is not None:
+                opener, target = self._proxy_manager.urlopen, url
+            else:
+                path_start = url.find("/", url.find("://") + 3)
+                origin, target = (url, "/") if path_start < 0 else (url[:path_start], url[path_start:])
+                opener = self._pool_for(origin).urlopen
+            response = opener(
+                method,
+                target,
+                body=body,
+                headers=headers,
+                retries=self.retries,
+                redirect=False,
+                assert_same_host=False,
+                timeout=timeout,
+                pool_timeout=pool_timeout,
+                preload_content=_preload_content,
+            )
+        except _TRANSPORT_ERRORS as error:
+            # MaxRetryError only wraps what went wrong on the last attempt (and repeats the
+            # URL, query included): chain that failure itself.
+            cause = error.reason if isinstance(error, MaxRetryError) and error.reason else error
+            raise transport_exception(error, method, url) from cause
+
+        if debug:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            _log_response(response, elapsed_ms, _preload_content)
+        return RESTResponse(response)
+
+
+def transport_exception(error: BaseException, method: str, url: str) -> ApiConnectionError:
+    """The SDK exception for a failure that left no HTTP answer."""
+    where = f"{method} {url.split('?', 1)[0]}"
+    if isinstance(error, MaxRetryError) and error.reason is not None:
+        error = error.reason
+    if isinstance(error, ProxyError) and error.original_error is not None:
+        return ApiConnectionError(f"{where}: proxy failed: {_detail(error.original_error)}")
+    if isinstance(error, EmptyPoolError):
+        return ApiTimeoutError(
+            f"{where}: no pooled connection became free in time; "
+            "raise Configuration.connection_pool_maxsize or the timeout"
+        )
+    if isinstance(error, NameResolutionError):
+        return ApiConnectionError(f"{where}: could not resolve the host name ({_detail(error)})")
+    if isinstance(error, NewConnectionError):
+        return ApiConnectionError(f"{where}: could not connect ({_detail(error)})")
+    if isinstance(error, (ConnectTimeoutError, ReadTimeoutError, TimeoutError, socket.timeout)):
+        return ApiTimeoutError(f"{where}: timed out ({_detail(error)})")
+    if isinstance(error, SSLError):
+        return ApiConnectionError(f"{where}: TLS failed ({_detail(error)})")
+    if isinstance(error, ProtocolError):
+        return ApiConnectionError(f"{where}: connection broken ({_detail(error)})")
+    return ApiConnectionError(f"{where}: {type(error).__name__} ({_detail(error)})")
+
+
+def _detail(error: BaseException) -> str:
+    """The most telling part of a (possibly nested) transport error's message."""
+    while error.__cause__ is not None and not str(error).strip():
+        error = error.__cause__
+    cause = error.__cause__
+    if isinstance(error, NewConnectionError) and isinstance(cause, OSError):
+        return str(cause)
+    text = str(error)
+    # urllib3 prefixes messages with the pool or connection object: drop it.
+    for marker in ("): ", ">: "):
+        head, sep, tail = text.partition(marker)
+        if sep and head.startswith(("HTTPConnectionPool", "HTTPSConnectionPool", "<urllib3")):
+            text = tail
+            break
+    return text or type(error).__name__
+
+
+def _log_request(
+    method: str, url: str, headers: Optional[Dict[str, str]], body: Union[bytes, str, None]
+) -> None:
+    size = 0 if body is None else len(body)
+    logger.debug(
+        "request: %s %s headers=%s body=%d bytes%s",
+        method,
+        url,
+        redact_headers(headers),
+        size,
+        f": {_preview(body)}" if body else "",
+    )
+
+
+def _log_response(response: urllib3.BaseHTTPResponse, elapsed_ms: float, preloaded: bool) -> None:
+    logger.debug(
+        "response: %s %s in %.1f ms headers=%s%s",
+        response.status,
+        response.reason,
+        elapsed_ms,
+        redact_headers(response.headers),
+        f" body: {_preview(response.data)}" if preloaded and response.data else "",
+    )
+
+
+def _preview(body: Union[bytes, str]) -> str:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    if len(text) > _BODY_LOG_PREVIEW:
+        return text[:_BODY_LOG_PREVIEW] + f"... [{len(text) - _BODY_LOG_PREVIEW} more]"
+    return text

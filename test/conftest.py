@@ -1,0 +1,48 @@
+"""Shared fixtures: a recording loopback server and clients configured to talk to it."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+from servers import RecordingServer
+
+import kenar_api_client
+
+API_KEY = "test-api-key-4f1c9a7e"
+ACCESS_TOKEN = "test-access-token-b83d2e61"
+
+
+@pytest.fixture(autouse=True)
+def _clean_kenar_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests must not pick up a developer's real credentials or base URL."""
+    for name in ("KENAR_BASE_URL", "KENAR_API_KEY", "KENAR_ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    kenar_api_client.Configuration.set_default(None)
+    kenar_api_client.ApiClient.set_default(None)
+
+
+@pytest.fixture
+def server() -> Iterator[RecordingServer]:
+    recording_server = RecordingServer().start()
+    yield recording_server
+    recording_server.stop()
+
+
+@pytest.fixture
+def configuration(server: RecordingServer) -> kenar_api_client.Configuration:
+    return kenar_api_client.Configuration(
+        host=server.url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN
+    )
+
+
+@pytest.fixture
+def api_client(configuration: kenar_api_client.Configuration) -> Iterator[kenar_api_client.ApiClient]:
+    with kenar_api_client.ApiClient(configuration) as client:
+        yield client
+
+
+@pytest.fixture
+def events_api(api_client: kenar_api_client.ApiClient) -> kenar_api_client.EventsApi:
+    return kenar_api_client.EventsApi(api_client)

@@ -1,0 +1,187 @@
+"""Models: the shared helpers, wire names, unknown fields, validation rules and enums."""
+
+from __future__ import annotations
+
+import json
+
+import pydantic
+import pytest
+
+import kenar_api_client
+from kenar_api_client import (
+    AddonsAction,
+    AddonsGetDynamicAction,
+    AddonsOpenPostManagePage,
+    AddonsOpenPostPage,
+    AddonsOpenServerLink,
+    EventsEventButton,
+    EventsEventButtonList,
+    EventsRegisterEventSubscriptionRequest,
+    EventsRegisterEventSubscriptionRequestEventType,
+    GoogleRpcStatus,
+    ProtobufAny,
+    SendEventRequestTargetType,
+)
+from kenar_api_client.models import KenarModel
+
+
+def test_every_model_shares_the_one_base() -> None:
+    for model in (
+        AddonsAction,
+        AddonsGetDynamicAction,
+        AddonsOpenPostManagePage,
+        AddonsOpenPostPage,
+        AddonsOpenServerLink,
+        EventsEventButton,
+        EventsEventButtonList,
+        EventsRegisterEventSubscriptionRequest,
+        GoogleRpcStatus,
+        ProtobufAny,
+    ):
+        assert issubclass(model, KenarModel)
+        assert "to_dict" not in vars(model)
+        assert "from_json" not in vars(model)
+
+
+def test_button_list_round_trips_through_json() -> None:
+    buttons = EventsEventButtonList(
+        items=[
+            EventsEventButton(
+                title="مشاهده سفارش",
+                action=AddonsAction(open_direct_link="https://shop.example/orders/17"),
+            ),
+            EventsEventButton(
+                title="Open post",
+                action=AddonsAction(open_post_page=AddonsOpenPostPage(post_token="wZ3kT9pQ")),
+            ),
+            EventsEventButton(
+                title="Refresh",
+                action=AddonsAction(get_dynamic_action=AddonsGetDynamicAction(data={"id": 7})),
+            ),
+        ]
+    )
+    text = buttons.to_json()
+    assert json.loads(text) == {
+        "items": [
+            {"title": "مشاهده سفارش", "action": {"open_direct_link": "https://shop.example/orders/17"}},
+            {"title": "Open post", "action": {"open_post_page": {"post_token": "wZ3kT9pQ"}}},
+            {"title": "Refresh", "action": {"get_dynamic_action": {"data": {"id": 7}}}},
+        ]
+    }
+    assert EventsEventButtonList.from_json(text) == buttons
+    assert EventsEventButtonList.from_dict(buttons.to_dict()) == buttons
+
+
+@pytest.mark.parametrize(
+    ("title", "valid"),
+    [
+        ("Buy", False),
+        ("Buy!", False),
+        ("Buy!!", True),
+        ("x" * 50, True),
+        ("x" * 51, False),
+        ("سفارش", True),  # five Persian letters
+        ("می‌خوا", True),  # ZWNJ counts as a character
+    ],
+)
+def test_button_title_must_be_5_to_50_characters(title: str, valid: bool) -> None:
+    if valid:
+        assert EventsEventButton(title=title).title == title
+    else:
+        with pytest.raises(pydantic.ValidationError) as raised:
+            EventsEventButton(title=title)
+        assert raised.value.errors()[0]["loc"] == ("title",)
+
+
+def test_assignment_is_validated_too() -> None:
+    button = EventsEventButton(title="Hello")
+    with pytest.raises(pydantic.ValidationError):
+        button.title = "Hi"
+
+
+def test_required_post_token() -> None:
+    with pytest.raises(pydantic.ValidationError) as raised:
+        AddonsOpenPostManagePage()  # type: ignore[call-arg]
+    assert raised.value.errors()[0]["loc"] == ("post_token",)
+
+
+def test_to_dict_leaves_out_unset_fields() -> None:
+    request = EventsRegisterEventSubscriptionRequest(event_type="POST_UPDATE")
+    assert request.to_dict() == {"event_type": "POST_UPDATE"}
+    assert EventsRegisterEventSubscriptionRequest().to_dict() == {}
+    assert json.loads(request.to_json()) == {"event_type": "POST_UPDATE"}
+
+
+def test_unknown_keywords_are_refused_when_building_a_model() -> None:
+    with pytest.raises(pydantic.ValidationError) as raised:
+        EventsRegisterEventSubscriptionRequest(event_typ="POST_UPDATE")  # type: ignore[call-arg]
+    assert raised.value.errors()[0]["loc"] == ("event_typ",)
+
+
+def test_unknown_fields_from_the_server_are_kept() -> None:
+    status = GoogleRpcStatus.from_json(
+        '{"code": 3, "message": "bad", "retry_info": {"delay": "1s"},'
+        ' "details": [{"@type": "t/x", "field": "message", "nested": {"a": [1]}}]}'
+    )
+    assert status is not None
+    assert status.additional_properties == {"retry_info": {"delay": "1s"}}
+    assert status.details is not None
+    assert status.details[0].type == "t/x"
+    assert status.details[0].additional_properties == {"field": "message", "nested": {"a": [1]}}
+    assert status.to_dict()["retry_info"] == {"delay": "1s"}
+    assert GoogleRpcStatus.from_json(status.to_json()) == status
+
+
+def test_nested_unknown_fields_are_kept_too() -> None:
+    action = AddonsAction.from_dict({"open_post_page": {"post_token": "p", "mode": "full"}, "new_kind": {}})
+    assert action is not None
+    assert action.open_post_page is not None
+    assert action.open_post_page.additional_properties == {"mode": "full"}
+    assert action.to_dict() == {"open_post_page": {"post_token": "p", "mode": "full"}, "new_kind": {}}
+
+
+def test_protobuf_any_uses_the_at_type_wire_name() -> None:
+    detail = ProtobufAny(**{"@type": "type.googleapis.com/google.rpc.BadRequest", "field_violations": []})
+    assert detail.type == "type.googleapis.com/google.rpc.BadRequest"
+    assert detail.to_dict() == {"@type": "type.googleapis.com/google.rpc.BadRequest", "field_violations": []}
+    assert ProtobufAny(type="t").to_dict() == {"@type": "t"}
+
+
+def test_from_dict_and_from_json_of_null() -> None:
+    assert GoogleRpcStatus.from_dict(None) is None
+    assert GoogleRpcStatus.from_json("null") is None
+
+
+def test_grpc_code_name() -> None:
+    assert GoogleRpcStatus(code=16).code_name == "UNAUTHENTICATED"
+    assert GoogleRpcStatus(code=99).code_name is None
+    assert GoogleRpcStatus().code_name is None
+
+
+def test_to_str_is_readable() -> None:
+    text = EventsRegisterEventSubscriptionRequest(event_type="POST_UPDATE").to_str()
+    assert "'event_type': 'POST_UPDATE'" in text
+
+
+def test_enums_are_strings_with_from_json() -> None:
+    assert SendEventRequestTargetType.USER == "USER"
+    assert str(SendEventRequestTargetType.POST) == "POST"
+    assert SendEventRequestTargetType.from_json('"POST"') is SendEventRequestTargetType.POST
+    assert [m.value for m in EventsRegisterEventSubscriptionRequestEventType] == [
+        "NEW_MESSAGE_ON_POST",
+        "POST_UPDATE",
+    ]
+    with pytest.raises(ValueError, match="GROUP"):
+        SendEventRequestTargetType("GROUP")
+
+
+def test_generated_style_module_paths_import() -> None:
+    from kenar_api_client.models.events_register_event_subscription_request import (
+        EventsRegisterEventSubscriptionRequest as ByModule,
+    )
+    from kenar_api_client.models.googlerpc_status import GooglerpcStatus
+    from kenar_api_client.rest import ApiException
+
+    assert ByModule is EventsRegisterEventSubscriptionRequest
+    assert GooglerpcStatus is GoogleRpcStatus
+    assert ApiException is kenar_api_client.ApiException
