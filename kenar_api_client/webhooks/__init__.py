@@ -1,0 +1,94 @@
+"""Receiving Kenar webhook deliveries: verify, parse into typed events, serve over WSGI.
+
+Importing this package loads pydantic and the standard library only, never the HTTP
+client, so a receiver stays light::
+
+    from kenar_api_client.webhooks import parse_event, NewMessageEvent
+
+    event = parse_event(body, headers, identification_key)
+    if isinstance(event, NewMessageEvent):
+        print(event.new_message.text)
+"""
+
+from kenar_api_client.webhooks._errors import (
+    WebhookError,
+    WebhookPayloadError,
+    WebhookPayloadTooLarge,
+    WebhookVerificationError,
+)
+from kenar_api_client.webhooks.events import (
+    TRANSACTION_TYPE_REORDER,
+    ChatMessage,
+    ContactData,
+    Conversation,
+    ConversationType,
+    FileData,
+    ImageData,
+    LocationData,
+    MessageType,
+    NewChatbotMessageEvent,
+    NewMessageEvent,
+    PaymentTransactionEvent,
+    Post,
+    PostUpdate,
+    PostUpdateEvent,
+    PostUpdateType,
+    Sender,
+    SenderSide,
+    SenderType,
+    Transaction,
+    TransactionState,
+    UnknownEvent,
+    UserAccessRevocation,
+    UserAccessRevocationEvent,
+    VideoData,
+    VoiceData,
+    WebhookEvent,
+    WebhookEventType,
+    event_from_dict,
+)
+from kenar_api_client.webhooks.sources import KENAR_WEBHOOK_NETWORKS, is_kenar_source
+from kenar_api_client.webhooks.verify import DEFAULT_MAX_BODY_BYTES, WebhookVerifier, parse_event
+from kenar_api_client.webhooks.wsgi import make_wsgi_app
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "KENAR_WEBHOOK_NETWORKS",
+    "TRANSACTION_TYPE_REORDER",
+    "ChatMessage",
+    "ContactData",
+    "Conversation",
+    "ConversationType",
+    "FileData",
+    "ImageData",
+    "LocationData",
+    "MessageType",
+    "NewChatbotMessageEvent",
+    "NewMessageEvent",
+    "PaymentTransactionEvent",
+    "Post",
+    "PostUpdate",
+    "PostUpdateEvent",
+    "PostUpdateType",
+    "Sender",
+    "SenderSide",
+    "SenderType",
+    "Transaction",
+    "TransactionState",
+    "UnknownEvent",
+    "UserAccessRevocation",
+    "UserAccessRevocationEvent",
+    "VideoData",
+    "VoiceData",
+    "WebhookError",
+    "WebhookEvent",
+    "WebhookEventType",
+    "WebhookPayloadError",
+    "WebhookPayloadTooLarge",
+    "WebhookVerificationError",
+    "WebhookVerifier",
+    "event_from_dict",
+    "is_kenar_source",
+    "make_wsgi_app",
+    "parse_event",
+]
