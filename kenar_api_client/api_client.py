@@ -219,7 +219,7 @@ class ApiClient:
             except (ValueError, TypeError) as error:
                 raise ApiException(
                     status=status,
-                    reason=f"{response_data.reason}, but the body is not valid JSON ({error})",
+                    reason=self._scrub(f"{response_data.reason}, but the body is not valid JSON ({error})"),
                     body=self._redacted_text(raw),
                     headers=response_data.getheaders(),
                 ) from error
@@ -247,7 +247,7 @@ class ApiClient:
             kwargs["retry_after"] = parse_retry_after(response.getheader("Retry-After"))
         return exception_class(
             status=response.status,
-            reason=response.reason,
+            reason=self._scrub(response.reason or ""),
             body=body,
             data=status_model,
             headers=response.getheaders(),
@@ -256,11 +256,12 @@ class ApiClient:
 
     def _redacted_text(self, raw: bytes) -> str:
         """Body text safe to keep in an exception: decoded leniently, credentials scrubbed."""
+        return self._scrub(raw.decode("utf-8", "replace"))
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the configured credentials, should a server echo one back."""
         config = self.configuration
-        return scrub(
-            raw.decode("utf-8", "replace"),
-            (*config.api_key.values(), config.access_token),
-        )
+        return scrub(text, (*config.api_key.values(), config.access_token))
 
     def deserialize(
         self,

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import warnings
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import urllib3
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -27,7 +27,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util import Timeout, parse_url
 
-from kenar_api_client._redact import redact_headers
+from kenar_api_client._redact import SENSITIVE_HEADERS, redact_headers, scrub
 from kenar_api_client.configuration import Configuration
 from kenar_api_client.exceptions import (
     ApiConnectionError,
@@ -95,8 +95,13 @@ def to_timeout(value: Any, name: str = "timeout") -> Tuple[Timeout, Optional[flo
     )
 
 
+# The longest timeout the socket and lock layers accept; connect + read must fit in it too.
+_MAX_TIMEOUT = threading.TIMEOUT_MAX / 2
+
+
 def _is_positive_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    # inf or 1e20 would pass "> 0" and then make urllib3 fail with a raw OverflowError.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= _MAX_TIMEOUT
 
 
 def _is_loopback(host: str) -> bool:
@@ -201,6 +206,17 @@ class RESTClientObject:
         pool_class = HTTPSConnectionPool if self._configuration.verify_ssl else _UnverifiedHTTPSConnectionPool
         return pool_class(parsed.host, parsed.port, **self._pool_kwargs, **self._tls_kwargs)
 
+    def _secrets(self, headers: Optional[Dict[str, str]]) -> List[str]:
+        """What a debug line must not show, wherever it appears (a server may echo it back)."""
+        config = self._configuration
+        found = [*config.api_key.values(), config.access_token or ""]
+        for name, value in (headers or {}).items():
+            if name.lower() in SENSITIVE_HEADERS and isinstance(value, str):
+                # "Bearer <token>" and "<prefix> <key>": the whole value and its last word.
+                found += [value, value.rsplit(" ", 1)[-1]]
+        # Longest first, so that a secret containing another is replaced whole.
+        return sorted({s for s in found if s}, key=len, reverse=True)
+
     def _has_credentials(self) -> bool:
         return bool(self._configuration.api_key or self._configuration.access_token)
 
@@ -236,7 +252,8 @@ class RESTClientObject:
             timeout, pool_timeout = to_timeout(_request_timeout, "_request_timeout")
         debug = logger.isEnabledFor(logging.DEBUG)
         if debug:
-            _log_request(method, url, headers, body)
+            secrets = self._secrets(headers)
+            _log_request(method, url, headers, body, secrets)
             started = time.perf_counter()
 
         try:
@@ -267,7 +284,7 @@ class RESTClientObject:
 
         if debug:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            _log_response(response, elapsed_ms, _preload_content)
+            _log_response(response, elapsed_ms, _preload_content, secrets)
         return RESTResponse(response)
 
 
@@ -303,6 +320,9 @@ def _detail(error: BaseException) -> str:
     cause = error.__cause__
     if isinstance(error, NewConnectionError) and isinstance(cause, OSError):
         return str(cause)
+    if len(error.args) == 2 and isinstance(error.args[1], str) and not isinstance(error.args[0], str):
+        # ConnectTimeoutError(connection, message) would print as a tuple with an object repr.
+        return error.args[1]
     text = str(error)
     # urllib3 prefixes messages with the pool or connection object: drop it.
     for marker in ("): ", ">: "):
@@ -313,29 +333,36 @@ def _detail(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+# Debug lines are formatted here and scrubbed whole: credential headers are replaced by
+# name, and a credential the server echoes back (in a body, another header, the reason)
+# is replaced wherever it appears.
+
+
 def _log_request(
-    method: str, url: str, headers: Optional[Dict[str, str]], body: Union[bytes, str, None]
+    method: str,
+    url: str,
+    headers: Optional[Dict[str, str]],
+    body: Union[bytes, str, None],
+    secrets: List[str],
 ) -> None:
     size = 0 if body is None else len(body)
-    logger.debug(
-        "request: %s %s headers=%s body=%d bytes%s",
-        method,
-        url,
-        redact_headers(headers),
-        size,
-        f": {_preview(body)}" if body else "",
+    line = "request: {} {} headers={} body={} bytes{}".format(
+        method, url, redact_headers(headers), size, f": {_preview(body)}" if body else ""
     )
+    logger.debug("%s", scrub(line, secrets))
 
 
-def _log_response(response: urllib3.BaseHTTPResponse, elapsed_ms: float, preloaded: bool) -> None:
-    logger.debug(
-        "response: %s %s in %.1f ms headers=%s%s",
+def _log_response(
+    response: urllib3.BaseHTTPResponse, elapsed_ms: float, preloaded: bool, secrets: List[str]
+) -> None:
+    line = "response: {} {} in {:.1f} ms headers={}{}".format(
         response.status,
         response.reason,
         elapsed_ms,
         redact_headers(response.headers),
         f" body: {_preview(response.data)}" if preloaded and response.data else "",
     )
+    logger.debug("%s", scrub(line, secrets))
 
 
 def _preview(body: Union[bytes, str]) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Callable, Iterator, List
 
 import pytest
 from servers import RecordingServer
 
 import kenar_api_client
+from kenar_api_client import ApiClient, Configuration, EventsApi
 
 API_KEY = "test-api-key-4f1c9a7e"
 ACCESS_TOKEN = "test-access-token-b83d2e61"
@@ -46,3 +47,22 @@ def api_client(configuration: kenar_api_client.Configuration) -> Iterator[kenar_
 @pytest.fixture
 def events_api(api_client: kenar_api_client.ApiClient) -> kenar_api_client.EventsApi:
     return kenar_api_client.EventsApi(api_client)
+
+
+@pytest.fixture
+def make_api() -> Iterator[Callable[..., EventsApi]]:
+    """``make_api(url, timeout=..., retries=...)``: an EventsApi on its own client and config."""
+    clients: List[ApiClient] = []
+
+    def make(url: str, **settings: Any) -> EventsApi:
+        configuration = Configuration(host=url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN)
+        settings.setdefault("timeout", 2.0)
+        for name, value in settings.items():
+            setattr(configuration, name, value)
+        client = ApiClient(configuration)
+        clients.append(client)
+        return EventsApi(client)
+
+    yield make
+    for client in clients:
+        client.close()

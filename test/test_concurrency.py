@@ -1,0 +1,118 @@
+"""One ApiClient shared by many threads: answers never cross, and the pool bounds the connections."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator, List, Tuple
+
+import pytest
+from conftest import ACCESS_TOKEN, API_KEY
+from servers import RecordedRequest, RecordingServer, Reply
+
+from kenar_api_client import ApiClient, ApiException, ApiTimeoutError, Configuration, EventsApi
+
+THREADS = 32
+CALLS_PER_THREAD = 200
+POOL_SIZE = 8
+
+
+def echo(request: RecordedRequest) -> Reply:
+    """Answer with the request's own ``message`` and its credentials, so mix-ups show."""
+    return Reply(
+        200,
+        {
+            "echo": request.query["message"][0],
+            "target": request.query["target_resource_id"][0],
+            "key": request.headers["X-API-Key"],
+        },
+    )
+
+
+@pytest.fixture
+def echo_server() -> Iterator[RecordingServer]:
+    server = RecordingServer(echo).start()
+    yield server
+    server.stop()
+
+
+def test_a_shared_client_under_load_keeps_answers_apart_and_connections_bounded(
+    echo_server: RecordingServer,
+) -> None:
+    configuration = Configuration(
+        host=echo_server.url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN
+    )
+    configuration.connection_pool_maxsize = POOL_SIZE
+    configuration.timeout = (2.0, 10.0)
+    start = threading.Barrier(THREADS)
+
+    def worker(thread_index: int) -> Tuple[List[str], List[BaseException]]:
+        mismatches: List[str] = []
+        errors: List[BaseException] = []
+        start.wait()
+        for call_index in range(CALLS_PER_THREAD):
+            message = f"t{thread_index}-c{call_index}-پیام"
+            try:
+                answer: Any = api.events_send_event(
+                    message=message, target_type="USER", target_resource_id=f"user-{thread_index}"
+                )
+            except Exception as error:  # every failure is a test failure
+                errors.append(error)
+                continue
+            expected = {"echo": message, "target": f"user-{thread_index}", "key": API_KEY}
+            if answer != expected:
+                mismatches.append(f"sent {message!r}, got {answer!r}")
+        return mismatches, errors
+
+    started = time.monotonic()
+    with ApiClient(configuration) as client:
+        api = EventsApi(client)
+        with ThreadPoolExecutor(THREADS) as executor:
+            results = list(executor.map(worker, range(THREADS)))
+    elapsed = time.monotonic() - started
+
+    mismatches = [m for thread_mismatches, _ in results for m in thread_mismatches]
+    errors = [e for _, thread_errors in results for e in thread_errors]
+    assert errors == [], f"{len(errors)} calls failed, first: {errors[0]!r}"
+    assert mismatches == [], f"{len(mismatches)} answers crossed, first: {mismatches[0]}"
+    assert len(echo_server.requests) == THREADS * CALLS_PER_THREAD
+    # block=True: callers wait for a free connection rather than opening more than the pool.
+    assert echo_server.max_open_connections <= POOL_SIZE
+    assert echo_server.connections <= POOL_SIZE
+    assert elapsed < 60  # "did not hang"; on a normal machine this takes a few seconds
+
+
+def test_waiting_for_a_free_connection_is_bounded_by_the_timeout() -> None:
+    """With every pooled connection busy on a slow answer, a caller gives up in time."""
+    server = RecordingServer(lambda request: Reply(200, {}, delay=0.6)).start()
+    configuration = Configuration(host=server.url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN)
+    configuration.connection_pool_maxsize = 1
+    configuration.timeout = 3.0
+    try:
+        with ApiClient(configuration) as client:
+            api = EventsApi(client)
+            first_started = threading.Event()
+
+            def slow_call() -> Any:
+                first_started.set()
+                return api.events_send_event(message="first")
+
+            with ThreadPoolExecutor(1) as executor:
+                future = executor.submit(slow_call)
+                first_started.wait()
+                # The first call holds the only connection once the server has its request.
+                deadline = time.monotonic() + 2
+                while not server.requests and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                begun = time.monotonic()
+                with pytest.raises(ApiException) as caught:
+                    api.events_send_event(message="second", _request_timeout=0.2)
+                waited = time.monotonic() - begun
+                assert future.result() == {}
+        assert isinstance(caught.value, ApiTimeoutError)
+        assert "connection_pool_maxsize" in str(caught.value)
+        assert 0.15 <= waited < 2.0  # raising at all proves it did not wait for the slow call
+        assert [r.query["message"][0] for r in server.requests] == ["first"]
+    finally:
+        server.stop()

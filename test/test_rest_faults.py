@@ -1,0 +1,738 @@
+"""Fault injection: real loopback servers that stall, reset, lie or refuse, and what the caller gets.
+
+Every test asserts both sides: what the server actually received (requests, connections)
+and what the caller got (exception type, status, ``__cause__``, message, elapsed time).
+Times are only ever bounded loosely: an upper bound proves "did not hang", a lower bound
+proves "did wait".
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import math
+import socket
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Type
+
+import pytest
+import urllib3
+from fault_servers import (
+    SEND_PATH,
+    SUBSCRIBE_PATH,
+    RawServer,
+    UnacceptingListener,
+    answer_then_close,
+    bad_chunked,
+    bad_gzip,
+    close_without_answer,
+    free_port,
+    garbage_status_line,
+    huge_header_line,
+    reset_mid_response,
+    short_body_then_close,
+    stall,
+    stall_mid_body,
+    wait_until,
+)
+from servers import RecordingServer, Reply
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+
+import kenar_api_client
+from kenar_api_client import (
+    ApiClient,
+    ApiConnectionError,
+    ApiException,
+    ApiTimeoutError,
+    ApiValueError,
+    BadRequestException,
+    Configuration,
+    EventsApi,
+    ForbiddenException,
+    GoogleRpcStatus,
+    ServiceException,
+    TooManyRequestsException,
+    UnauthorizedException,
+)
+from kenar_api_client.retry import KenarRetry
+
+# Test timeouts: small enough to keep the suite fast, large enough for a loaded machine to
+# answer a loopback request that is meant to succeed.
+SHORT_TIMEOUT = 0.2
+# "Did not hang": generous, a stalled call would take the default 60 s.
+HANG_BOUND = 3.0
+
+SEND_ARGS: Dict[str, Any] = {"message": "hello", "target_type": "USER", "target_resource_id": "u-1"}
+SUBSCRIPTION: Dict[str, Any] = {"event_type": "POST_UPDATE", "event_resource_id": "wZ3kT9pQ"}
+
+
+def fast_retry(total: int = 2) -> KenarRetry:
+    """The default policy with a tiny backoff, so that retried failures keep tests fast."""
+    return KenarRetry.default(total).new(backoff_factor=0.01, backoff_jitter=0)
+
+
+def call(api: EventsApi, operation: str) -> Any:
+    """Make one call of ``operation``: "send" (query parameters) or "subscribe" (JSON body)."""
+    if operation == "send":
+        return api.events_send_event(**SEND_ARGS)
+    return api.events_register_event_subscription(SUBSCRIPTION)
+
+
+def status_body(code: int, message: str) -> Dict[str, Any]:
+    return {"code": code, "message": message, "details": []}
+
+
+# -- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_raw() -> Iterator[Callable[[Callable[[RawServer, socket.socket], None]], RawServer]]:
+    started: List[RawServer] = []
+
+    def make(behaviour: Callable[[RawServer, socket.socket], None]) -> RawServer:
+        raw = RawServer(behaviour).start()
+        started.append(raw)
+        return raw
+
+    cleanups: List[Callable[[], None]] = []
+    make.cleanups = cleanups  # type: ignore[attr-defined]
+    yield make
+    for raw in started:
+        raw.stop()
+    for cleanup in cleanups:
+        cleanup()
+
+
+def causes(error: BaseException) -> List[BaseException]:
+    """``error`` and everything chained under it (``__cause__``, else ``__context__``)."""
+    chain: List[BaseException] = []
+    current: Optional[BaseException] = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+# -- timeouts -----------------------------------------------------------------------------
+
+
+class TestTimeouts:
+    def test_the_default_is_connect_10_s_read_60_s(self) -> None:
+        configuration = Configuration()
+        assert configuration.timeout == (10.0, 60.0)
+        with ApiClient(configuration) as client:
+            timeout = client.rest_client.timeout
+            assert timeout.connect_timeout == 10.0
+            assert timeout.read_timeout == 60.0
+
+    @pytest.mark.parametrize("operation", ["send", "subscribe"])
+    def test_a_server_that_never_answers_times_out_within_the_configured_bound(
+        self, make_raw: Any, make_api: Any, operation: str
+    ) -> None:
+        raw = make_raw(stall)
+        api = make_api(raw.url, timeout=SHORT_TIMEOUT)
+        started = time.monotonic()
+        with pytest.raises(ApiTimeoutError) as caught:
+            call(api, operation)
+        elapsed = time.monotonic() - started
+
+        assert SHORT_TIMEOUT * 0.8 <= elapsed < HANG_BOUND
+        error = caught.value
+        assert error.status == 0
+        assert isinstance(error.__cause__, ReadTimeoutError)
+        assert "timed out" in str(error)
+        # A POST whose answer was lost may have been processed: it is never sent again.
+        assert len(raw.requests) == 1
+        assert raw.connections == 1
+
+    def test_a_server_that_stalls_in_the_middle_of_the_body_times_out(
+        self, make_raw: Any, make_api: Any
+    ) -> None:
+        raw = make_raw(stall_mid_body)
+        api = make_api(raw.url, timeout=SHORT_TIMEOUT)
+        started = time.monotonic()
+        with pytest.raises(ApiTimeoutError) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert time.monotonic() - started < HANG_BOUND
+        assert caught.value.status == 0
+        assert caught.value.__cause__ is not None
+        assert len(raw.requests) == 1
+
+    @pytest.mark.parametrize("request_timeout", [SHORT_TIMEOUT, (1.0, SHORT_TIMEOUT), [1, SHORT_TIMEOUT]])
+    def test_a_per_call_timeout_overrides_the_configured_one(
+        self, make_raw: Any, make_api: Any, request_timeout: Any
+    ) -> None:
+        raw = make_raw(stall)
+        api = make_api(raw.url, timeout=(10.0, 60.0))
+        started = time.monotonic()
+        with pytest.raises(ApiTimeoutError):
+            api.events_send_event(**SEND_ARGS, _request_timeout=request_timeout)
+        assert SHORT_TIMEOUT * 0.8 <= time.monotonic() - started < HANG_BOUND
+        assert len(raw.requests) == 1
+
+    def test_a_per_call_timeout_can_also_be_longer_than_the_configured_one(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        server.queue_reply(Reply(delay=0.3))
+        api = make_api(server.url, timeout=0.1)
+        assert api.events_send_event(**SEND_ARGS, _request_timeout=(1.0, 3.0)) == {}
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            -1,
+            0,
+            "abc",
+            (1,),
+            (1, 2, 3),
+            (1, -1),
+            ("1", "2"),
+            True,
+            float("nan"),
+            float("inf"),
+            1e20,
+            {"read": 1},
+        ],
+    )
+    def test_an_invalid_per_call_timeout_is_refused_before_sending(
+        self, server: RecordingServer, make_api: Any, bad: Any
+    ) -> None:
+        api = make_api(server.url)
+        with pytest.raises(ApiValueError, match="_request_timeout"):
+            api.events_send_event(**SEND_ARGS, _request_timeout=bad)
+        assert server.requests == []
+
+    @pytest.mark.parametrize("bad", [-1, 0, "abc", (1,), None, float("inf")])
+    def test_an_invalid_configured_timeout_is_refused_when_the_client_is_made(self, bad: Any) -> None:
+        configuration = Configuration(host="http://127.0.0.1:9")
+        configuration.timeout = bad
+        with pytest.raises(ApiValueError, match="timeout"):
+            ApiClient(configuration)
+
+
+# -- no connection ------------------------------------------------------------------------
+
+
+class TestConnectionFailures:
+    def test_a_refused_connection_is_retried_then_raised_as_a_connection_error(
+        self, make_api: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        host, port = free_port()
+        api = make_api(f"http://{host}:{port}", retries=fast_retry(2))
+        caplog.set_level(logging.WARNING, logger="urllib3")
+        started = time.monotonic()
+        with pytest.raises(ApiConnectionError) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert time.monotonic() - started < HANG_BOUND
+
+        error = caught.value
+        # urllib3's NewConnectionError subclasses ConnectTimeoutError; a refusal is not a timeout.
+        assert not isinstance(error, ApiTimeoutError)
+        assert error.status == 0
+        assert isinstance(error.__cause__, NewConnectionError)
+        assert any(isinstance(e, ConnectionRefusedError) for e in causes(error))
+        assert "could not connect" in str(error)
+        assert SEND_PATH in str(error)
+        # The request certainly never reached a server, so it was tried 1 + 2 times.
+        retried = [r for r in caplog.records if r.getMessage().startswith("Retrying")]
+        assert len(retried) == 2
+
+    def test_the_default_policy_backs_off_exponentially_with_jitter(self) -> None:
+        # The waits themselves are measured in TestRetries (503 then 200); here, their growth.
+        retry: Any = KenarRetry.default()
+        assert retry.get_backoff_time() == 0
+        waits = []
+        for _ in range(2):
+            retry = retry.increment("POST", SEND_PATH, error=NewConnectionError(None, "refused"))
+            waits.append(retry.get_backoff_time())
+        assert 0.5 <= waits[0] <= 0.75
+        assert 1.0 <= waits[1] <= 1.25
+        with pytest.raises(urllib3.exceptions.MaxRetryError):
+            retry.increment("POST", SEND_PATH, error=NewConnectionError(None, "refused"))
+
+    def test_retries_0_makes_a_single_attempt(self, make_api: Any, caplog: pytest.LogCaptureFixture) -> None:
+        host, port = free_port()
+        api = make_api(f"http://{host}:{port}", retries=0)
+        caplog.set_level(logging.WARNING, logger="urllib3")
+        with pytest.raises(ApiConnectionError):
+            api.events_send_event(**SEND_ARGS)
+        assert not [r for r in caplog.records if r.getMessage().startswith("Retrying")]
+
+    def test_a_connect_timeout_is_a_timeout_and_is_retried(
+        self, make_api: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        listener = UnacceptingListener()
+        try:
+            api = make_api(listener.url, timeout=(SHORT_TIMEOUT, 5.0), retries=fast_retry(2))
+            caplog.set_level(logging.WARNING, logger="urllib3")
+            started = time.monotonic()
+            with pytest.raises(ApiTimeoutError) as caught:
+                api.events_send_event(**SEND_ARGS)
+            elapsed = time.monotonic() - started
+        finally:
+            listener.close()
+        error = caught.value
+        assert error.status == 0
+        assert isinstance(error.__cause__, ConnectTimeoutError)
+        assert not isinstance(error.__cause__, NewConnectionError)
+        assert "connect timeout" in str(error)
+        assert "HTTPConnection" not in str(error)  # no object reprs in the message
+        # Nothing was sent, so the connect was tried 1 + 2 times, each bounded.
+        assert 3 * SHORT_TIMEOUT * 0.8 <= elapsed < 3 * SHORT_TIMEOUT + HANG_BOUND
+        assert len([r for r in caplog.records if r.getMessage().startswith("Retrying")]) == 2
+
+    def test_an_unresolvable_host_is_a_connection_error(self, make_api: Any) -> None:
+        # RFC 2606 reserves .invalid: resolvers refuse it locally, no network involved.
+        api = make_api("http://kenar-sdk-test.invalid", retries=fast_retry(1), timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(ApiConnectionError) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert time.monotonic() - started < HANG_BOUND + 2
+        error = caught.value
+        assert not isinstance(error, ApiTimeoutError)
+        assert error.status == 0
+        assert isinstance(error.__cause__, NameResolutionError)
+        assert "resolve" in str(error)
+        assert "kenar-sdk-test.invalid" in str(error)
+
+    def test_a_reset_in_the_middle_of_the_answer_is_a_connection_error(
+        self, make_raw: Any, make_api: Any
+    ) -> None:
+        raw = make_raw(reset_mid_response)
+        api = make_api(raw.url)
+        with pytest.raises(ApiConnectionError) as caught:
+            api.events_send_event(**SEND_ARGS)
+        error = caught.value
+        assert not isinstance(error, ApiTimeoutError)
+        assert error.status == 0
+        assert isinstance(error.__cause__, ProtocolError)
+        assert "connection broken" in str(error)
+        # The request was received: it must not be sent again.
+        assert len(raw.requests) == 1
+
+    @pytest.mark.parametrize(
+        "behaviour",
+        [close_without_answer, garbage_status_line, short_body_then_close, bad_chunked, huge_header_line],
+        ids=lambda f: f.__name__,
+    )
+    def test_a_missing_or_broken_answer_is_a_connection_error_and_is_not_retried(
+        self, make_raw: Any, make_api: Any, behaviour: Any
+    ) -> None:
+        raw = make_raw(behaviour)
+        api = make_api(raw.url)
+        with pytest.raises(ApiConnectionError) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert caught.value.status == 0
+        assert isinstance(caught.value.__cause__, ProtocolError)
+        assert len(raw.requests) == 1
+
+    def test_a_body_that_fails_to_decompress_is_an_api_exception(self, make_raw: Any, make_api: Any) -> None:
+        raw = make_raw(bad_gzip)
+        api = make_api(raw.url)
+        with pytest.raises(ApiException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert isinstance(caught.value.__cause__, DecodeError)
+        assert len(raw.requests) == 1
+
+    def test_the_pool_recovers_from_a_server_closing_keep_alive_connections(
+        self, make_raw: Any, make_api: Any
+    ) -> None:
+        raw = make_raw(answer_then_close)
+        api = make_api(raw.url)
+        for call_number in range(1, 21):
+            assert api.events_send_event(**SEND_ARGS) == {"ok": True}
+            # The server closes right after answering, so its FIN may still be in flight
+            # when the next call takes the connection from the pool. urllib3 discards a
+            # pooled connection it sees closed, but it cannot see a FIN that has not arrived;
+            # a POST sent into that gap is lost and, since it might have been processed, is
+            # not retried. A real server closes idle connections after seconds, not
+            # microseconds: waiting for the close (and ~20 ms for its FIN) reproduces that,
+            # not a race no client can win.
+            assert wait_until(lambda n=call_number: raw.closed >= n)
+            time.sleep(0.02)
+        assert len(raw.requests) == 20
+        assert raw.connections == 20
+
+
+# -- answers the retry policy cares about -------------------------------------------------
+
+
+class TestRetries:
+    def test_429_with_retry_after_seconds_is_retried_after_that_wait(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        server.queue_reply(Reply(429, status_body(8, "slow down"), {"Retry-After": "1"}))
+        api = make_api(server.url)
+        started = time.monotonic()
+        assert api.events_send_event(**SEND_ARGS) == {}
+        elapsed = time.monotonic() - started
+        assert 0.9 <= elapsed < 1 + HANG_BOUND
+        assert len(server.requests) == 2
+        # The retry is the same request again.
+        assert server.requests[0].raw_path == server.requests[1].raw_path
+
+    def test_429_with_retry_after_as_an_http_date_is_retried_after_that_wait(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        # The date has a resolution of one second: "two whole seconds from the last one"
+        # lies between 1 and 2 seconds ahead.
+        retry_at = email.utils.formatdate(math.floor(time.time()) + 2, usegmt=True)
+        server.queue_reply(Reply(429, status_body(8, "slow down"), {"Retry-After": retry_at}))
+        api = make_api(server.url)
+        started = time.monotonic()
+        assert api.events_send_event(**SEND_ARGS) == {}
+        assert 0.9 <= time.monotonic() - started < 2 + HANG_BOUND
+        assert len(server.requests) == 2
+
+    def test_429_with_a_retry_after_beyond_the_cap_raises_at_once(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        server.queue_reply(Reply(429, status_body(8, "quota exhausted"), {"Retry-After": "3600"}))
+        api = make_api(server.url)
+        started = time.monotonic()
+        with pytest.raises(TooManyRequestsException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert time.monotonic() - started < 1.5
+        assert caught.value.retry_after == 3600
+        assert caught.value.status == 429
+        assert "3600" in str(caught.value)
+        assert len(server.requests) == 1
+
+    def test_the_retry_after_cap_is_configurable(self, server: RecordingServer, make_api: Any) -> None:
+        server.queue_reply(Reply(429, status_body(8, "slow down"), {"Retry-After": "1"}))
+        api = make_api(server.url, retry_after_max=0.5)
+        started = time.monotonic()
+        with pytest.raises(TooManyRequestsException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert time.monotonic() - started < 0.9
+        assert caught.value.retry_after == 1
+        assert len(server.requests) == 1
+
+    def test_429_every_time_raises_after_two_retries(self, server: RecordingServer, make_api: Any) -> None:
+        server.responder = lambda request: Reply(429, status_body(8, "slow down"))
+        api = make_api(server.url, retries=fast_retry(2))
+        with pytest.raises(TooManyRequestsException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert caught.value.retry_after is None
+        assert isinstance(caught.value.data, GoogleRpcStatus)
+        assert caught.value.data.message == "slow down"
+        assert len(server.requests) == 3
+
+    def test_429_with_a_distant_http_date_raises_at_once_with_the_seconds_left(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        retry_at = email.utils.formatdate(time.time() + 7200, usegmt=True)
+        server.queue_reply(Reply(429, status_body(8, "quota"), {"Retry-After": retry_at}))
+        api = make_api(server.url)
+        started = time.monotonic()
+        with pytest.raises(TooManyRequestsException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert time.monotonic() - started < 1.5
+        assert caught.value.retry_after is not None
+        assert 7100 <= caught.value.retry_after <= 7201
+        assert len(server.requests) == 1
+
+    def test_429_with_a_date_in_the_past_reports_zero_retry_after(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        server.responder = lambda request: Reply(429, b"", {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+        api = make_api(server.url, retries=0)
+        with pytest.raises(TooManyRequestsException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert caught.value.retry_after == 0
+
+    def test_503_then_200_succeeds_after_one_backed_off_retry(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        server.queue_reply(Reply(503, "<html>maintenance</html>", {"Content-Type": "text/html"}))
+        api = make_api(server.url)  # the default policy: first backoff 0.5 s (+ up to 0.25 s)
+        started = time.monotonic()
+        assert api.events_register_event_subscription(SUBSCRIPTION) == {}
+        assert 0.45 <= time.monotonic() - started < 0.75 + HANG_BOUND
+        assert len(server.requests) == 2
+        assert server.requests[0].json() == server.requests[1].json() == SUBSCRIPTION
+
+    def test_503_every_time_raises_a_service_exception_after_two_retries(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        server.responder = lambda request: Reply(503, status_body(14, "unavailable"))
+        api = make_api(server.url, retries=fast_retry(2))
+        with pytest.raises(ServiceException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert caught.value.status == 503
+        assert caught.value.data.code_name == "UNAVAILABLE"
+        assert len(server.requests) == 3
+
+    @pytest.mark.parametrize("status", [500, 502, 504])
+    @pytest.mark.parametrize("operation", ["send", "subscribe"])
+    def test_other_5xx_on_a_post_are_sent_exactly_once(
+        self, server: RecordingServer, make_api: Any, status: int, operation: str
+    ) -> None:
+        server.responder = lambda request: Reply(status, status_body(13, "internal"))
+        api = make_api(server.url)
+        with pytest.raises(ServiceException) as caught:
+            call(api, operation)
+        assert caught.value.status == status
+        assert caught.value.data.code == 13
+        assert len(server.requests) == 1
+
+    def test_retries_0_disables_retrying_429(self, server: RecordingServer, make_api: Any) -> None:
+        server.responder = lambda request: Reply(429, status_body(8, "slow down"), {"Retry-After": "1"})
+        api = make_api(server.url, retries=0)
+        started = time.monotonic()
+        with pytest.raises(TooManyRequestsException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert time.monotonic() - started < 0.9
+        assert caught.value.retry_after == 1
+        assert len(server.requests) == 1
+
+    def test_an_int_is_the_default_policy_with_that_many_retries(self, make_api: Any) -> None:
+        # Its behaviour is the default policy's (tested above with fast backoff); waiting
+        # through its real 0.5 s backoff again would only slow the suite down.
+        retry = make_api("http://127.0.0.1:9", retries=1).api_client.rest_client.retries
+        assert isinstance(retry, KenarRetry)
+        assert (retry.total, retry.connect, retry.status, retry.read, retry.other) == (1, 1, 1, 0, 0)
+        assert set(retry.status_forcelist) == {429, 503}
+        assert retry.backoff_factor == 0.5
+
+    def test_a_urllib3_retry_is_honoured(self, server: RecordingServer, make_api: Any) -> None:
+        # A caller who knows their request is safe to repeat may opt in to retrying a 500.
+        # urllib3's Retry leaves POST out unless allowed_methods says otherwise.
+        server.responder = lambda request: Reply(500, status_body(13, "internal"))
+        retry = urllib3.Retry(total=3, status_forcelist=[500], allowed_methods=None, backoff_factor=0)
+        api = make_api(server.url, retries=retry)
+        with pytest.raises(ServiceException):
+            api.events_send_event(**SEND_ARGS)
+        assert len(server.requests) == 4
+
+    def test_a_urllib3_retry_that_allows_no_post_does_not_retry_posts(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        server.queue_reply(Reply(503, b""))
+        api = make_api(server.url, retries=urllib3.Retry(total=3, status_forcelist=[503]))
+        with pytest.raises(ServiceException):
+            api.events_send_event(**SEND_ARGS)
+        assert len(server.requests) == 1
+
+    @pytest.mark.parametrize("bad", [-1, "2", 1.5, True])
+    def test_invalid_retries_are_refused_when_the_client_is_made(self, bad: Any) -> None:
+        configuration = Configuration(host="http://127.0.0.1:9")
+        configuration.retries = bad
+        with pytest.raises(ApiValueError, match="retries"):
+            ApiClient(configuration)
+
+
+# -- error bodies, whatever they are ------------------------------------------------------
+
+
+class TestBodies:
+    def test_a_googlerpc_status_body_is_parsed_into_data(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        body = {
+            "code": 7,
+            "message": "permission EVENTS_SEND is missing",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "NO_PERM"}],
+        }
+        server.queue_reply(Reply(403, body))
+        api = make_api(server.url)
+        with pytest.raises(ForbiddenException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        error = caught.value
+        assert isinstance(error.data, GoogleRpcStatus)
+        assert error.data.code == 7
+        assert error.data.details is not None
+        assert error.data.details[0]["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
+        assert error.data.details[0]["reason"] == "NO_PERM"
+        assert json.loads(error.body or "") == body
+        assert "PERMISSION_DENIED" in str(error)
+        assert "permission EVENTS_SEND is missing" in str(error)
+
+    def test_an_html_502_from_a_proxy_is_a_service_exception_with_the_text(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        html = "<html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1></body></html>"
+        server.queue_reply(Reply(502, html, {"Content-Type": "text/html"}))
+        api = make_api(server.url)
+        with pytest.raises(ServiceException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        error = caught.value
+        assert error.status == 502
+        assert error.body == html
+        assert error.data is None
+        assert "502 Bad Gateway" in str(error)
+        assert len(server.requests) == 1
+
+    def test_a_200_whose_body_is_not_json_says_so_and_keeps_the_body(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        server.queue_reply(Reply(200, '{"ok": tru'))
+        api = make_api(server.url)
+        with pytest.raises(ApiException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        error = caught.value
+        assert error.status == 200
+        assert "not valid JSON" in str(error)
+        assert error.body == '{"ok": tru'
+        assert isinstance(error.__cause__, ValueError)
+
+    def test_a_200_whose_body_is_not_utf8_says_so(self, server: RecordingServer, make_api: Any) -> None:
+        server.queue_reply(Reply(200, b"\xff\xfe\xfd{}"))
+        api = make_api(server.url)
+        with pytest.raises(ApiException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert "not valid JSON" in str(caught.value)
+        assert caught.value.body is not None
+        assert isinstance(caught.value.__cause__, ValueError)
+
+    def test_an_error_body_that_is_not_utf8_does_not_break_the_error_path(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        server.queue_reply(Reply(400, b"\xff\xfe\x00bad \xc3\x28 request", {"Content-Type": "text/plain"}))
+        api = make_api(server.url)
+        with pytest.raises(BadRequestException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        error = caught.value
+        assert error.status == 400
+        assert error.data is None
+        assert error.body is not None
+        assert "bad" in error.body
+        assert "\ufffd" in error.body
+        str(error)
+        repr(error)
+
+    def test_a_json_error_body_that_is_not_a_status_is_kept_as_text(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        server.queue_reply(Reply(401, {"code": "not-an-int", "message": ["odd"]}))
+        api = make_api(server.url)
+        with pytest.raises(UnauthorizedException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert caught.value.data is None
+        assert "not-an-int" in (caught.value.body or "")
+
+    def test_a_5_mb_body_is_read_whole(self, server: RecordingServer, make_api: Any) -> None:
+        server.queue_reply(Reply(200, {"pad": "x" * 5_000_000}))
+        api = make_api(server.url)
+        result = api.events_send_event(**SEND_ARGS)
+        assert isinstance(result, dict)
+        assert len(result["pad"]) == 5_000_000
+
+    def test_a_5_mb_error_body_is_kept_but_not_printed(self, server: RecordingServer, make_api: Any) -> None:
+        big = json.dumps({"pad": "y" * 5_000_000})
+        server.queue_reply(Reply(500, big))
+        api = make_api(server.url)
+        with pytest.raises(ServiceException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert caught.value.body == big
+        assert len(str(caught.value)) < 1000
+        assert "more characters" in str(caught.value)
+
+
+# -- one net for everything ---------------------------------------------------------------
+
+
+def _raw(behaviour: Callable[[RawServer, socket.socket], None]) -> Callable[..., str]:
+    def start(make_raw: Any, server: RecordingServer) -> str:
+        return str(make_raw(behaviour).url)
+
+    return start
+
+
+def _replying(*replies: Reply) -> Callable[..., str]:
+    def start(make_raw: Any, server: RecordingServer) -> str:
+        server.responder = lambda request: replies[-1]
+        server.queue_reply(*replies)
+        return server.url
+
+    return start
+
+
+def _refused(make_raw: Any, server: RecordingServer) -> str:
+    host, port = free_port()
+    return f"http://{host}:{port}"
+
+
+def _unaccepting(make_raw: Any, server: RecordingServer) -> str:
+    listener = UnacceptingListener()
+    make_raw.cleanups.append(listener.close)
+    return listener.url
+
+
+def _unresolvable(make_raw: Any, server: RecordingServer) -> str:
+    return "http://kenar-sdk-test.invalid"
+
+
+FAULTS: Dict[str, Callable[..., str]] = {
+    "stall": _raw(stall),
+    "stall-mid-body": _raw(stall_mid_body),
+    "reset-mid-response": _raw(reset_mid_response),
+    "close-without-answer": _raw(close_without_answer),
+    "not-http": _raw(garbage_status_line),
+    "bad-gzip": _raw(bad_gzip),
+    "bad-chunked": _raw(bad_chunked),
+    "short-body-then-close": _raw(short_body_then_close),
+    "huge-header-line": _raw(huge_header_line),
+    "connect-timeout": _unaccepting,
+    "refused": _refused,
+    "dns": _unresolvable,
+    "429": _replying(Reply(429, status_body(8, "slow"), {"Retry-After": "0"})),
+    "429-long-retry-after": _replying(Reply(429, b"", {"Retry-After": "86400"})),
+    "500": _replying(Reply(500, status_body(13, "internal"))),
+    "html-502": _replying(Reply(502, "<html>Bad Gateway</html>", {"Content-Type": "text/html"})),
+    "401": _replying(Reply(401, status_body(16, "bad key"))),
+    "404-empty": _replying(Reply(404, b"")),
+    "418-odd-status": _replying(Reply(418, b"teapot")),
+    "malformed-200": _replying(Reply(200, b"{not json")),
+    "non-utf8-200": _replying(Reply(200, b"\xff\xfe\xfa")),
+    "non-utf8-400": _replying(Reply(400, b"\xff\xfe\xfa")),
+    "5mb-500": _replying(Reply(500, b"z" * 5_000_000)),
+}
+
+
+@pytest.mark.parametrize("operation", ["send", "subscribe"])
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_except_api_exception_catches_every_fault(
+    make_raw: Any, server: RecordingServer, make_api: Any, fault: str, operation: str
+) -> None:
+    # No retries: which failures are retried is tested above; here, only what comes out.
+    api = make_api(FAULTS[fault](make_raw, server), timeout=SHORT_TIMEOUT, retries=0)
+    raised: Optional[BaseException] = None
+    started = time.monotonic()
+    try:
+        call(api, operation)
+    except ApiException as error:
+        raised = error
+    assert time.monotonic() - started < HANG_BOUND
+    assert raised is not None, "the call succeeded"
+    assert isinstance(raised.status, int)
+    expected: Type[ApiException] = ApiConnectionError if raised.status == 0 else ApiException
+    assert isinstance(raised, expected)
+    str(raised)
+    repr(raised)
+    # Transport failures keep the low-level error, and only there, as the cause.
+    if raised.status == 0:
+        assert raised.__cause__ is not None
+        assert not isinstance(raised.__cause__, kenar_api_client.OpenApiException)
+
+
+def test_the_path_in_a_transport_error_leaves_out_the_query(make_api: Any) -> None:
+    host, port = free_port()
+    api = make_api(f"http://{host}:{port}", retries=0)
+    with pytest.raises(ApiConnectionError) as caught:
+        api.events_send_event(message="private words", target_type="USER", target_resource_id="u-1")
+    assert SEND_PATH in str(caught.value)
+    assert "private" not in str(caught.value)
+
+
+def test_subscribe_path_constant_matches_the_client(server: RecordingServer, make_api: Any) -> None:
+    make_api(server.url).events_register_event_subscription(SUBSCRIPTION)
+    assert server.last.path == SUBSCRIBE_PATH
