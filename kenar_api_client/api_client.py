@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import re
 from enum import Enum
-from typing import Any, ClassVar, Dict, Mapping, Optional, Sequence, Set, Tuple, Type, Union
+from typing import Any, ClassVar, Dict, Iterable, Mapping, Optional, Sequence, Set, Tuple, Type, Union
 from urllib.parse import quote
 
 from kenar_api_client import rest
@@ -136,11 +137,8 @@ class ApiClient:
                 resource_path = resource_path.replace("{" + name + "}", quote(query_value(value), safe=""))
         url = (_host or self.configuration.host) + resource_path
         if query_params:
-            items = query_params.items() if isinstance(query_params, Mapping) else query_params
-            url += "?" + "&".join(
-                f"{quote(name, safe='')}={quote(query_value(value), safe='')}"
-                for name, value in items
-                if value is not None
+            url += "?" + encode_query(
+                query_params.items() if isinstance(query_params, Mapping) else query_params
             )
         return method, url, headers, self._serialize_body(body)
 
@@ -151,7 +149,7 @@ class ApiClient:
         request_auth: Optional[Mapping[str, Any]],
     ) -> None:
         if request_auth is not None:
-            settings = [request_auth]
+            settings: Sequence[Mapping[str, Any]] = (request_auth,)
         elif auth_settings:
             configured = self.configuration.auth_settings()
             settings = [configured[name] for name in auth_settings if name in configured]
@@ -214,8 +212,9 @@ class ApiClient:
         if response_type is None or response_type == "bytearray":
             data: Any = raw if response_type else None
         else:
+            content_type = response_data.getheader("Content-Type") if response_type == "str" else None
             try:
-                data = self.deserialize(raw, response_type, response_data.getheader("Content-Type"))
+                data = self.deserialize(raw, response_type, content_type)
             except (ValueError, TypeError) as error:
                 raise ApiException(
                     status=status,
@@ -312,6 +311,26 @@ class ApiClient:
         if callable(to_dict):
             return self.sanitize_for_serialization(to_dict())
         raise ApiTypeError(f"cannot serialize a {type(obj).__name__} to JSON")
+
+
+@functools.lru_cache(maxsize=256)
+def _quote_name(name: str) -> str:
+    return quote(name, safe="")
+
+
+def encode_query(items: Iterable[Tuple[str, Any]]) -> str:
+    """``name=value&...`` percent-encoding every reserved character and all non-ASCII as UTF-8.
+
+    ``+`` and ``&`` in a value stay data (``%2B``, ``%26``): servers read ``+`` as a space.
+    """
+    parts = []
+    for name, value in items:
+        if value is None:
+            continue
+        if type(value) is not str:
+            value = query_value(value)
+        parts.append(f"{_quote_name(name)}={quote(value, safe='')}")
+    return "&".join(parts)
 
 
 def _is_json(content_type: Optional[str]) -> bool:

@@ -1,0 +1,89 @@
+"""``kenar-events send`` and ``subscribe``: the two Events operations through ``EventsApi``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+
+from kenar_api_client._cli.output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Output,
+    UsageError,
+    api_error_document,
+    api_error_text,
+)
+
+if TYPE_CHECKING:
+    from kenar_api_client.api.events_api import EventsApi
+
+
+def _call(args: argparse.Namespace, out: Output, call: Callable[[EventsApi], object]) -> Optional[object]:
+    """``call(events_api)`` with credentials from the flags or the environment.
+
+    An API error is printed as one line (and as JSON with ``--json``); then None is returned.
+    """
+    import kenar_api_client
+    from kenar_api_client.exceptions import ApiException, ApiValueError
+
+    try:
+        configuration = kenar_api_client.Configuration(
+            host=args.base_url,
+            api_key={"APIKey": args.api_key} if args.api_key else None,
+            access_token=args.access_token,
+        )
+    except ApiValueError as exc:
+        raise UsageError(str(exc)) from exc
+    with kenar_api_client.ApiClient(configuration) as api_client:
+        try:
+            return call(kenar_api_client.EventsApi(api_client))
+        except ApiException as exc:
+            out.error(api_error_text(exc))
+            out.document(api_error_document(exc))
+            return None
+
+
+def send(args: argparse.Namespace, out: Output) -> int:
+    """Send an event to a user or to the owner of a post."""
+
+    def call(api: EventsApi) -> object:
+        return api.events_send_event(
+            message=args.message, target_type=args.target_type, target_resource_id=args.target_resource_id
+        )
+
+    answer = _call(args, out, call)
+    if answer is None:
+        return EXIT_FAILED
+    out.line(f"ok: event sent to {args.target_type} {args.target_resource_id}")
+    out.document(
+        {
+            "ok": True,
+            "operation": "events_send_event",
+            "target_type": args.target_type,
+            "target_resource_id": args.target_resource_id,
+            "response": answer,
+        }
+    )
+    return EXIT_OK
+
+
+def subscribe(args: argparse.Namespace, out: Output) -> int:
+    """Register an event subscription."""
+    request: Dict[str, Any] = {"event_type": args.event_type}
+    if args.resource_id is not None:
+        request["event_resource_id"] = args.resource_id
+    if args.metadata is not None:
+        request["metadata"] = args.metadata
+
+    def call(api: EventsApi) -> object:
+        return api.events_register_event_subscription(request)
+
+    answer = _call(args, out, call)
+    if answer is None:
+        return EXIT_FAILED
+    about = f"post {args.resource_id}" if args.resource_id else "all of the user's posts"
+    out.line(f"ok: subscribed to {args.event_type} for {about}")
+    out.document(
+        {"ok": True, "operation": "events_register_event_subscription", **request, "response": answer}
+    )
+    return EXIT_OK

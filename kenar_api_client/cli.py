@@ -1,0 +1,292 @@
+"""``kenar-events``: send, subscribe, listen and trigger Kenar events from the command line.
+
+A thin argparse layer over ``EventsApi``, ``kenar_api_client.webhooks`` and
+``kenar_api_client.sandbox``. The commands live in ``kenar_api_client._cli`` and are
+imported only when they run, so importing this module stays light.
+
+Exit status: 0 success; 1 an API, delivery or connection error (one ``error:`` line on
+stderr); 2 a usage error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+PROG = "kenar-events"
+DEFAULT_SANDBOX_PORT = 8765
+DEFAULT_LISTEN_PORT = 8000
+_IDENTIFICATION_KEY_ENV = "$KENAR_IDENTIFICATION_KEY"
+
+# -- argument types -------------------------------------------------------------------------
+
+
+def _json_object(text: str) -> Dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('must be a JSON object, e.g. {"shop": "42"}')
+    return value
+
+
+def _assignment(text: str) -> Tuple[List[str], Any]:
+    """``a.b=value`` as (["a", "b"], value); the value is JSON if it parses, else a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name or any(not part for part in name.split(".")):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (KEY may be dotted: a.b=1), got {text!r}")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name.split("."), value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kenar-events`` argument parser with all its commands."""
+    from kenar_api_client._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Send, subscribe to, receive and simulate Kenar events. "
+        "Try 'kenar-events demo' to see the whole event loop on this machine.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    # Every command takes --json too, without overriding a --json given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print machine-readable JSON"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_sandbox(commands, common)
+    _add_send(commands, common)
+    _add_subscribe(commands, common)
+    _add_listen(commands, common)
+    _add_trigger(commands, common)
+    _add_demo(commands, common)
+    return parser
+
+
+def _command(
+    commands: Any, common: argparse.ArgumentParser, name: str, run: str, summary: str, description: str
+) -> argparse.ArgumentParser:
+    """Add command ``name``; ``run`` names its function as ``module:function`` in ``_cli``."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, parents=[common], help=summary, description=description
+    )
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _connection_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "connection", "Flags win over the environment. Prefer the environment for secrets."
+    )
+    group.add_argument(
+        "--base-url", metavar="URL", help="API base URL (default: $KENAR_BASE_URL, else Kenar's)"
+    )
+    group.add_argument("--api-key", metavar="KEY", help="the app's API key (default: $KENAR_API_KEY)")
+    group.add_argument(
+        "--access-token", metavar="TOKEN", help="the user's access token (default: $KENAR_ACCESS_TOKEN)"
+    )
+
+
+def _listen_flags(parser: argparse.ArgumentParser, default_port: int) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=default_port,
+        help=f"port to listen on, 0 for a free one (default: {default_port})",
+    )
+
+
+def _add_sandbox(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = _command(
+        commands,
+        common,
+        "sandbox",
+        "sandbox_commands:run_sandbox",
+        "run a local Kenar Events sandbox in the foreground",
+        "Run a local Kenar Events sandbox until Ctrl+C. Prints its URL and the public demo "
+        "credentials it accepts, then logs each request and delivery on stderr.",
+    )
+    _listen_flags(parser, DEFAULT_SANDBOX_PORT)
+    parser.add_argument("--webhook-url", metavar="URL", help="deliver triggered events to this URL")
+    parser.add_argument(
+        "--identification-key",
+        metavar="KEY",
+        help="the Authorization value of deliveries (default: the demo identification key)",
+    )
+
+
+def _add_send(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = _command(
+        commands,
+        common,
+        "send",
+        "api_commands:send",
+        "send an event to a Divar user (events_send_event)",
+        "Send an event to the authenticated user, or to the owner of one of their posts.",
+    )
+    parser.add_argument("-m", "--message", required=True, help="the text shown to the user")
+    parser.add_argument(
+        "--target-type", required=True, choices=("USER", "POST"), help="whom the event targets"
+    )
+    parser.add_argument(
+        "--target-resource-id",
+        required=True,
+        metavar="ID",
+        help="the user's id (USER) or the token of a post they own (POST)",
+    )
+    _connection_flags(parser)
+
+
+def _add_subscribe(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = _command(
+        commands,
+        common,
+        "subscribe",
+        "api_commands:subscribe",
+        "register an event subscription (events_register_event_subscription)",
+        "Subscribe the app to an event kind; Kenar then delivers those events to its webhook.",
+    )
+    parser.add_argument(
+        "--event-type",
+        required=True,
+        choices=("NEW_MESSAGE_ON_POST", "POST_UPDATE"),
+        help="what to be told about",
+    )
+    parser.add_argument(
+        "--resource-id", metavar="POST_TOKEN", help="the post it is about (default: all of the user's posts)"
+    )
+    parser.add_argument(
+        "--metadata", type=_json_object, metavar="JSON", help="a JSON object echoed back in every delivery"
+    )
+    _connection_flags(parser)
+
+
+def _add_listen(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = _command(
+        commands,
+        common,
+        "listen",
+        "receiver:listen",
+        "receive webhook deliveries, verify them and print each event",
+        "Serve a local webhook receiver: each delivery's Authorization header is checked "
+        "against the identification key and its body printed as a typed event.",
+    )
+    _listen_flags(parser, DEFAULT_LISTEN_PORT)
+    parser.add_argument(
+        "--identification-key",
+        metavar="KEY",
+        help=f"the key deliveries must carry (default: {_IDENTIFICATION_KEY_ENV})",
+    )
+    parser.add_argument("--count", type=_positive_int, metavar="N", help="exit after N verified events")
+
+
+def _add_trigger(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = _command(
+        commands,
+        common,
+        "trigger",
+        "sandbox_commands:trigger",
+        "ask a running sandbox to deliver an event to its webhook",
+        "Ask a sandbox (see 'kenar-events sandbox') to deliver one event to its webhook URL. "
+        "NEW_MESSAGE and POST_UPDATE need a matching subscription, as on Kenar.",
+    )
+    parser.add_argument(
+        "event_type",
+        metavar="EVENT_TYPE",
+        help="NEW_MESSAGE, NEW_CHATBOT_MESSAGE, USER_ACCESS_REVOCATION, POST_UPDATE, "
+        "PAYMENT_TRANSACTION, or any other type (delivered as is)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        type=_assignment,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a payload field; dotted keys nest, values may be JSON: --set text=hi (repeatable)",
+    )
+    parser.add_argument("--fields", type=_json_object, metavar="JSON", help="payload fields as a JSON object")
+    parser.add_argument(
+        "--metadata",
+        type=_json_object,
+        metavar="JSON",
+        help="the body's metadata instead of the subscription's",
+    )
+    parser.add_argument(
+        "--no-subscription-check",
+        action="store_true",
+        help="deliver NEW_MESSAGE / POST_UPDATE even without a matching subscription",
+    )
+    parser.add_argument("--webhook-url", metavar="URL", help="first point the sandbox's webhook at URL")
+    parser.add_argument(
+        "--identification-key",
+        metavar="KEY",
+        help=f"with --webhook-url: the key to deliver with (default: {_IDENTIFICATION_KEY_ENV}, "
+        "else the sandbox's)",
+    )
+    parser.add_argument("--base-url", metavar="URL", help="the sandbox's base URL (default: $KENAR_BASE_URL)")
+
+
+def _add_demo(commands: Any, common: argparse.ArgumentParser) -> None:
+    _command(
+        commands,
+        common,
+        "demo",
+        "demo:demo",
+        "run the whole event loop on this machine and check every step",
+        "Start a sandbox and a webhook listener on free ports, register subscriptions, send an "
+        "event, trigger one delivery of each documented event type and check that the listener "
+        "verified and parsed each one. Exits 0 only if every step worked.",
+    )
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``kenar-events`` with ``argv`` (default: the command line); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    from kenar_api_client._cli.output import EXIT_INTERRUPTED, EXIT_USAGE, Output, UsageError
+
+    out = Output(as_json=bool(args.json))
+    module_name, function_name = str(args.run).split(":")
+    run = getattr(importlib.import_module(f"kenar_api_client._cli.{module_name}"), function_name)
+    try:
+        status: int = run(args, out)
+    except UsageError as exc:
+        out.error(f"{exc} (see: {PROG} {args.command} --help)")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The ``/_sandbox/`` admin endpoints the CLI uses: trigger a delivery, set the webhook, read state."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Tuple
+
+from kenar_api_client.sandbox._errors import SandboxError
+from kenar_api_client.sandbox._rpc import Code, RpcError
+
+if TYPE_CHECKING:
+    from kenar_api_client.sandbox._sandbox import Sandbox
+
+_Endpoint = Callable[["Sandbox", Mapping[str, Any]], Dict[str, Any]]
+
+
+def _state(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+    return sandbox.snapshot()
+
+
+def _get_webhook(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+    return {"url": sandbox.webhook_url}
+
+
+def _set_webhook(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+    url = request.get("url")
+    key = request.get("identification_key")
+    if url is not None and not isinstance(url, str):
+        raise RpcError(Code.INVALID_ARGUMENT, "url must be a string or null")
+    if key is not None and not isinstance(key, str):
+        raise RpcError(Code.INVALID_ARGUMENT, "identification_key must be a string")
+    try:
+        sandbox.set_webhook(url, key)
+    except (SandboxError, ValueError) as exc:
+        raise RpcError(Code.INVALID_ARGUMENT, str(exc)) from exc
+    return {"url": sandbox.webhook_url}
+
+
+def _trigger(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+    event_type = request.get("event_type")
+    fields = request.get("fields") or {}
+    metadata = request.get("metadata")
+    require = request.get("require_subscription", True)
+    if not isinstance(event_type, str) or not event_type:
+        raise RpcError(Code.INVALID_ARGUMENT, "event_type is required (a string)")
+    if not isinstance(fields, dict):
+        raise RpcError(Code.INVALID_ARGUMENT, "fields must be a JSON object")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise RpcError(Code.INVALID_ARGUMENT, "metadata must be a JSON object or null")
+    if not isinstance(require, bool):
+        raise RpcError(Code.INVALID_ARGUMENT, "require_subscription must be true or false")
+    try:
+        delivery = sandbox._trigger(event_type, fields, metadata, require)
+    except SandboxError as exc:
+        raise RpcError(Code.FAILED_PRECONDITION, str(exc)) from exc
+    return delivery.to_dict()
+
+
+def _reset(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+    sandbox.reset()
+    return {}
+
+
+_ENDPOINTS: Dict[Tuple[str, str], _Endpoint] = {
+    ("GET", "/_sandbox/state"): _state,
+    ("GET", "/_sandbox/webhook"): _get_webhook,
+    ("POST", "/_sandbox/webhook"): _set_webhook,
+    ("POST", "/_sandbox/trigger"): _trigger,
+    ("POST", "/_sandbox/reset"): _reset,
+}
+
+
+def handle(sandbox: Sandbox, method: str, path: str, body: bytes) -> Dict[str, Any]:
+    """Run the admin endpoint for ``method`` and ``path``; raise ``RpcError`` on a bad call."""
+    endpoint = _ENDPOINTS.get((method, path))
+    if endpoint is None:
+        allowed = sorted(m for m, p in _ENDPOINTS if p == path)
+        if not allowed:
+            raise RpcError(Code.NOT_FOUND, f"Not Found: no sandbox admin endpoint {path}")
+        raise RpcError(
+            Code.UNIMPLEMENTED,
+            f"Method Not Allowed: {path} accepts {' or '.join(allowed)}",
+            {"Allow": ", ".join(allowed)},
+        )
+    return endpoint(sandbox, _request_object(body))
+
+
+def _request_object(body: bytes) -> Mapping[str, Any]:
+    if not body.strip():
+        return {}
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except ValueError as exc:
+        raise RpcError(Code.INVALID_ARGUMENT, "the request body is not valid JSON") from exc
+    if not isinstance(document, dict):
+        raise RpcError(Code.INVALID_ARGUMENT, "the request body must be a JSON object")
+    return document

@@ -1,0 +1,19 @@
+"""The public demo credentials and ids a sandbox serves when nothing else is configured."""
+
+from typing import Tuple
+
+# These are published, documented values for local use only: they are not secrets and
+# they mean nothing to the real Kenar.
+DEMO_API_KEY = "kenar-sandbox-demo-key"
+DEMO_API_KEY_PERMISSIONS: Tuple[str, ...] = ("EVENTS_SEND", "EVENTS_REGISTER_SUBSCRIPTION")
+DEMO_ACCESS_TOKEN = "kenar-sandbox-demo-token"  # noqa: S105 - a public demo value
+DEMO_USER_ID = "demo-user-7f3a"
+DEMO_POST_TOKEN = "wZ3kT9pQ"  # noqa: S105 - a post token, not a credential
+DEMO_SCOPES: Tuple[str, ...] = (
+    "SEND_EVENT",
+    "USER_POSTS_GET",
+    f"CHAT_POST_CONVERSATIONS_READ.{DEMO_POST_TOKEN}",
+    "NOTIFICATION_ACCESS_REVOCATION",
+    "USER_ID",
+)
+DEMO_IDENTIFICATION_KEY = "kenar-sandbox-demo-identification-key"

@@ -1,0 +1,322 @@
+"""``Sandbox``: a local Kenar Events server with configurable credentials and webhook deliveries."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type
+
+from kenar_api_client.sandbox._delivery import Delivery, RetryPolicy, deliver
+from kenar_api_client.sandbox._demo import (
+    DEMO_ACCESS_TOKEN,
+    DEMO_API_KEY,
+    DEMO_API_KEY_PERMISSIONS,
+    DEMO_IDENTIFICATION_KEY,
+    DEMO_POST_TOKEN,
+    DEMO_SCOPES,
+    DEMO_USER_ID,
+)
+from kenar_api_client.sandbox._errors import SandboxError, SubscriptionRequiredError
+from kenar_api_client.sandbox._events import build_body, post_token_of
+from kenar_api_client.sandbox._server import SandboxHTTPServer
+from kenar_api_client.sandbox._state import (
+    SUBSCRIBABLE_EVENT_TYPES,
+    AccessToken,
+    RequestRecord,
+    SandboxState,
+    SentEvent,
+    Subscription,
+    subscription_needed,
+)
+
+_POLL_INTERVAL = 0.05  # how quickly serve_forever notices stop()
+
+
+class Sandbox:
+    """A faithful local stand-in for Kenar's Events API, on a real HTTP server.
+
+    With no ``api_keys`` / ``access_tokens`` it accepts the public demo credentials
+    (``DEMO_API_KEY``, ``DEMO_ACCESS_TOKEN``); pass mappings (``{}`` for none) to configure
+    your own, or add them later with :meth:`add_api_key` and :meth:`add_access_token`.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`. ``port=0`` picks a
+    free port; :attr:`url` is the base URL to give ``Configuration(host=...)``.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        api_keys: Optional[Mapping[str, Iterable[str]]] = None,
+        access_tokens: Optional[Mapping[str, AccessToken]] = None,
+        webhook_url: Optional[str] = None,
+        identification_key: str = DEMO_IDENTIFICATION_KEY,
+        delivery_attempts: int = 3,
+        delivery_backoff: float = 0.05,
+        delivery_timeout: float = 5.0,
+    ) -> None:
+        self._address = (host, port)
+        self._state = SandboxState()
+        self._policy = RetryPolicy(delivery_attempts, delivery_backoff, delivery_timeout)
+        self._webhook_lock = threading.Lock()
+        self._webhook_url: Optional[str] = None
+        self._identification_key = DEMO_IDENTIFICATION_KEY
+        self._server: Optional[SandboxHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+
+        if api_keys is None:
+            api_keys = {DEMO_API_KEY: DEMO_API_KEY_PERMISSIONS}
+        if access_tokens is None:
+            access_tokens = {DEMO_ACCESS_TOKEN: AccessToken(DEMO_USER_ID, DEMO_SCOPES, [DEMO_POST_TOKEN])}
+        for key, permissions in api_keys.items():
+            self.add_api_key(key, permissions)
+        for token, grant in access_tokens.items():
+            self._state.add_access_token(token, grant)
+        self.set_webhook(webhook_url, identification_key)
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        """Bind the port and serve in a background thread; returns the sandbox itself."""
+        if self._server is not None:
+            raise SandboxError("the sandbox is already running")
+        server = SandboxHTTPServer(self._address, self)
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": _POLL_INTERVAL},
+            name=f"kenar-sandbox-{server.server_address[1]}",
+            daemon=True,
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close open connections and free the port; does nothing if stopped."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._server = self._thread = None
+        server.stop()
+        thread.join()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        """Whether the sandbox is serving."""
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one picked for ``port=0`` once started)."""
+        if self._server is None:
+            return self._address[1]
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321``; only while running."""
+        if self._server is None:
+            raise SandboxError("the sandbox is not running: call start() or use it in a with block")
+        host = self._address[0]
+        if host in ("", "0.0.0.0"):  # noqa: S104 - reached through loopback when bound to all
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    def __repr__(self) -> str:
+        where = self.url if self._server is not None else "not running"
+        return f"Sandbox({where})"
+
+    # -- credentials --------------------------------------------------------------------
+
+    def add_api_key(self, key: str, permissions: Iterable[str]) -> None:
+        """Accept API key ``key`` with ``permissions`` (e.g. ``["EVENTS_SEND"]``)."""
+        _check_secret(key, "API key")
+        self._state.add_api_key(key, permissions)
+
+    def remove_api_key(self, key: str) -> None:
+        """Stop accepting API key ``key``: calls with it get 401."""
+        self._state.remove_api_key(key)
+
+    def add_access_token(
+        self, token: str, user_id: str, scopes: Iterable[str] = (), posts: Iterable[str] = ()
+    ) -> AccessToken:
+        """Accept access token ``token`` for user ``user_id`` with OAuth ``scopes``.
+
+        ``posts`` are the tokens of the posts the user owns: the posts a ``POST`` target
+        or a subscription's ``event_resource_id`` may name.
+        """
+        _check_secret(token, "access token")
+        grant = AccessToken(user_id, scopes, posts)
+        self._state.add_access_token(token, grant)
+        return grant
+
+    def revoke_access_token(self, token: str) -> None:
+        """Stop accepting ``token`` (calls get 401) and drop the subscriptions made with it."""
+        self._state.revoke_access_token(token)
+
+    # -- records ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> SandboxState:
+        """The underlying credentials and records (used by the HTTP handler)."""
+        return self._state
+
+    @property
+    def subscriptions(self) -> List[Subscription]:
+        """Current subscriptions, oldest first (a copy)."""
+        return self._state.subscriptions()
+
+    @property
+    def sent_events(self) -> List[SentEvent]:
+        """Events sent successfully, oldest first (a copy)."""
+        return self._state.sent_events()
+
+    @property
+    def deliveries(self) -> List[Delivery]:
+        """Webhook deliveries, successful or not, oldest first (a copy)."""
+        return self._state.deliveries()
+
+    @property
+    def requests(self) -> List[RequestRecord]:
+        """Every API request with its status, failed ones included, oldest first (a copy)."""
+        return self._state.requests()
+
+    def reset(self) -> None:
+        """Forget all records (subscriptions, sent events, deliveries, requests)."""
+        self._state.clear_records()
+
+    def snapshot(self) -> Dict[str, Any]:
+        """Records and webhook URL as JSON-ready data, as ``GET /_sandbox/state`` answers."""
+        return {
+            "url": self.url if self.running else None,
+            "webhook_url": self.webhook_url,
+            **self._state.snapshot(),
+        }
+
+    # -- webhook deliveries -------------------------------------------------------------
+
+    @property
+    def webhook_url(self) -> Optional[str]:
+        """Where deliveries go, or None."""
+        return self._webhook_url
+
+    @property
+    def identification_key(self) -> str:
+        """The key deliveries carry in their ``Authorization`` header."""
+        return self._identification_key
+
+    def set_webhook(self, url: Optional[str], identification_key: Optional[str] = None) -> None:
+        """Deliver to ``url`` (None: nowhere) with ``identification_key`` (None: keep the current one)."""
+        if url is not None and not url.lower().startswith(("http://", "https://")):
+            raise SandboxError(f"the webhook URL must be an http:// or https:// URL, got {url!r}")
+        if identification_key is not None:
+            _check_secret(identification_key, "identification key")
+        with self._webhook_lock:
+            self._webhook_url = url
+            if identification_key is not None:
+                self._identification_key = identification_key
+
+    def trigger(
+        self,
+        event_type: str,
+        *,
+        metadata: Optional[Mapping[str, Any]] = None,
+        require_subscription: bool = True,
+        **fields: Any,
+    ) -> Delivery:
+        """Deliver one ``event_type`` event to the webhook, synchronously, and return the record.
+
+        The body is a realistic payload for the type (about the first configured user and
+        their post, or the post of the newest matching subscription) with ``fields``
+        merged into it; an unknown type gets ``fields`` as its payload. ``NEW_MESSAGE`` and
+        ``POST_UPDATE`` need a matching subscription, whose ``metadata`` the body carries,
+        else :class:`SubscriptionRequiredError` (unless ``require_subscription=False``).
+        ``metadata`` overrides the body's metadata. A receiver that fails or is down does
+        not raise: the returned :class:`Delivery` says ``outcome == "failed"``. Raises
+        :class:`SandboxError` if no webhook URL is set.
+        """
+        return self._trigger(event_type, fields, metadata, require_subscription)
+
+    def deliver(self, body: Mapping[str, Any]) -> Delivery:
+        """Deliver ``body`` exactly as given (no subscription check), e.g. a malformed one."""
+        url, key = self._webhook()
+        delivery = deliver(url, key, dict(body), self._policy)
+        self._state.add_delivery(delivery)
+        return delivery
+
+    def _trigger(
+        self,
+        event_type: str,
+        fields: Mapping[str, Any],
+        metadata: Optional[Mapping[str, Any]],
+        require_subscription: bool,
+    ) -> Delivery:
+        self._webhook()
+        user_id, post_token = self._default_subject(event_type)
+        body = build_body(event_type, fields, metadata={}, post_token=post_token, user_id=user_id)
+        subscription = None
+        if subscription_needed(event_type):
+            post = post_token_of(body)
+            subscription = self._state.matching_subscription(event_type, post)
+            if subscription is None and require_subscription:
+                raise SubscriptionRequiredError(_no_subscription_message(event_type, post))
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        elif subscription is not None:
+            body["metadata"] = dict(subscription.metadata)
+        return self.deliver(body)
+
+    def _webhook(self) -> Tuple[str, str]:
+        with self._webhook_lock:
+            url, key = self._webhook_url, self._identification_key
+        if url is None:
+            raise SandboxError(
+                "no webhook URL: pass webhook_url= to Sandbox(), call set_webhook(), "
+                "or POST /_sandbox/webhook"
+            )
+        return url, key
+
+    def _default_subject(self, event_type: str) -> Tuple[str, str]:
+        """The user and post a triggered event is about unless its fields say otherwise."""
+        grant = self._state.first_access_token()
+        user_id = grant.user_id if grant is not None else DEMO_USER_ID
+        post_token = min(grant.posts) if grant is not None and grant.posts else DEMO_POST_TOKEN
+        subscribed_type = next((s for s, d in SUBSCRIBABLE_EVENT_TYPES.items() if d == event_type), None)
+        newest = [s for s in self._state.subscriptions() if s.event_type == subscribed_type]
+        if newest and newest[-1].event_resource_id:
+            post_token = newest[-1].event_resource_id
+        elif newest:
+            owner = self._state.access_token(newest[-1].access_token)
+            if owner is not None and owner.posts:
+                post_token = min(owner.posts)
+        return user_id, post_token
+
+
+def _no_subscription_message(event_type: str, post_token: Optional[str]) -> str:
+    subscribed_type = next(s for s, d in SUBSCRIBABLE_EVENT_TYPES.items() if d == event_type)
+    about = f" for post {post_token!r}" if post_token else ""
+    return (
+        f"no subscription matches {event_type}{about}: Kenar delivers {event_type} only to apps "
+        f"subscribed to {subscribed_type}, so register that subscription first "
+        "(or deliver anyway: require_subscription=False, kenar-events trigger --no-subscription-check)"
+    )
+
+
+def _check_secret(value: str, what: str) -> None:
+    """Reject values an HTTP header could not carry unchanged; never echo the value."""
+    if not isinstance(value, str) or not value:
+        raise SandboxError(f"the {what} must be a non-empty string")
+    if value != value.strip() or any(c in value for c in "\r\n\0"):
+        raise SandboxError(f"the {what} must not contain line breaks or surrounding whitespace")

@@ -1,0 +1,235 @@
+"""The HTTP/1.1 server: routes requests to the Events operations and the admin endpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import logging
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
+
+from kenar_api_client.sandbox import _admin, _api
+from kenar_api_client.sandbox._rpc import Code, RpcError, error_answer, quoted
+from kenar_api_client.sandbox._state import RequestRecord
+
+if TYPE_CHECKING:
+    from kenar_api_client.sandbox._sandbox import Sandbox
+
+logger = logging.getLogger("kenar_api_client.sandbox")
+
+MAX_BODY_BYTES = 1024 * 1024
+ADMIN_PREFIX = "/_sandbox/"
+
+_Operation = Callable[["Sandbox", "SandboxRequestHandler", str, bytes], None]
+
+
+def _send_event(sandbox: Sandbox, handler: SandboxRequestHandler, query: str, body: bytes) -> None:
+    _api.send_event(sandbox.state, handler.headers, query)
+
+
+def _register_subscription(sandbox: Sandbox, handler: SandboxRequestHandler, query: str, body: bytes) -> None:
+    _api.register_subscription(sandbox.state, handler.headers, body)
+
+
+_OPERATIONS: Dict[str, _Operation] = {
+    _api.SEND_EVENT_PATH: _send_event,
+    _api.SUBSCRIPTIONS_PATH: _register_subscription,
+}
+
+
+class _BodyError(Exception):
+    """The request body cannot be read; the connection is closed after answering."""
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    """A threaded server that can also close its open keep-alive connections when stopping."""
+
+    daemon_threads = True
+
+    def __init__(self, address: Tuple[str, int], sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self._connections: Set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, SandboxRequestHandler)
+
+    def track(self, connection: socket.socket) -> None:
+        """Remember an open connection."""
+        with self._connections_lock:
+            self._connections.add(connection)
+
+    def untrack(self, connection: socket.socket) -> None:
+        """Forget a closed connection."""
+        with self._connections_lock:
+            self._connections.discard(connection)
+
+    def stop(self) -> None:
+        """Make ``serve_forever`` return now, then close open connections and the socket.
+
+        ``shutdown()`` alone waits until the serving loop's next poll; connecting to
+        ourselves wakes the loop at once, so a test suite can start and stop many sandboxes.
+        """
+        stopper = threading.Thread(target=self.shutdown, name="kenar-sandbox-stop", daemon=True)
+        stopper.start()
+        while stopper.is_alive():
+            self._wake()
+            stopper.join(0.005)
+        self.close_connections()
+        self.server_close()
+
+    def _wake(self) -> None:
+        host, port = self.server_address[:2]
+        if host in ("", "0.0.0.0"):  # noqa: S104 - reached through loopback when bound to all
+            host = "127.0.0.1"
+        with contextlib.suppress(OSError):
+            socket.create_connection((str(host), int(port)), timeout=0.1).close()
+
+    def close_connections(self) -> None:
+        """Shut down every open connection, so idle keep-alive handler threads end at once."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class SandboxRequestHandler(BaseHTTPRequestHandler):
+    """One connection: answers Events calls like Kenar's gateway and the admin endpoints."""
+
+    server: SandboxHTTPServer
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = 60  # seconds an idle keep-alive connection is kept
+    server_version = "kenar-sandbox"
+    sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.untrack(self.connection)
+
+    def handle_request_line(self) -> None:
+        """Answer the request of the current request line."""
+        path, _, query = self.path.partition("?")
+        try:
+            body = self._read_body()
+        except _BodyError as exc:
+            self.close_connection = True
+            self._answer_error(path, RpcError(Code.INVALID_ARGUMENT, str(exc)), record=True)
+            return
+        if path.startswith(ADMIN_PREFIX):
+            self._handle_admin(path, body)
+        else:
+            self._handle_api(path, query, body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_request_line
+
+    def _handle_api(self, path: str, query: str, body: bytes) -> None:
+        try:
+            operation = _OPERATIONS.get(path)
+            if operation is None:
+                raise RpcError(
+                    Code.NOT_FOUND, f"Not Found: {quoted(path, 80)} is not a Kenar Events API path"
+                )
+            if self.command != "POST":
+                raise RpcError(
+                    Code.UNIMPLEMENTED, f"Method Not Allowed: {path} accepts POST only", {"Allow": "POST"}
+                )
+            operation(self.server.sandbox, self, query, body)
+        except RpcError as error:
+            self._answer_error(path, error, record=True)
+        except Exception:
+            logger.exception("the sandbox failed on %s %s", self.command, path)
+            self._answer_error(path, RpcError(Code.INTERNAL, "internal sandbox error"), record=True)
+        else:
+            self._record(path, 200, None)
+            self._answer(200, b"{}")
+
+    def _handle_admin(self, path: str, body: bytes) -> None:
+        try:
+            if not _is_loopback(self.client_address[0]):
+                raise RpcError(
+                    Code.PERMISSION_DENIED, "the sandbox admin endpoints answer loopback clients only"
+                )
+            result = _admin.handle(self.server.sandbox, self.command, path, body)
+        except RpcError as error:
+            self._answer_error(path, error, record=False)
+        except Exception:
+            logger.exception("the sandbox failed on %s %s", self.command, path)
+            self._answer_error(path, RpcError(Code.INTERNAL, "internal sandbox error"), record=False)
+        else:
+            self._answer(200, json.dumps(result, ensure_ascii=False).encode("utf-8"))
+
+    def _answer_error(self, path: str, error: RpcError, *, record: bool) -> None:
+        if record:
+            self._record(path, error.http_status, error)
+        status, payload = error_answer(error)
+        self._answer(status, payload, error.headers)
+
+    def _record(self, path: str, status: int, error: Optional[RpcError]) -> None:
+        code = None if error is None else int(error.code)
+        message = None if error is None else error.message
+        self.server.sandbox.state.add_request(RequestRecord(self.command, path, status, code, message))
+        if error is None:
+            logger.info("%s %s -> %d", self.command, path, status)
+        else:
+            logger.info("%s %s -> %d %s: %s", self.command, path, status, error.code.name, message)
+
+    def _answer(self, status: int, payload: bytes, headers: Optional[Dict[str, str]] = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        raw_length = (self.headers.get("Content-Length") or "0").strip()
+        if not raw_length.isdigit():
+            raise _BodyError("the Content-Length header is not a number")
+        length = int(raw_length)
+        if length > MAX_BODY_BYTES:
+            raise _BodyError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        chunks: List[bytes] = []
+        total = 0
+        while True:
+            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            try:
+                size = int(size_line, 16)
+            except ValueError as exc:
+                raise _BodyError("the chunked request body is malformed") from exc
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise _BodyError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+            if size == 0:
+                while self.rfile.readline(1024).strip():  # trailers, then the final blank line
+                    pass
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default per-request stderr line; requests are logged in ``_record``."""
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,412 @@
+"""Docs as tests: every ```python block of README.md and docs/*.md runs, unchanged, against a sandbox.
+
+Each block runs as its own script (``python example.py``) in a fresh subprocess, in an empty
+temporary directory, against a fresh :class:`~kenar_api_client.sandbox.Sandbox`, with::
+
+    KENAR_BASE_URL=<sandbox URL>  KENAR_API_KEY=DEMO_API_KEY  KENAR_ACCESS_TOKEN=DEMO_ACCESS_TOKEN
+    KENAR_IDENTIFICATION_KEY=DEMO_IDENTIFICATION_KEY  PORT=<a free port>
+
+It must exit with status 0, print no traceback, and every API call it makes must succeed.
+A marker on the line right before the fence changes that:
+
+``<!-- not-run: <reason> -->``
+    The block is not run (a Flask or Django snippet, ``match`` on Python 3.10...). The
+    reason is required.
+``<!-- run: expect-api-errors -->``
+    The block shows error handling: the sandbox may answer some of its calls with errors.
+``<!-- run: python3.10+ -->``
+    The block uses syntax of Python 3.10 or later (``match``); on older versions it is skipped.
+``<!-- run: webhook-receiver -->``
+    The block serves webhook deliveries on ``$PORT`` until stopped. It is started, sent one
+    delivery of each documented event type (and one unknown type) with the demo
+    identification key, each of which it must answer 200, and then terminated.
+
+The two examples of Kenar's own API page (``../shared/seeds/EventsApi.md``) run as well, with
+only ``import os`` prepended and, to stay offline, their hard-coded production host replaced
+by the sandbox's URL. The terminal summary reports how many blocks ran and skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+
+from kenar_api_client.sandbox import (
+    DEMO_ACCESS_TOKEN,
+    DEMO_API_KEY,
+    DEMO_IDENTIFICATION_KEY,
+    DOCUMENTED_EVENT_TYPES,
+    Delivery,
+    Sandbox,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SEED_PAGE = SHARED / "seeds" / "EventsApi.md"
+BLOCK_TIMEOUT = 60.0
+
+#: Pages whose every python block must run (when the page exists).
+MUST_RUN_PAGES = (
+    "README.md",
+    "docs/EventsApi.md",
+    "docs/Configuration.md",
+    "docs/Sandbox.md",
+    "docs/Testing.md",
+)
+MIN_RUNNABLE_BLOCKS = 10
+# Blocks run in parallel: each mostly waits for its own subprocess.
+PARALLEL_BLOCKS = max(2, min(4, os.cpu_count() or 2))
+
+RUN_MODES = ("expect-api-errors", "webhook-receiver", "python3.10+")
+_FENCE_OPEN = re.compile(r"^(?P<indent>\s*)```python\s*$")
+_FENCE_CLOSE = re.compile(r"^\s*```\s*$")
+_MARKER = re.compile(r"^\s*<!--\s*(?P<kind>not-run|run)\b(?P<rest>.*?)-->\s*$")
+
+# -- collecting blocks ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Block:
+    """One ```python block of a Markdown page."""
+
+    page: str  # relative to the repository, e.g. "docs/Webhooks.md"
+    line: int  # of the opening fence
+    code: str
+    marker: Optional[Tuple[str, str]]  # ("not-run", reason) or ("run", mode)
+
+    @property
+    def id(self) -> str:
+        return f"{self.page}:L{self.line}"
+
+    @property
+    def skipped(self) -> bool:
+        return self.marker is not None and self.marker[0] == "not-run"
+
+    @property
+    def mode(self) -> str:
+        return self.marker[1] if self.marker is not None and self.marker[0] == "run" else "run"
+
+    def marker_problem(self) -> Optional[str]:
+        """Why the marker is invalid, or None."""
+        if self.marker is None:
+            return None
+        kind, value = self.marker
+        if kind == "not-run" and not value:
+            return "<!-- not-run: ... --> needs a reason after the colon"
+        if kind == "run" and value not in RUN_MODES:
+            return f"<!-- run: {value} --> is not one of: {', '.join(RUN_MODES)}"
+        return None
+
+
+def runs_here(block: Block) -> bool:
+    """Whether this interpreter can run ``block``."""
+    return not block.skipped and (block.mode != "python3.10+" or sys.version_info >= (3, 10))
+
+
+def _marker(line: str) -> Optional[Tuple[str, str]]:
+    match = _MARKER.match(line)
+    if match is None:
+        return None
+    rest = match.group("rest").strip()
+    return match.group("kind"), rest[1:].strip() if rest.startswith(":") else rest
+
+
+def collect_blocks(path: Path, page: str) -> List[Block]:
+    """Every ```python block of ``path`` with the marker on the line right before it."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks: List[Block] = []
+    index = 0
+    while index < len(lines):
+        opening = _FENCE_OPEN.match(lines[index])
+        if opening is None:
+            index += 1
+            continue
+        indent = len(opening.group("indent"))
+        end = index + 1
+        while end < len(lines) and not _FENCE_CLOSE.match(lines[end]):
+            end += 1
+        code = "\n".join(
+            line[indent:] if line[:indent].isspace() else line for line in lines[index + 1 : end]
+        )
+        marker = _marker(lines[index - 1]) if index > 0 else None
+        blocks.append(Block(page, index + 1, code + "\n", marker))
+        index = end + 1
+    return blocks
+
+
+def documented_pages() -> List[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+BLOCKS = [
+    block for page in documented_pages() for block in collect_blocks(page, page.relative_to(ROOT).as_posix())
+]
+SEED_BLOCKS = collect_blocks(SEED_PAGE, "seeds/EventsApi.md") if SEED_PAGE.exists() else []
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+OUTCOMES: Dict[str, str] = {}  # block id -> "ran" / "skipped: <reason>"
+
+
+class _SummaryPlugin:
+    """Adds a "docs examples" section to pytest's terminal summary."""
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not OUTCOMES:
+            return
+        docs = {k: v for k, v in OUTCOMES.items() if not k.startswith("seeds/")}
+        seeds = [k for k, v in OUTCOMES.items() if k.startswith("seeds/") and v == "ran"]
+        skipped = {k: v for k, v in docs.items() if v != "ran"}
+        write = terminalreporter.write_line
+        terminalreporter.write_sep("-", "docs examples")
+        write(
+            f"README.md and docs/*.md: {len(docs) - len(skipped)} python blocks ran, {len(skipped)} skipped; "
+            f"Kenar's API page: {len(seeds)} ran"
+        )
+        for block_id, outcome in sorted(skipped.items()):
+            write(f"  skipped {block_id}: {outcome}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report(request: pytest.FixtureRequest) -> None:
+    plugin_manager = request.config.pluginmanager
+    if not plugin_manager.has_plugin("docs-examples-summary"):
+        plugin_manager.register(_SummaryPlugin(), "docs-examples-summary")
+
+
+# -- running blocks -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox() as running:
+        yield running
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def block_env(sandbox: Sandbox, port: int) -> Dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("KENAR_") and k not in ("API_KEY", "ACCESS_TOKEN")
+    }
+    env.update(
+        {
+            "KENAR_BASE_URL": sandbox.url,
+            "KENAR_API_KEY": DEMO_API_KEY,
+            "KENAR_ACCESS_TOKEN": DEMO_ACCESS_TOKEN,
+            "KENAR_IDENTIFICATION_KEY": DEMO_IDENTIFICATION_KEY,
+            "PORT": str(port),
+            "PYTHONIOENCODING": "utf-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    return env
+
+
+def write_script(workdir: Path, code: str) -> Path:
+    script = workdir / "example.py"
+    script.write_text(code, encoding="utf-8")
+    return script
+
+
+def run_script(script: Path, env: Dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script)],
+        cwd=script.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=BLOCK_TIMEOUT,
+    )
+
+
+def check_clean_exit(block_id: str, returncode: Optional[int], output: str) -> None:
+    assert returncode == 0, f"{block_id} exited with {returncode}:\n{output}"
+    assert "Traceback (most recent call last)" not in output, f"{block_id} printed a traceback:\n{output}"
+
+
+def run_receiver(
+    script: Path, env: Dict[str, str], sandbox: Sandbox, port: int
+) -> Tuple[Optional[int], str, List[Delivery]]:
+    """Start a serving block, deliver every event type to it, stop it; its status and output."""
+    log_path = script.parent / "receiver.log"
+    with log_path.open("w", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(script)], cwd=script.parent, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_for_port(port, process, log_path)
+            sandbox.set_webhook(f"http://127.0.0.1:{port}/", DEMO_IDENTIFICATION_KEY)
+            deliveries = [sandbox.trigger(t, require_subscription=False) for t in DOCUMENTED_EVENT_TYPES]
+            deliveries.append(sandbox.trigger("SOMETHING_NEW", x=1))
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    # Ended by our SIGTERM: that is the expected end, not a failure.
+    status = 0 if process.returncode == -signal.SIGTERM else process.returncode
+    return status, log_path.read_text(encoding="utf-8"), deliveries
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the receiver exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError(f"the receiver did not listen on port {port} within {timeout} s")
+
+
+# -- the tests ------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What happened when a block ran against its sandbox."""
+
+    returncode: Optional[int]
+    output: str
+    api_errors: List[Tuple[str, str, int, Optional[str]]]  # method, path, status, message
+    failed_deliveries: List[Tuple[str, Optional[int], Optional[str]]]  # event type, status, error
+
+
+def run_block(block: Block, workdir: Path) -> Run:
+    """Run one block, unchanged, against a fresh sandbox of its own."""
+    with Sandbox() as sandbox:
+        port = free_port()
+        env = block_env(sandbox, port)
+        script = write_script(workdir, block.code)
+        failed_deliveries: List[Tuple[str, Optional[int], Optional[str]]] = []
+        if block.mode == "webhook-receiver":
+            returncode, output, deliveries = run_receiver(script, env, sandbox, port)
+            failed_deliveries = [(d.event_type, d.status, d.error) for d in deliveries if d.status != 200]
+        else:
+            result = run_script(script, env)
+            returncode, output = result.returncode, result.stdout + result.stderr
+        api_errors = [(r.method, r.path, r.status, r.message) for r in sandbox.requests if r.status != 200]
+    return Run(returncode, output, api_errors, failed_deliveries)
+
+
+@pytest.fixture(scope="module")
+def block_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Dict[str, Future[Run]]]:
+    """Start every selected runnable block up front, a few at a time: most of the time is spent
+    waiting for subprocesses, so the tests below only collect the results."""
+    selected = [
+        item.callspec.params["block"]
+        for item in request.session.items
+        if isinstance(getattr(item, "callspec", None) and item.callspec.params.get("block"), Block)
+    ]
+    runnable = [block for block in selected if runs_here(block) and block.marker_problem() is None]
+    with ThreadPoolExecutor(max_workers=PARALLEL_BLOCKS) as pool:
+        yield {
+            block.id: pool.submit(run_block, block, tmp_path_factory.mktemp("doc-block"))
+            for block in runnable
+        }
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
+def test_doc_example(block: Block, block_runs: Dict[str, Future[Run]]) -> None:
+    problem = block.marker_problem()
+    assert problem is None, f"{block.id}: {problem}"
+    if block.skipped:
+        assert block.marker is not None
+        OUTCOMES[block.id] = f"not-run: {block.marker[1]}"
+        pytest.skip(f"marked not-run: {block.marker[1]}")
+
+    if not runs_here(block):
+        OUTCOMES[block.id] = "skipped: needs Python 3.10"
+        pytest.skip("needs Python 3.10 or later")
+    run = block_runs[block.id].result()
+
+    check_clean_exit(block.id, run.returncode, run.output)
+    assert run.failed_deliveries == [], (
+        f"{block.id} did not answer 200 to every delivery: {run.failed_deliveries}\n{run.output}"
+    )
+    if block.mode != "expect-api-errors":
+        assert run.api_errors == [], (
+            f"{block.id}: the sandbox answered with errors (mark the block "
+            f"<!-- run: expect-api-errors --> if that is its point): {run.api_errors}\n{run.output}"
+        )
+    OUTCOMES[block.id] = "ran"
+
+
+SEED_EXPECTATIONS = {
+    # What each generated example must print and which path it must reach, run as written.
+    "events_register_event_subscription": (
+        "Exception when calling EventsApi->events_register_event_subscription: (400) Bad Request: "
+        "INVALID_ARGUMENT (3): event_type is required",
+        "/v1/open-platform/events/subscriptions",
+    ),
+    # target_type='target_type_example' is refused by pydantic before anything is sent.
+    "events_send_event": (
+        "Exception when calling EventsApi->events_send_event: 1 validation error for events_send_event\n"
+        "target_type\n  Input should be 'USER' or 'POST'",
+        None,
+    ),
+}
+
+
+def _seed_operation(block: Block) -> str:
+    return next(name for name in SEED_EXPECTATIONS if f"api_instance.{name}(" in block.code)
+
+
+@pytest.mark.skipif(not SEED_BLOCKS, reason=f"Kenar's API page is not at {SEED_PAGE}")
+@pytest.mark.parametrize("index", range(len(SEED_BLOCKS) or 1))
+def test_kenar_api_page_examples(index: int, sandbox: Sandbox, tmp_path: Path) -> None:
+    block = SEED_BLOCKS[index]
+    expected_output, expected_path = SEED_EXPECTATIONS[_seed_operation(block)]
+    env = block_env(sandbox, free_port())
+    env.update({"API_KEY": DEMO_API_KEY, "ACCESS_TOKEN": DEMO_ACCESS_TOKEN})
+    production_host = 'host = "https://open-api.divar.ir"'
+    assert block.code.count(production_host) == 1
+    code = "import os\n" + block.code.replace(production_host, f'host = "{sandbox.url}"')
+
+    result = run_script(write_script(tmp_path, code), env)
+
+    check_clean_exit(block.id, result.returncode, result.stdout + result.stderr)
+    assert expected_output in result.stdout
+    assert [r.path for r in sandbox.requests] == ([expected_path] if expected_path else [])
+    OUTCOMES[block.id] = "ran"
+
+
+def test_markers_and_minimum_coverage() -> None:
+    problems = [f"{block.id}: {block.marker_problem()}" for block in BLOCKS if block.marker_problem()]
+    assert problems == []
+    must_run = [block.id for block in BLOCKS if block.skipped and block.page in MUST_RUN_PAGES]
+    assert must_run == [], f"these pages must run every example: {must_run}"
+    runnable = [block for block in BLOCKS if not block.skipped]
+    assert len(runnable) >= MIN_RUNNABLE_BLOCKS
+    assert sum(block.page == "README.md" for block in runnable) >= 2
+    webhooks = [block for block in BLOCKS if block.page == "docs/Webhooks.md"]
+    if webhooks:
+        assert any(block.mode == "webhook-receiver" for block in webhooks), (
+            "docs/Webhooks.md: mark its complete receiver example <!-- run: webhook-receiver -->"
+        )
+    print(
+        f"\ndocs examples: {len(runnable)} of {len(BLOCKS)} python blocks run "
+        f"({len(BLOCKS) - len(runnable)} not-run), plus {len(SEED_BLOCKS)} from Kenar's API page"
+    )
