@@ -4,6 +4,7 @@ Usage:
     python benchmarks/bench.py            # full run (about a minute)
     python benchmarks/bench.py --quick    # smoke run with small counts (CI)
     python benchmarks/bench.py --check    # also exit 1 if a target is missed
+    python benchmarks/bench.py --instructions   # also count instructions per call (valgrind)
 
 What is compared: the client process's CPU time (``time.process_time``) per call, warm-up
 first, best of several repeats, for ``events_send_event``, for
@@ -22,6 +23,7 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -256,7 +258,69 @@ def threaded_throughput(call: Callable[[], Any], threads: int, calls_per_thread:
     return threads * calls_per_thread / (time.perf_counter() - started), len(errors)
 
 
+def named_calls(base_url: str) -> Dict[str, Callable[[], Any]]:
+    import kenar_api_client
+
+    sdk_send, sdk_subscribe, _ = sdk_calls(base_url)
+    user_agent = f"kenar-api-client/{kenar_api_client.__version__}/python"
+    raw_send, raw_subscribe = raw_calls(base_url, user_agent)
+    return {
+        "raw urllib3 send": raw_send,
+        "events_send_event": sdk_send,
+        "raw urllib3 subscribe": raw_subscribe,
+        "events_register_event_subscription": sdk_subscribe,
+    }
+
+
+def instructions_per_call(base_url: str, name: str, counts: Tuple[int, int] = (300, 1300)) -> float:
+    """Instructions the client executes per call, counted by valgrind: noise-free.
+
+    Two runs that differ only in the number of calls; the difference cancels start-up and
+    warm-up.
+    """
+    totals = []
+    for count in counts:
+        result = subprocess.run(
+            [
+                shutil.which("valgrind") or "valgrind",
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                sys.executable,
+                __file__,
+                "--run-calls",
+                name,
+                str(count),
+                base_url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        collected = [line for line in result.stderr.splitlines() if "Collected :" in line]
+        totals.append(int(collected[-1].split(":")[-1]))
+    return (totals[1] - totals[0]) / (counts[1] - counts[0])
+
+
+def run_calls(name: str, count: int, base_url: str) -> None:
+    call = named_calls(base_url)[name]
+    for _ in range(100 + count):
+        call()
+
+
 # -- report --------------------------------------------------------------------------------
+
+
+def sdk_to_raw(figures: Dict[str, float]) -> Tuple[float, float]:
+    """The SDK / raw ratios of the send and the subscribe figures."""
+    return (
+        figures["events_send_event"] / figures["raw urllib3 send"],
+        figures["events_register_event_subscription"] / figures["raw urllib3 subscribe"],
+    )
+
+
+def print_ratios(send: float, subscribe: float, note: str = "") -> None:
+    row("ratio events_send_event / raw", f"{send:8.2f}", note)
+    row("ratio register_event_subscription / raw", f"{subscribe:8.2f}", note)
 
 
 def row(label: str, value: str, note: str = "") -> None:
@@ -269,7 +333,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count instructions per call with valgrind"
+    )
+    parser.add_argument("--run-calls", nargs=3, metavar=("NAME", "COUNT", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.run_calls:
+        name, count, url = args.run_calls
+        run_calls(name, int(count), url)
+        return 0
     calls, repeats, import_runs = (200, 2, 3) if args.quick else (3000, 7, 21)
     memory_counts = (100, 500) if args.quick else (1000, 20000)
     thread_calls = 50 if args.quick else 1000
@@ -291,8 +363,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             ("events_register_event_subscription", sdk_subscribe),
         ):
             cpu[name] = cpu_per_call(call, calls, repeats)
-        send_ratio = cpu["events_send_event"] / cpu["raw urllib3 send"]
-        subscribe_ratio = cpu["events_register_event_subscription"] / cpu["raw urllib3 subscribe"]
+        send_ratio, subscribe_ratio = sdk_to_raw(cpu)
 
         deps = import_seconds("import pydantic, urllib3, dateutil.parser", import_runs)
         package = import_seconds("import kenar_api_client", import_runs)
@@ -308,6 +379,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         throughput = {n: threaded_throughput(sdk_send, n, thread_calls) for n in (1, 4, 16)}
         client.close()
+        instructions = (
+            {name: instructions_per_call(base_url, name) for name in cpu} if args.instructions else {}
+        )
     finally:
         process.terminate()
 
@@ -318,12 +392,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"\nclient CPU per call (best of {repeats} x {calls} calls)")
     for name, seconds in cpu.items():
         row(name, f"{seconds * 1e6:8.1f} us")
-    row("ratio events_send_event / raw", f"{send_ratio:8.2f}", f"target <= {TARGET_CALL_RATIO:.2f}")
-    row(
-        "ratio register_event_subscription / raw",
-        f"{subscribe_ratio:8.2f}",
-        f"target <= {TARGET_CALL_RATIO:.2f}",
-    )
+    print_ratios(send_ratio, subscribe_ratio, f"target <= {TARGET_CALL_RATIO:.2f}")
+    if instructions:
+        print("\nclient instructions per call (valgrind; 1300 minus 300 calls)")
+        for name, count in instructions.items():
+            row(name, f"{count:8.0f}")
+        print_ratios(*sdk_to_raw(instructions))
     print(f"\nimport in a fresh interpreter (median of {import_runs} runs)")
     row("import pydantic, urllib3, dateutil.parser", f"{deps * 1e3:8.1f} ms")
     row("import kenar_api_client", f"{package * 1e3:8.1f} ms")
