@@ -58,6 +58,15 @@ class Reply:
 Responder = Callable[[RecordedRequest], Reply]
 
 
+def loopback_server(handler: type) -> Tuple[ThreadingHTTPServer, threading.Thread]:
+    """A threaded server for ``handler`` on a free 127.0.0.1 port, and the thread to serve it."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    # A short poll interval keeps shutdown() (test teardown) fast.
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    return httpd, thread
+
+
 class RecordingServer:
     """A threaded HTTP/1.1 keep-alive server on 127.0.0.1 that records every request.
 
@@ -118,11 +127,7 @@ class RecordingServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._httpd, self._thread = loopback_server(Handler)
 
     @property
     def address(self) -> Tuple[str, int]:

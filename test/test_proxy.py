@@ -5,8 +5,7 @@ from __future__ import annotations
 import http.client
 import select
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 from urllib.parse import urlsplit
@@ -16,7 +15,7 @@ import trustme
 import urllib3
 from conftest import ACCESS_TOKEN, API_KEY
 from fault_servers import HTTPSRecordingServer
-from servers import RecordingServer
+from servers import RecordingServer, loopback_server
 
 from kenar_api_client import ApiClient, ApiConnectionError, Configuration, EventsApi
 
@@ -78,11 +77,7 @@ class ForwardProxy:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self._httpd, self._thread = loopback_server(Handler)
 
     @property
     def url(self) -> str:

@@ -210,12 +210,17 @@ class TestTimeouts:
             api.events_send_event(**SEND_ARGS, _request_timeout=bad)
         assert server.requests == []
 
-    @pytest.mark.parametrize("bad", [-1, 0, "abc", (1,), None, float("inf")])
-    def test_an_invalid_configured_timeout_is_refused_when_the_client_is_made(self, bad: Any) -> None:
-        configuration = Configuration(host="http://127.0.0.1:9")
-        configuration.timeout = bad
-        with pytest.raises(ApiValueError, match="timeout"):
-            ApiClient(configuration)
+
+@pytest.mark.parametrize(
+    ("setting", "bad"),
+    [("timeout", bad) for bad in (-1, 0, "abc", (1,), None, float("inf"))]
+    + [("retries", bad) for bad in (-1, "2", 1.5, True)],
+)
+def test_an_invalid_transport_setting_is_refused_when_the_client_is_made(setting: str, bad: Any) -> None:
+    configuration = Configuration(host="http://127.0.0.1:9")
+    setattr(configuration, setting, bad)
+    with pytest.raises(ApiValueError, match=setting):
+        ApiClient(configuration)
 
 
 # -- no connection ------------------------------------------------------------------------
@@ -521,13 +526,6 @@ class TestRetries:
         with pytest.raises(ServiceException):
             api.events_send_event(**SEND_ARGS)
         assert len(server.requests) == 1
-
-    @pytest.mark.parametrize("bad", [-1, "2", 1.5, True])
-    def test_invalid_retries_are_refused_when_the_client_is_made(self, bad: Any) -> None:
-        configuration = Configuration(host="http://127.0.0.1:9")
-        configuration.retries = bad
-        with pytest.raises(ApiValueError, match="retries"):
-            ApiClient(configuration)
 
 
 # -- error bodies, whatever they are ------------------------------------------------------
