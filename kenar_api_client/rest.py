@@ -133,6 +133,9 @@ class RESTClientObject:
     so a call costs no URL parsing and no pool lookup beyond a dict access.
     """
 
+    #: Whether debug lines show bodies; off for OAuth, whose bodies are all secrets.
+    log_bodies = True
+
     def __init__(self, configuration: Configuration) -> None:
         self._configuration = configuration
         self.retries = build_retry(configuration.retries, configuration.retry_after_max)
@@ -253,7 +256,7 @@ class RESTClientObject:
         debug = logger.isEnabledFor(logging.DEBUG)
         if debug:
             secrets = self._secrets(headers)
-            _log_request(method, url, headers, body, secrets)
+            _log_request(method, url, headers, body, secrets, self.log_bodies)
             started = time.perf_counter()
 
         try:
@@ -284,7 +287,7 @@ class RESTClientObject:
 
         if debug:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            _log_response(response, elapsed_ms, _preload_content, secrets)
+            _log_response(response, elapsed_ms, _preload_content and self.log_bodies, secrets)
         return RESTResponse(response)
 
 
@@ -344,10 +347,11 @@ def _log_request(
     headers: Optional[Dict[str, str]],
     body: Union[bytes, str, None],
     secrets: List[str],
+    show_body: bool,
 ) -> None:
     size = 0 if body is None else len(body)
     line = "request: {} {} headers={} body={} bytes{}".format(
-        method, url, redact_headers(headers), size, f": {_preview(body)}" if body else ""
+        method, url, redact_headers(headers), size, f": {_preview(body)}" if body and show_body else ""
     )
     logger.debug("%s", scrub(line, secrets))
 

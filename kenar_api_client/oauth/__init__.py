@@ -1,0 +1,68 @@
+"""Kenar OAuth: get a user's consent, keep their tokens valid and their subscriptions alive.
+
+::
+
+    from kenar_api_client.oauth import OAuthClient, Scope, SubscriptionKeeper, TokenManager
+
+    oauth = OAuthClient()  # KENAR_APP_SLUG, KENAR_CLIENT_SECRET, KENAR_REDIRECT_URI
+    url, state = oauth.authorization_url([Scope.SEND_EVENT, Scope.USER_POSTS_GET])
+    ...  # send the user to url; Kenar redirects back to the redirect URI
+    tokens = TokenManager(oauth, SQLiteTokenStore("kenar-tokens.sqlite3"))
+    tokens.complete_authorization("user-42", redirect_url, state)
+    events = EventsApi(tokens.api_client_for("user-42", api_client))
+
+See docs/OAuth.md and docs/Subscriptions.md. No new dependency: ``RedisTokenStore``
+alone needs the ``redis`` extra.
+"""
+
+from kenar_api_client.oauth.client import (
+    DEFAULT_OAUTH_URL,
+    ROTATION_GRACE,
+    AuthorizationRequest,
+    OAuthClient,
+)
+from kenar_api_client.oauth.errors import (
+    AccessDeniedError,
+    ConsentRequiredError,
+    InvalidClientError,
+    InvalidGrantError,
+    OAuthError,
+    OAuthRedirectError,
+    StateMismatchError,
+)
+from kenar_api_client.oauth.keeper import KeptSubscription, RenewalReport, SubscriptionKeeper
+from kenar_api_client.oauth.manager import ManagedApiClient, TokenManager
+from kenar_api_client.oauth.redis_store import RedisTokenStore
+from kenar_api_client.oauth.scopes import RESOURCE_SCOPES, Scope, scope, subscription_scopes
+from kenar_api_client.oauth.sqlite_store import SQLiteTokenStore
+from kenar_api_client.oauth.store import MemoryTokenStore, TokenStore, Versioned
+from kenar_api_client.oauth.token import OAuthToken
+
+__all__ = [
+    "DEFAULT_OAUTH_URL",
+    "RESOURCE_SCOPES",
+    "ROTATION_GRACE",
+    "AccessDeniedError",
+    "AuthorizationRequest",
+    "ConsentRequiredError",
+    "InvalidClientError",
+    "InvalidGrantError",
+    "KeptSubscription",
+    "ManagedApiClient",
+    "MemoryTokenStore",
+    "OAuthClient",
+    "OAuthError",
+    "OAuthRedirectError",
+    "OAuthToken",
+    "RedisTokenStore",
+    "RenewalReport",
+    "SQLiteTokenStore",
+    "Scope",
+    "StateMismatchError",
+    "SubscriptionKeeper",
+    "TokenManager",
+    "TokenStore",
+    "Versioned",
+    "scope",
+    "subscription_scopes",
+]
