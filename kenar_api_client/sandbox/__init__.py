@@ -1,4 +1,4 @@
-"""A local Kenar Events server for tests, docs and the ``kenar-events`` CLI.
+"""A local Kenar Events and OAuth server for tests, docs and the ``kenar-events`` CLI.
 
 ::
 
@@ -15,37 +15,59 @@
 Depends on the standard library only; nothing in the SDK core imports it.
 """
 
+from kenar_api_client.sandbox._clients import OAuthClient
+from kenar_api_client.sandbox._clock import SandboxClock
 from kenar_api_client.sandbox._delivery import Delivery, DeliveryAttempt
 from kenar_api_client.sandbox._demo import (
     DEMO_ACCESS_TOKEN,
     DEMO_API_KEY,
     DEMO_API_KEY_PERMISSIONS,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
     DEMO_IDENTIFICATION_KEY,
     DEMO_POST_TOKEN,
+    DEMO_REDIRECT_URI,
     DEMO_SCOPES,
     DEMO_USER_ID,
 )
 from kenar_api_client.sandbox._errors import SandboxError, SubscriptionRequiredError
 from kenar_api_client.sandbox._events import DOCUMENTED_EVENT_TYPES
 from kenar_api_client.sandbox._sandbox import Sandbox
-from kenar_api_client.sandbox._state import AccessToken, RequestRecord, SentEvent, Subscription
+from kenar_api_client.sandbox._state import RequestRecord, SentEvent, Subscription, TokenRequestRecord
+from kenar_api_client.sandbox._tokens import (
+    ACCESS_TOKEN_LIFETIME,
+    CODE_LIFETIME,
+    REFRESH_TOKEN_LIFETIME,
+    ROTATION_GRACE,
+    AccessToken,
+)
 
 __all__ = [
+    "ACCESS_TOKEN_LIFETIME",
+    "CODE_LIFETIME",
     "DEMO_ACCESS_TOKEN",
     "DEMO_API_KEY",
     "DEMO_API_KEY_PERMISSIONS",
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
     "DEMO_IDENTIFICATION_KEY",
     "DEMO_POST_TOKEN",
+    "DEMO_REDIRECT_URI",
     "DEMO_SCOPES",
     "DEMO_USER_ID",
     "DOCUMENTED_EVENT_TYPES",
+    "REFRESH_TOKEN_LIFETIME",
+    "ROTATION_GRACE",
     "AccessToken",
     "Delivery",
     "DeliveryAttempt",
+    "OAuthClient",
     "RequestRecord",
     "Sandbox",
+    "SandboxClock",
     "SandboxError",
     "SentEvent",
     "Subscription",
     "SubscriptionRequiredError",
+    "TokenRequestRecord",
 ]

@@ -1,10 +1,11 @@
-"""The ``/_sandbox/`` admin endpoints the CLI uses: trigger a delivery, set the webhook, read state."""
+"""The ``/_sandbox/`` admin endpoints: deliveries, the webhook, state, the clock and the consent."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Tuple
 
+from kenar_api_client.sandbox._demo import DEMO_POST_TOKEN, DEMO_USER_ID
 from kenar_api_client.sandbox._errors import SandboxError
 from kenar_api_client.sandbox._rpc import Code, RpcError
 
@@ -61,12 +62,49 @@ def _reset(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
     return {}
 
 
+def _get_clock(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+    return {"now": sandbox.clock.now()}
+
+
+def _set_clock(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+    given = [name for name in ("advance", "set") if name in request]
+    if len(given) != 1:
+        raise RpcError(
+            Code.INVALID_ARGUMENT, 'send either {"advance": <seconds>} or {"set": <epoch seconds>}'
+        )
+    value = request[given[0]]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RpcError(Code.INVALID_ARGUMENT, f"{given[0]} must be a number of seconds")
+    try:
+        now = sandbox.clock.advance(value) if given[0] == "advance" else sandbox.clock.set(value)
+    except ValueError as exc:
+        raise RpcError(Code.INVALID_ARGUMENT, str(exc)) from exc
+    return {"now": now}
+
+
+def _set_consent(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+    user_id = request.get("user_id", DEMO_USER_ID)
+    posts = request.get("posts", [DEMO_POST_TOKEN])
+    refuse = request.get("refuse", False)
+    if not isinstance(user_id, str) or not user_id:
+        raise RpcError(Code.INVALID_ARGUMENT, "user_id must be a non-empty string")
+    if not isinstance(posts, list) or not all(isinstance(post, str) for post in posts):
+        raise RpcError(Code.INVALID_ARGUMENT, "posts must be a list of post tokens")
+    if not isinstance(refuse, bool):
+        raise RpcError(Code.INVALID_ARGUMENT, "refuse must be true or false")
+    sandbox.set_consent(user_id, posts, refuse=refuse)
+    return {}
+
+
 _ENDPOINTS: Dict[Tuple[str, str], _Endpoint] = {
     ("GET", "/_sandbox/state"): _state,
     ("GET", "/_sandbox/webhook"): _get_webhook,
     ("POST", "/_sandbox/webhook"): _set_webhook,
     ("POST", "/_sandbox/trigger"): _trigger,
     ("POST", "/_sandbox/reset"): _reset,
+    ("GET", "/_sandbox/clock"): _get_clock,
+    ("POST", "/_sandbox/clock"): _set_clock,
+    ("POST", "/_sandbox/consent"): _set_consent,
 }
 
 

@@ -8,13 +8,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs
 
 from kenar_api_client.sandbox._rpc import Code, RpcError, quoted
-from kenar_api_client.sandbox._state import (
-    SUBSCRIBABLE_EVENT_TYPES,
-    AccessToken,
-    SandboxState,
-    SentEvent,
-    Subscription,
-)
+from kenar_api_client.sandbox._state import SUBSCRIBABLE_EVENT_TYPES, SandboxState, SentEvent, Subscription
+from kenar_api_client.sandbox._tokens import AccessToken
 
 SEND_EVENT_PATH = "/experimental/open-platform/events/send"
 SUBSCRIPTIONS_PATH = "/v1/open-platform/events/subscriptions"
@@ -55,10 +50,10 @@ def authenticate(state: SandboxState, headers: Message, permission: str) -> Call
         raise RpcError(Code.PERMISSION_DENIED, f"the API key lacks permission {permission}")
 
     token = _bearer_token(headers)
-    grant = state.access_token(token)
-    if grant is None:
-        raise RpcError(Code.UNAUTHENTICATED, "the access token is not valid or has expired")
-    return Caller(api_key, token, grant)
+    status = state.tokens.status(token)
+    if status.grant is None:
+        raise RpcError(Code.UNAUTHENTICATED, status.problem or "the access token is not valid")
+    return Caller(api_key, token, status.grant)
 
 
 def _single_header(headers: Message, name: str, what: str) -> Optional[str]:
@@ -135,6 +130,7 @@ def send_event(state: SandboxState, headers: Message, query: str) -> SentEvent:
         target_resource_id=target,
         api_key=caller.api_key,
         user_id=caller.grant.user_id,
+        at=state.now(),
     )
     state.add_sent_event(event)
     return event
@@ -182,6 +178,7 @@ def register_subscription(state: SandboxState, headers: Message, body: bytes) ->
         access_token=caller.token,
         user_id=caller.grant.user_id,
         api_key=caller.api_key,
+        at=state.now(),
     )
     state.add_subscription(subscription)
     return subscription

@@ -124,8 +124,13 @@ def encode_body(body: Dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def deliver(url: str, identification_key: str, body: Dict[str, Any], policy: RetryPolicy) -> Delivery:
-    """POST ``body`` to ``url`` until a 2xx answer or ``policy.attempts`` tries; never raises."""
+def deliver(
+    url: str, identification_key: str, body: Dict[str, Any], policy: RetryPolicy, at: datetime
+) -> Delivery:
+    """POST ``body`` to ``url`` until a 2xx answer or ``policy.attempts`` tries; never raises.
+
+    ``at`` is when it was triggered, on the sandbox's clock.
+    """
     payload = encode_body(body)
     event_type = str(body.get("type"))
     attempts: List[DeliveryAttempt] = []
@@ -138,7 +143,7 @@ def deliver(url: str, identification_key: str, body: Dict[str, Any], policy: Ret
         _log_attempt(event_type, url, attempt, policy.attempts)
         if attempt.ok:
             break
-    return Delivery(event_type=event_type, url=url, body=body, attempts=attempts)
+    return Delivery(event_type=event_type, url=url, body=body, attempts=attempts, at=at)
 
 
 def _post(

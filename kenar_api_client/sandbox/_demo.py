@@ -17,3 +17,10 @@ DEMO_SCOPES: Tuple[str, ...] = (
     "USER_ID",
 )
 DEMO_IDENTIFICATION_KEY = "kenar-sandbox-demo-identification-key"
+
+# The OAuth client every sandbox registers unless given ``oauth_clients``. A loopback
+# redirect URI matches any port (RFC 8252, section 7.3), so a local callback server on a
+# free port can use it.
+DEMO_CLIENT_ID = "kenar-sandbox-demo-app"
+DEMO_CLIENT_SECRET = "kenar-sandbox-demo-client-secret"  # noqa: S105 - a public demo value
+DEMO_REDIRECT_URI = "http://127.0.0.1/kenar/callback"

@@ -1,4 +1,4 @@
-"""``Sandbox``: a local Kenar Events server with configurable credentials and webhook deliveries."""
+"""``Sandbox``: a local Kenar Events and OAuth server with configurable credentials and webhook deliveries."""
 
 from __future__ import annotations
 
@@ -6,38 +6,48 @@ import threading
 from types import TracebackType
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type
 
+from kenar_api_client.sandbox._clients import OAuthClient
+from kenar_api_client.sandbox._clock import SandboxClock
 from kenar_api_client.sandbox._delivery import Delivery, RetryPolicy, deliver
 from kenar_api_client.sandbox._demo import (
     DEMO_ACCESS_TOKEN,
     DEMO_API_KEY,
     DEMO_API_KEY_PERMISSIONS,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
     DEMO_IDENTIFICATION_KEY,
     DEMO_POST_TOKEN,
+    DEMO_REDIRECT_URI,
     DEMO_SCOPES,
     DEMO_USER_ID,
 )
 from kenar_api_client.sandbox._errors import SandboxError, SubscriptionRequiredError
 from kenar_api_client.sandbox._events import build_body, post_token_of
+from kenar_api_client.sandbox._scopes import OFFLINE_ACCESS, parse_scope
 from kenar_api_client.sandbox._server import SandboxHTTPServer
 from kenar_api_client.sandbox._state import (
     SUBSCRIBABLE_EVENT_TYPES,
-    AccessToken,
+    Consent,
     RequestRecord,
     SandboxState,
     SentEvent,
     Subscription,
+    TokenRequestRecord,
     subscription_needed,
 )
+from kenar_api_client.sandbox._tokens import ACCESS_TOKEN_LIFETIME, AccessToken
 
 _POLL_INTERVAL = 0.05  # how quickly serve_forever notices stop()
 
 
 class Sandbox:
-    """A faithful local stand-in for Kenar's Events API, on a real HTTP server.
+    """A faithful local stand-in for Kenar's Events API and OAuth server, on a real HTTP server.
 
     With no ``api_keys`` / ``access_tokens`` it accepts the public demo credentials
     (``DEMO_API_KEY``, ``DEMO_ACCESS_TOKEN``); pass mappings (``{}`` for none) to configure
     your own, or add them later with :meth:`add_api_key` and :meth:`add_access_token`.
+    With no ``oauth_clients`` it registers the demo OAuth client (``DEMO_CLIENT_ID``).
+    Every expiry check reads ``clock`` (a new :class:`SandboxClock` by default).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. ``port=0`` picks a
     free port; :attr:`url` is the base URL to give ``Configuration(host=...)``.
@@ -55,9 +65,11 @@ class Sandbox:
         delivery_attempts: int = 3,
         delivery_backoff: float = 0.05,
         delivery_timeout: float = 5.0,
+        clock: Optional[SandboxClock] = None,
+        oauth_clients: Optional[Mapping[str, OAuthClient]] = None,
     ) -> None:
         self._address = (host, port)
-        self._state = SandboxState()
+        self._state = SandboxState(clock if clock is not None else SandboxClock())
         self._policy = RetryPolicy(delivery_attempts, delivery_backoff, delivery_timeout)
         self._webhook_lock = threading.Lock()
         self._webhook_url: Optional[str] = None
@@ -72,7 +84,15 @@ class Sandbox:
         for key, permissions in api_keys.items():
             self.add_api_key(key, permissions)
         for token, grant in access_tokens.items():
-            self._state.add_access_token(token, grant)
+            self._state.tokens.add_access_token(token, grant)
+        if oauth_clients is None:
+            oauth_clients = {
+                DEMO_CLIENT_ID: OAuthClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, [DEMO_REDIRECT_URI])
+            }
+        for client_id, client in oauth_clients.items():
+            if client_id != client.client_id:
+                raise SandboxError(f"oauth_clients maps {client_id!r} to the client {client.client_id!r}")
+            self._state.add_oauth_client(client)
         self.set_webhook(webhook_url, identification_key)
 
     # -- life cycle ---------------------------------------------------------------------
@@ -134,6 +154,16 @@ class Sandbox:
             host = "127.0.0.1"
         return f"http://{host}:{self.port}"
 
+    @property
+    def oauth_url(self) -> str:
+        """The base URL of the OAuth endpoints (``/oauth2/auth``, ``/oauth2/token``): :attr:`url`."""
+        return self.url
+
+    @property
+    def clock(self) -> SandboxClock:
+        """The clock of every expiry check; ``clock.advance(3600)`` makes an hour pass."""
+        return self._state.clock
+
     def __repr__(self) -> str:
         where = self.url if self._server is not None else "not running"
         return f"Sandbox({where})"
@@ -150,21 +180,97 @@ class Sandbox:
         self._state.remove_api_key(key)
 
     def add_access_token(
-        self, token: str, user_id: str, scopes: Iterable[str] = (), posts: Iterable[str] = ()
+        self,
+        token: str,
+        user_id: str,
+        scopes: Iterable[str] = (),
+        posts: Iterable[str] = (),
+        *,
+        expires_at: Optional[float] = None,
     ) -> AccessToken:
         """Accept access token ``token`` for user ``user_id`` with OAuth ``scopes``.
 
         ``posts`` are the tokens of the posts the user owns: the posts a ``POST`` target
-        or a subscription's ``event_resource_id`` may name.
+        or a subscription's ``event_resource_id`` may name. The token is valid until
+        ``expires_at`` (epoch seconds on :attr:`clock`), or forever if None.
         """
         _check_secret(token, "access token")
         grant = AccessToken(user_id, scopes, posts)
-        self._state.add_access_token(token, grant)
+        self._state.tokens.add_access_token(token, grant, expires_at)
         return grant
 
     def revoke_access_token(self, token: str) -> None:
         """Stop accepting ``token`` (calls get 401) and drop the subscriptions made with it."""
         self._state.revoke_access_token(token)
+
+    # -- OAuth --------------------------------------------------------------------------
+
+    def add_oauth_client(
+        self, client_id: str, client_secret: str, redirect_uris: Iterable[str]
+    ) -> OAuthClient:
+        """Register an OAuth client (replacing one with the same ``client_id``); returns it."""
+        client = OAuthClient(client_id, client_secret, redirect_uris)
+        self._state.add_oauth_client(client)
+        return client
+
+    def set_consent(
+        self, user_id: str = DEMO_USER_ID, posts: Iterable[str] = (DEMO_POST_TOKEN,), *, refuse: bool = False
+    ) -> None:
+        """Who consents at ``/oauth2/auth`` from now on, owning which ``posts``.
+
+        ``refuse=True``: the user refuses, and ``/oauth2/auth`` redirects back with
+        ``error=access_denied`` and no code.
+        """
+        if not isinstance(user_id, str) or not user_id:
+            raise SandboxError("the user_id must be a non-empty string")
+        if isinstance(posts, str):
+            raise SandboxError("posts must be a collection of post tokens, not one string")
+        self._state.set_consent(Consent(user_id, frozenset(posts), bool(refuse)))
+
+    def issue_tokens(
+        self,
+        *,
+        user_id: str = DEMO_USER_ID,
+        scopes: Iterable[str] = (*DEMO_SCOPES, OFFLINE_ACCESS),
+        posts: Iterable[str] = (DEMO_POST_TOKEN,),
+        client_id: str = DEMO_CLIENT_ID,
+        redirect_uri: str = DEMO_REDIRECT_URI,
+        expires_in: int = ACCESS_TOKEN_LIFETIME,
+    ) -> Dict[str, Any]:
+        """Skip the browser step: the JSON object ``/oauth2/token`` would answer for a code.
+
+        The tokens behave exactly like ones from the flow: refreshable by ``client_id``
+        with ``redirect_uri``; ``refresh_token`` only when ``offline_access`` is in ``scopes``.
+        """
+        if isinstance(scopes, str) or isinstance(posts, str):
+            raise SandboxError("scopes and posts must be collections of strings, not one string")
+        try:
+            granted = parse_scope(" ".join(scopes))
+        except ValueError as exc:
+            raise SandboxError(str(exc)) from exc
+        client = self._state.oauth_client(client_id)
+        if client is None:
+            raise SandboxError(f"no OAuth client {client_id!r} is registered: call add_oauth_client() first")
+        if not client.accepts_redirect_uri(redirect_uri):
+            raise SandboxError(f"{redirect_uri!r} is not a redirect URI registered for {client_id!r}")
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
+            raise SandboxError("expires_in must be a positive number of seconds")
+        grant = AccessToken(user_id, granted, posts)
+        return self._state.tokens.issue(client_id, redirect_uri, granted, grant, expires_in)
+
+    def revoke_consent(self, user_id: str) -> Optional[Delivery]:
+        """The user revokes the app: every access and refresh token of ``user_id`` stops working.
+
+        Their subscriptions are dropped. If a webhook URL is set and a revoked token carried
+        the scopes ``NOTIFICATION_ACCESS_REVOCATION`` and ``USER_ID``, one
+        ``USER_ACCESS_REVOCATION`` delivery is made and returned; else None.
+        """
+        revoked = self._state.tokens.revoke_user(user_id)
+        self._state.drop_revoked_subscriptions()
+        notified = any({"NOTIFICATION_ACCESS_REVOCATION", "USER_ID"} <= grant.scopes for grant in revoked)
+        if not notified or self.webhook_url is None:
+            return None
+        return self._trigger("USER_ACCESS_REVOCATION", {"user_id": user_id}, None, False)
 
     # -- records ------------------------------------------------------------------------
 
@@ -175,8 +281,13 @@ class Sandbox:
 
     @property
     def subscriptions(self) -> List[Subscription]:
-        """Current subscriptions, oldest first (a copy)."""
+        """Live subscriptions (their access token still valid), oldest first, with ``expires_at``."""
         return self._state.subscriptions()
+
+    @property
+    def all_subscriptions(self) -> List[Subscription]:
+        """Every subscription not dropped by a revocation, dead ones (token expired) included."""
+        return self._state.all_subscriptions()
 
     @property
     def sent_events(self) -> List[SentEvent]:
@@ -193,8 +304,13 @@ class Sandbox:
         """Every API request with its status, failed ones included, oldest first (a copy)."""
         return self._state.requests()
 
+    @property
+    def token_requests(self) -> List[TokenRequestRecord]:
+        """Every ``POST /oauth2/token`` with its outcome, failed ones included, oldest first (a copy)."""
+        return self._state.token_requests()
+
     def reset(self) -> None:
-        """Forget all records (subscriptions, sent events, deliveries, requests)."""
+        """Forget all records (subscriptions, sent events, deliveries, requests, token requests)."""
         self._state.clear_records()
 
     def snapshot(self) -> Dict[str, Any]:
@@ -252,7 +368,7 @@ class Sandbox:
     def deliver(self, body: Mapping[str, Any]) -> Delivery:
         """Deliver ``body`` exactly as given (no subscription check), e.g. a malformed one."""
         url, key = self._webhook()
-        delivery = deliver(url, key, dict(body), self._policy)
+        delivery = deliver(url, key, dict(body), self._policy, self._state.now())
         self._state.add_delivery(delivery)
         return delivery
 
@@ -290,7 +406,7 @@ class Sandbox:
 
     def _default_subject(self, event_type: str) -> Tuple[str, str]:
         """The user and post a triggered event is about unless its fields say otherwise."""
-        grant = self._state.first_access_token()
+        grant = self._state.tokens.first_grant()
         user_id = grant.user_id if grant is not None else DEMO_USER_ID
         post_token = min(grant.posts) if grant is not None and grant.posts else DEMO_POST_TOKEN
         subscribed_type = next((s for s, d in SUBSCRIBABLE_EVENT_TYPES.items() if d == event_type), None)
@@ -298,7 +414,7 @@ class Sandbox:
         if newest and newest[-1].event_resource_id:
             post_token = newest[-1].event_resource_id
         elif newest:
-            owner = self._state.access_token(newest[-1].access_token)
+            owner = self._state.tokens.status(newest[-1].access_token).grant
             if owner is not None and owner.posts:
                 post_token = min(owner.posts)
         return user_id, post_token

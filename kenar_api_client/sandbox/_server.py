@@ -11,7 +11,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
-from kenar_api_client.sandbox import _admin, _api
+from kenar_api_client.sandbox import _admin, _api, _oauth
 from kenar_api_client.sandbox._rpc import Code, RpcError, error_answer, quoted
 from kenar_api_client.sandbox._state import RequestRecord
 
@@ -126,6 +126,9 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             return
         if path.startswith(ADMIN_PREFIX):
             self._handle_admin(path, body)
+        elif path.startswith(_oauth.PREFIX):
+            answer = _oauth.handle(self.server.sandbox.state, self.command, path, query, self.headers, body)
+            self._answer(answer.status, answer.body, answer.headers)
         else:
             self._handle_api(path, query, body)
 
@@ -176,7 +179,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     def _record(self, path: str, status: int, error: Optional[RpcError]) -> None:
         code = None if error is None else int(error.code)
         message = None if error is None else error.message
-        self.server.sandbox.state.add_request(RequestRecord(self.command, path, status, code, message))
+        state = self.server.sandbox.state
+        state.add_request(RequestRecord(self.command, path, status, code, message, state.now()))
         if error is None:
             logger.info("%s %s -> %d", self.command, path, status)
         else:
@@ -184,9 +188,9 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, payload: bytes, headers: Optional[Dict[str, str]] = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        headers = {"Content-Type": "application/json", **(headers or {})}
         self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
+        for name, value in headers.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
