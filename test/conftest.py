@@ -17,7 +17,16 @@ ACCESS_TOKEN = "test-access-token-b83d2e61"
 @pytest.fixture(autouse=True)
 def _clean_kenar_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Tests must not pick up a developer's real credentials or base URL."""
-    for name in ("KENAR_BASE_URL", "KENAR_API_KEY", "KENAR_ACCESS_TOKEN"):
+    for name in (
+        "KENAR_BASE_URL",
+        "KENAR_API_KEY",
+        "KENAR_ACCESS_TOKEN",
+        "KENAR_APP_SLUG",
+        "KENAR_CLIENT_SECRET",
+        "KENAR_REDIRECT_URI",
+        "KENAR_OAUTH_URL",
+        "KENAR_TOKEN_STORE",
+    ):
         monkeypatch.delenv(name, raising=False)
     yield
     kenar_api_client.Configuration.set_default(None)
