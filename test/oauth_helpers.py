@@ -82,7 +82,7 @@ class LossyProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers: Dict[str, str] = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 answer = _http.request("POST", proxy.target + self.path, body=body, headers=headers)

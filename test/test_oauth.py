@@ -10,7 +10,7 @@ from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from oauth_helpers import SCOPES, LossyProxy, browser_consent, issued_token, oauth_client, refresh_requests
+from oauth_helpers import SCOPES, LossyProxy, browser_consent, issued_token, oauth_client
 
 import kenar_api_client
 from kenar_api_client.exceptions import ApiConnectionError, ApiException, ApiTimeoutError, ApiValueError
@@ -74,7 +74,9 @@ def test_settings_come_from_the_environment_and_explicit_values_win(monkeypatch:
         "https://app.example/callback",
         "http://127.0.0.1:9",
     )
-    explicit = OAuthClient("my-slug", redirect_uri="https://app.example/other", oauth_url="https://oauth.example")
+    explicit = OAuthClient(
+        "my-slug", redirect_uri="https://app.example/other", oauth_url="https://oauth.example"
+    )
     assert (explicit.client_id, explicit.redirect_uri, explicit.oauth_url) == (
         "my-slug",
         "https://app.example/other",
@@ -115,7 +117,9 @@ def test_a_missing_setting_is_named_with_its_variable(sandbox: Sandbox) -> None:
 
 
 def test_the_authorization_url_carries_every_parameter(oauth: OAuthClient, sandbox: Sandbox) -> None:
-    url, state = oauth.authorization_url([Scope.SEND_EVENT, Scope.CHAT_POST_CONVERSATIONS_READ.on("wZ3kT9pQ")])
+    url, state = oauth.authorization_url(
+        [Scope.SEND_EVENT, Scope.CHAT_POST_CONVERSATIONS_READ.on("wZ3kT9pQ")]
+    )
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{sandbox.oauth_url}/oauth2/auth"
     assert parse_qs(parts.query) == {
@@ -165,7 +169,9 @@ def test_every_scope_name_of_the_spec_is_a_constant() -> None:
         ([42], "string"),
     ],
 )
-def test_bad_scopes_are_refused_before_anything_is_built(oauth: OAuthClient, scopes: list, message: str) -> None:
+def test_bad_scopes_are_refused_before_anything_is_built(
+    oauth: OAuthClient, scopes: list, message: str
+) -> None:
     with pytest.raises(ApiValueError, match=message):
         oauth.authorization_url(scopes)
 
@@ -179,7 +185,9 @@ def test_unknown_well_formed_scopes_are_accepted(oauth: OAuthClient) -> None:
 # -- steps 2 and 3: the redirect back and the code exchange -----------------------------------------
 
 
-def test_the_whole_flow_gives_a_token_that_works_on_the_events_api(oauth: OAuthClient, sandbox: Sandbox) -> None:
+def test_the_whole_flow_gives_a_token_that_works_on_the_events_api(
+    oauth: OAuthClient, sandbox: Sandbox
+) -> None:
     request = oauth.authorization_url(SCOPES)
     redirect = browser_consent(request.url)
     before = sandbox.clock.now()
@@ -287,7 +295,9 @@ def test_a_refresh_rotates_both_tokens_and_sends_kenars_fields(oauth: OAuthClien
     assert [(r.grant_type, r.status) for r in sandbox.token_requests] == [("refresh_token", 200)]
 
 
-def test_the_old_pair_works_for_two_minutes_then_only_the_new_one(oauth: OAuthClient, sandbox: Sandbox) -> None:
+def test_the_old_pair_works_for_two_minutes_then_only_the_new_one(
+    oauth: OAuthClient, sandbox: Sandbox
+) -> None:
     token = issued_token(sandbox)
     refreshed = oauth.refresh(token)
     sandbox.clock.advance(100)
@@ -324,7 +334,7 @@ def test_a_lost_refresh_answer_is_retried_within_the_grace(sandbox: Sandbox) -> 
 def test_a_lost_code_exchange_answer_is_never_retried(oauth: OAuthClient, sandbox: Sandbox) -> None:
     request = oauth.authorization_url(SCOPES)
     code = oauth.parse_redirect(browser_consent(request.url), request.state)
-    with LossyProxy(sandbox.oauth_url, lose=1) as proxy, oauth_client(sandbox, proxy.url) as client:
+    with LossyProxy(sandbox.oauth_url, lose=1) as proxy, oauth_client(sandbox, proxy.url) as client:  # noqa: SIM117
         with pytest.raises(ApiConnectionError):
             client.exchange_code(code)
     assert proxy.forwarded == 1
