@@ -230,9 +230,10 @@ class OAuthClient:
         """A new token pair for ``token`` (both tokens rotate; the old pair dies two minutes later).
 
         Sends Kenar's fields: the refresh token, the current access token as ``code``, and
-        ``redirect_uri``. A lost answer (connection dropped, timeout, 5xx, 429) is retried
-        with the same refresh token, which Kenar still accepts within the two-minute grace
-        period, for up to a minute. ``InvalidGrantError`` means the user must consent again.
+        ``redirect_uri`` (the token's own, else this client's). A lost answer (connection
+        dropped, timeout, 5xx, 429) is retried with the same refresh token, which Kenar
+        still accepts within the two-minute grace period, for up to a minute.
+        ``InvalidGrantError`` means the user must consent again.
         """
         if not isinstance(token, OAuthToken):
             raise ApiValueError(f"refresh() needs an OAuthToken, not {type(token).__name__}")
@@ -247,7 +248,8 @@ class OAuthClient:
             "code": token.access_token,
             "client_id": self._require(self.client_id, "client_id", ENV_APP_SLUG),
             "client_secret": self._require(self._client_secret, "client_secret", ENV_CLIENT_SECRET),
-            "redirect_uri": self._require(self.redirect_uri, "redirect_uri", ENV_REDIRECT_URI),
+            "redirect_uri": token.redirect_uri
+            or self._require(self.redirect_uri, "redirect_uri", ENV_REDIRECT_URI),
         }
         deadline = time.monotonic() + REFRESH_RETRY_WINDOW
         attempt = 1
@@ -288,7 +290,7 @@ class OAuthClient:
             response.status,
             (time.monotonic() - started) * 1000,
         )
-        return _token_from_answer(response, raw, received_at, hidden)
+        return _token_from_answer(response, raw, received_at, hidden, fields["redirect_uri"])
 
     @staticmethod
     def _require(value: Optional[str], name: str, env: str) -> str:
@@ -298,7 +300,7 @@ class OAuthClient:
 
 
 def _token_from_answer(
-    response: rest.RESTResponse, raw: bytes, received_at: float, hidden: List[str]
+    response: rest.RESTResponse, raw: bytes, received_at: float, hidden: List[str], redirect_uri: str
 ) -> OAuthToken:
     """The token in a 2xx answer; the typed exception for any other."""
     status = response.status
@@ -311,7 +313,7 @@ def _token_from_answer(
                 status=status, reason=f"{reason}, but the answer is not a JSON object", headers=headers
             )
         try:
-            return OAuthToken.from_response(document, received_at)
+            return OAuthToken.from_response(document, received_at, redirect_uri)
         except ApiValueError as exc:
             raise ApiException(status=status, reason=f"{reason}, but {exc}", headers=headers) from None
     body = scrub(raw.decode("utf-8", "replace"), hidden)

@@ -22,7 +22,8 @@ class OAuthToken:
 
     ``expires_at`` is absolute (seconds since the Unix epoch), computed from
     ``expires_in`` when the answer arrived; ``refresh_token`` is None unless the user
-    granted ``offline_access``. ``repr`` and ``str`` never show either token.
+    granted ``offline_access``. ``redirect_uri`` is the one the tokens were obtained with:
+    Kenar wants the same one on every refresh. ``repr`` and ``str`` never show either token.
     """
 
     access_token: str = field(repr=False)
@@ -31,9 +32,12 @@ class OAuthToken:
     scopes: List[str]
     token_type: str = "bearer"  # noqa: S105 - the token kind
     obtained_at: float = 0.0
+    redirect_uri: Optional[str] = None
 
     @classmethod
-    def from_response(cls, document: Mapping[str, Any], received_at: float) -> OAuthToken:
+    def from_response(
+        cls, document: Mapping[str, Any], received_at: float, redirect_uri: Optional[str] = None
+    ) -> OAuthToken:
         """The token in a token endpoint answer received at ``received_at``; ApiValueError if malformed."""
         access_token = document.get("access_token")
         if not isinstance(access_token, str) or not _is_header_safe(access_token):
@@ -63,6 +67,7 @@ class OAuthToken:
             scopes=scope.split(),
             token_type=token_type.lower(),
             obtained_at=received_at,
+            redirect_uri=redirect_uri,
         )
 
     # -- lifetime ---------------------------------------------------------------------------
@@ -105,6 +110,7 @@ class OAuthToken:
             "scopes": list(self.scopes),
             "token_type": self.token_type,
             "obtained_at": self.obtained_at,
+            "redirect_uri": self.redirect_uri,
         }
 
     @classmethod
@@ -118,6 +124,7 @@ class OAuthToken:
                 scopes=[str(s) for s in data.get("scopes") or []],
                 token_type=str(data.get("token_type") or "bearer"),
                 obtained_at=float(data.get("obtained_at") or 0.0),
+                redirect_uri=None if data.get("redirect_uri") is None else str(data["redirect_uri"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ApiValueError(f"not a stored OAuth token ({type(exc).__name__})") from None
