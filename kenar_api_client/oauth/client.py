@@ -148,6 +148,7 @@ class OAuthClient:
         state: Optional[str] = None,
         *,
         offline: bool = True,
+        redirect_uri: Optional[str] = None,
     ) -> AuthorizationRequest:
         """The URL to send the user to, and the ``state`` to keep until they come back.
 
@@ -155,7 +156,8 @@ class OAuthClient:
         unknown well-formed names accepted). ``offline_access`` is added unless
         ``offline=False``: without it Kenar gives no refresh token and the user must
         consent again when the access token expires (an hour). With no ``state`` a fresh
-        unguessable one is made.
+        unguessable one is made. ``redirect_uri`` overrides the client's for this
+        authorization (then give the same one to :meth:`exchange_code`).
         """
         requested = scope_list(scopes)
         if offline and Scope.OFFLINE_ACCESS.value not in requested:
@@ -168,7 +170,7 @@ class OAuthClient:
             [
                 ("response_type", "code"),
                 ("client_id", self._require(self.client_id, "client_id", ENV_APP_SLUG)),
-                ("redirect_uri", self._require(self.redirect_uri, "redirect_uri", ENV_REDIRECT_URI)),
+                ("redirect_uri", self._redirect_uri(redirect_uri)),
                 ("scope", " ".join(requested)),
                 ("state", state),
             ],
@@ -207,8 +209,11 @@ class OAuthClient:
 
     # -- step 3: exchange the code ----------------------------------------------------------
 
-    def exchange_code(self, code: str) -> OAuthToken:
-        """Exchange an authorization code for tokens. Never sent twice: a code is single use."""
+    def exchange_code(self, code: str, *, redirect_uri: Optional[str] = None) -> OAuthToken:
+        """Exchange an authorization code for tokens. Never sent twice: a code is single use.
+
+        ``redirect_uri``: the one the authorization URL was made with, if not the client's.
+        """
         if not isinstance(code, str) or not code:
             raise ApiValueError("code must be the non-empty authorization code from the redirect")
         fields = {
@@ -216,7 +221,7 @@ class OAuthClient:
             "code": code,
             "client_id": self._require(self.client_id, "client_id", ENV_APP_SLUG),
             "client_secret": self._require(self._client_secret, "client_secret", ENV_CLIENT_SECRET),
-            "redirect_uri": self._require(self.redirect_uri, "redirect_uri", ENV_REDIRECT_URI),
+            "redirect_uri": self._redirect_uri(redirect_uri),
         }
         return self._token_request(fields, secret_fields=("code", "client_secret"))
 
@@ -291,6 +296,11 @@ class OAuthClient:
             (time.monotonic() - started) * 1000,
         )
         return _token_from_answer(response, raw, received_at, hidden, fields["redirect_uri"])
+
+    def _redirect_uri(self, override: Optional[str]) -> str:
+        if override is not None:
+            return _checked_redirect_uri(override)
+        return self._require(self.redirect_uri, "redirect_uri", ENV_REDIRECT_URI)
 
     @staticmethod
     def _require(value: Optional[str], name: str, env: str) -> str:
