@@ -559,6 +559,10 @@ def test_issue_tokens_checks_its_arguments(sandbox: Sandbox) -> None:
         sandbox.issue_tokens(redirect_uri="http://127.0.0.1/elsewhere")
     with pytest.raises(SandboxError, match="expires_in"):
         sandbox.issue_tokens(expires_in=0)
+    with pytest.raises(SandboxError, match="malformed"):
+        sandbox.issue_tokens(scopes=["SEND_EVENT USER_ID"])
+    with pytest.raises(SandboxError, match="expires_at"):
+        sandbox.add_access_token("t-1", DEMO_USER_ID, expires_at=float("inf"))
 
 
 # -- lifetimes at the Events API -----------------------------------------------------------------

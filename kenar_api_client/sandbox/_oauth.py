@@ -83,6 +83,11 @@ def handle(state: SandboxState, method: str, path: str, query: str, headers: Mes
 class _Refused(Exception):
     """The authorization request cannot be answered with a redirect (RFC 6749, 4.1.2.1)."""
 
+    def __init__(self, explanation: str, logged_as: str) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+        self.logged_as = logged_as  # a fixed phrase: the log gets none of the caller's text
+
 
 def _authorize(state: SandboxState, method: str, query: str) -> Answer:
     if method != "GET":
@@ -92,8 +97,8 @@ def _authorize(state: SandboxState, method: str, query: str) -> Answer:
     try:
         client, redirect_uri = _client_and_redirect_uri(state, params)
     except _Refused as refused:
-        logger.info("GET %s -> 400 (no redirect: %s)", AUTH_PATH, refused.args[1])
-        return _page(400, str(refused.args[0]))
+        logger.info("GET %s -> 400 (no redirect: %s)", AUTH_PATH, refused.logged_as)
+        return _page(400, refused.explanation)
 
     state_values = params.get("state") or []
     back: Dict[str, str] = {}
