@@ -8,6 +8,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
@@ -500,6 +501,16 @@ def test_the_old_refresh_token_works_in_the_grace_period_and_afterwards_revokes_
     for access_token in (first["access_token"], second["access_token"]):
         assert refused(sandbox, access_token) == "the access token has been revoked"
     invalid_grant(refresh(sandbox, first), "revoked")
+
+
+def test_concurrent_refreshes_of_one_token_all_succeed_within_the_grace(sandbox: Sandbox) -> None:
+    tokens = flow(sandbox)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: refresh(sandbox, tokens), range(4)))
+    assert [a.status for a in answers] == [200] * 4
+    assert len({a.json()["access_token"] for a in answers}) == 4
+    for answer in answers:
+        send_to_demo_post(sandbox, answer.json()["access_token"])
 
 
 def test_refresh_needs_the_current_access_token_as_code(sandbox: Sandbox) -> None:
