@@ -29,7 +29,7 @@ class SandboxClock:
 
     def advance(self, seconds: float) -> float:
         """Move the clock ``seconds`` forward (never back) and return the new time."""
-        _check_finite(seconds, "seconds")
+        check_seconds(seconds, "seconds")
         if seconds < 0:
             raise ValueError(f"the clock only moves forward: cannot advance by {seconds} seconds")
         with self._lock:
@@ -38,7 +38,7 @@ class SandboxClock:
 
     def set(self, timestamp: float) -> float:
         """Set the clock to epoch time ``timestamp`` (it keeps running from there); returns it."""
-        _check_finite(timestamp, "timestamp")
+        check_seconds(timestamp, "timestamp")
         with self._lock:
             self._offset = timestamp - time.time()
             return time.time() + self._offset
@@ -52,6 +52,7 @@ def as_utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
-def _check_finite(value: float, name: str) -> None:
+def check_seconds(value: float, name: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number (a bool is not one)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")

@@ -31,9 +31,20 @@ AUTH_PATH = "/oauth2/auth"
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a path, not a secret
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-# Logged as sent; any other grant_type is logged as "other", so nothing a caller sends
-# there (a token pasted into the wrong field) reaches the log.
-_LOGGED_GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "password", "")
+# The grant types OAuth defines (RFC 6749, RFC 8628, RFC 7523, RFC 8693). A grant_type is
+# logged and recorded as sent if it is one of them, else as "other": a token pasted into the
+# wrong field must not reach the log or the state.
+KNOWN_GRANT_TYPES = (
+    "",
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "password",
+    "implicit",
+    "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+)
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _INVALID_CLIENT = (
     "Client authentication failed (e.g., unknown client, no client authentication included, "
@@ -72,6 +83,11 @@ def handle(state: SandboxState, method: str, path: str, query: str, headers: Mes
 class _Refused(Exception):
     """The authorization request cannot be answered with a redirect (RFC 6749, 4.1.2.1)."""
 
+    def __init__(self, explanation: str, logged_as: str) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+        self.logged_as = logged_as  # a fixed phrase: the log gets none of the caller's text
+
 
 def _authorize(state: SandboxState, method: str, query: str) -> Answer:
     if method != "GET":
@@ -81,8 +97,8 @@ def _authorize(state: SandboxState, method: str, query: str) -> Answer:
     try:
         client, redirect_uri = _client_and_redirect_uri(state, params)
     except _Refused as refused:
-        logger.info("GET %s -> 400 (no redirect: %s)", AUTH_PATH, refused.args[1])
-        return _page(400, str(refused.args[0]))
+        logger.info("GET %s -> 400 (no redirect: %s)", AUTH_PATH, refused.logged_as)
+        return _page(400, refused.explanation)
 
     state_values = params.get("state") or []
     back: Dict[str, str] = {}
@@ -158,7 +174,9 @@ def _token(state: SandboxState, method: str, headers: Message, body: bytes) -> A
     try:
         form = _form(headers, body)
         grant_type = form.get("grant_type", "")
-        client_id, client = _authenticate_client(state, headers, form)
+        credentials = _client_credentials(headers, form)
+        client_id = credentials.client_id
+        client = _authenticate_client(state, credentials)
         answer = _grant(state, client, grant_type, form)
     except OAuthError as error:
         _record(state, grant_type, client_id, error.status, error.error)
@@ -182,34 +200,41 @@ def _form(headers: Message, body: bytes) -> Dict[str, str]:
     return {name: values[0] for name, values in parsed.items()}
 
 
-def _authenticate_client(
-    state: SandboxState, headers: Message, form: Dict[str, str]
-) -> Tuple[Optional[str], OAuthClient]:
-    """The claimed client_id and the authenticated client (client_secret_basic or _post)."""
+@dataclass(frozen=True)
+class _Credentials:
+    client_id: Optional[str]
+    secret: Optional[str] = field(repr=False)
+    basic: bool  # sent as client_secret_basic: a failure is answered with a Basic challenge
+
+
+def _client_credentials(headers: Message, form: Dict[str, str]) -> _Credentials:
+    """The client's id and secret, from HTTP Basic (client_secret_basic) or the form (_post)."""
     basic = _basic_credentials(headers)
     if basic is None:
-        client_id, secret = form.get("client_id") or None, form.get("client_secret")
-    else:
-        client_id, secret = basic
-        if "client_secret" in form:
-            raise invalid_request(
-                "The client authenticated with both HTTP Basic and client_secret in the form; use one method."
-            )
-        if form.get("client_id") not in (None, client_id):
-            raise invalid_request(
-                "The client_id of the form differs from the one of the Authorization header."
-            )
-    challenge = {"WWW-Authenticate": 'Basic realm="kenar-sandbox"'} if basic is not None else {}
-    if client_id is None:
+        return _Credentials(form.get("client_id") or None, form.get("client_secret"), basic=False)
+    client_id, secret = basic
+    if "client_secret" in form:
+        raise invalid_request(
+            "The client authenticated with both HTTP Basic and client_secret in the form; use one method."
+        )
+    if form.get("client_id") not in (None, client_id):
+        raise invalid_request("The client_id of the form differs from the one of the Authorization header.")
+    return _Credentials(client_id, secret, basic=True)
+
+
+def _authenticate_client(state: SandboxState, credentials: _Credentials) -> OAuthClient:
+    """The registered client whose secret was sent; else 401 ``invalid_client``."""
+    challenge = {"WWW-Authenticate": 'Basic realm="kenar-sandbox"'} if credentials.basic else {}
+    if credentials.client_id is None:
         raise OAuthError("invalid_client", f"{_INVALID_CLIENT} No client_id was sent.", 401, challenge)
-    client = state.oauth_client(client_id)
+    client = state.oauth_client(credentials.client_id)
     if client is None:
         raise OAuthError("invalid_client", f"{_INVALID_CLIENT} The client is not known.", 401, challenge)
-    if not secret:
+    if not credentials.secret:
         raise OAuthError("invalid_client", f"{_INVALID_CLIENT} No client_secret was sent.", 401, challenge)
-    if not client.secret_matches(secret):
+    if not client.secret_matches(credentials.secret):
         raise OAuthError("invalid_client", f"{_INVALID_CLIENT} The client secret is wrong.", 401, challenge)
-    return client_id, client
+    return client
 
 
 def _basic_credentials(headers: Message) -> Optional[Tuple[str, str]]:
@@ -259,8 +284,8 @@ def _required(form: Dict[str, str], name: str, why: str = "") -> str:
 def _record(
     state: SandboxState, grant_type: str, client_id: Optional[str], status: int, error: Optional[str]
 ) -> None:
-    state.add_token_request(TokenRequestRecord(grant_type, client_id, status, error, state.now()))
-    shown = grant_type if grant_type in _LOGGED_GRANT_TYPES else "other"
+    shown = grant_type if grant_type in KNOWN_GRANT_TYPES else "other"
+    state.add_token_request(TokenRequestRecord(shown, client_id, status, error, state.now()))
     logger.info("POST %s grant_type=%s -> %d%s", TOKEN_PATH, shown, status, f" {error}" if error else "")
 
 

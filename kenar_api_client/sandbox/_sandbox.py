@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type
 
 from kenar_api_client.sandbox._clients import OAuthClient
-from kenar_api_client.sandbox._clock import SandboxClock
+from kenar_api_client.sandbox._clock import SandboxClock, check_seconds
 from kenar_api_client.sandbox._delivery import Delivery, RetryPolicy, deliver
 from kenar_api_client.sandbox._demo import (
     DEMO_ACCESS_TOKEN,
@@ -23,7 +23,7 @@ from kenar_api_client.sandbox._demo import (
 )
 from kenar_api_client.sandbox._errors import SandboxError, SubscriptionRequiredError
 from kenar_api_client.sandbox._events import build_body, post_token_of
-from kenar_api_client.sandbox._scopes import OFFLINE_ACCESS, parse_scope
+from kenar_api_client.sandbox._scopes import OFFLINE_ACCESS, check_scope, parse_scope
 from kenar_api_client.sandbox._server import SandboxHTTPServer
 from kenar_api_client.sandbox._state import (
     SUBSCRIBABLE_EVENT_TYPES,
@@ -195,6 +195,11 @@ class Sandbox:
         ``expires_at`` (epoch seconds on :attr:`clock`), or forever if None.
         """
         _check_secret(token, "access token")
+        if expires_at is not None:
+            try:
+                check_seconds(expires_at, "expires_at")
+            except ValueError as exc:
+                raise SandboxError(str(exc)) from exc
         grant = AccessToken(user_id, scopes, posts)
         self._state.tokens.add_access_token(token, grant, expires_at)
         return grant
@@ -245,7 +250,10 @@ class Sandbox:
         if isinstance(scopes, str) or isinstance(posts, str):
             raise SandboxError("scopes and posts must be collections of strings, not one string")
         try:
-            granted = parse_scope(" ".join(scopes))
+            requested = list(scopes)
+            for scope in requested:
+                check_scope(scope)
+            granted = parse_scope(" ".join(requested))
         except ValueError as exc:
             raise SandboxError(str(exc)) from exc
         client = self._state.oauth_client(client_id)

@@ -75,8 +75,9 @@ class SentEvent:
 class TokenRequestRecord:
     """One ``POST /oauth2/token``, whatever its outcome (no code, token or secret in it).
 
-    ``grant_type`` is as sent (``""`` if missing), ``client_id`` as claimed (None if none),
-    ``error`` the RFC 6749 error code (None on success).
+    ``grant_type`` is as sent (``""`` if missing; ``"other"`` for a value that is no grant
+    type OAuth defines, so a token sent there by mistake is not kept), ``client_id`` as
+    claimed (None if none), ``error`` the RFC 6749 error code (None on success).
     """
 
     grant_type: str

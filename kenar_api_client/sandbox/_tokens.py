@@ -263,9 +263,14 @@ class TokenBook:
     # -- revocation -------------------------------------------------------------------------
 
     def revoke_user(self, user_id: str) -> List[AccessToken]:
-        """Revoke every access and refresh token of ``user_id``; the grants that were still in force."""
+        """Revoke every code, access and refresh token of ``user_id``; the grants that were in force."""
         revoked: List[AccessToken] = []
         with self._lock:
+            self._codes = {
+                code: entry
+                for code, entry in self._codes.items()
+                if entry.grant.user_id != user_id or entry.redeemed is not None
+            }
             for entry in self._access.values():
                 if entry.grant.user_id == user_id and not entry.is_revoked:
                     entry.revoked = True
