@@ -33,7 +33,7 @@ from kenar_api_client.sandbox import (
     DEMO_USER_ID,
     REFRESH_TOKEN_LIFETIME,
     ROTATION_GRACE,
-    OAuthClient,
+    RegisteredClient,
     Sandbox,
     SandboxClock,
     SandboxError,
@@ -799,7 +799,7 @@ def test_sandbox_clock_moves_forward_only() -> None:
 
 def test_a_shared_clock_and_own_clients() -> None:
     clock = SandboxClock()
-    client = OAuthClient("my-app", "my-secret", ["https://app.example/cb", "http://[::1]/cb"])
+    client = RegisteredClient("my-app", "my-secret", ["https://app.example/cb", "http://[::1]/cb"])
     assert "my-secret" not in repr(client)
     assert client.accepts_redirect_uri("http://[::1]:5000/cb")
     assert not client.accepts_redirect_uri("https://app.example:8443/cb")  # not loopback: exact only
@@ -823,4 +823,4 @@ def test_a_shared_clock_and_own_clients() -> None:
 )
 def test_oauth_client_redirect_uris_are_checked(redirect_uris: List[str]) -> None:
     with pytest.raises(SandboxError):
-        OAuthClient("app", "secret", redirect_uris)
+        RegisteredClient("app", "secret", redirect_uris)

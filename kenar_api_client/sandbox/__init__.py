@@ -15,7 +15,7 @@
 Depends on the standard library only; nothing in the SDK core imports it.
 """
 
-from kenar_api_client.sandbox._clients import OAuthClient
+from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._clock import SandboxClock
 from kenar_api_client.sandbox._delivery import Delivery, DeliveryAttempt
 from kenar_api_client.sandbox._demo import (
@@ -61,7 +61,7 @@ __all__ = [
     "AccessToken",
     "Delivery",
     "DeliveryAttempt",
-    "OAuthClient",
+    "RegisteredClient",
     "RequestRecord",
     "Sandbox",
     "SandboxClock",

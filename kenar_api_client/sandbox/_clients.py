@@ -1,4 +1,4 @@
-"""``OAuthClient``: an app registered with the sandbox's authorization server, and its redirect URIs."""
+"""``RegisteredClient``: an app registered with the sandbox's authorization server, and its redirect URIs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from kenar_api_client.sandbox._errors import SandboxError
 
 
 @dataclass(frozen=True, init=False)
-class OAuthClient:
+class RegisteredClient:
     """An OAuth client: the app's ``client_id`` (its slug in the Kenar panel), its
     ``client_secret`` (left out of the repr) and the ``redirect_uris`` it registered.
 

@@ -17,7 +17,7 @@ from email.message import Message
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote_plus, urlencode
 
-from kenar_api_client.sandbox._clients import OAuthClient
+from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._oauth_errors import OAuthError, invalid_request
 from kenar_api_client.sandbox._rpc import quoted
 from kenar_api_client.sandbox._scopes import parse_scope
@@ -136,7 +136,9 @@ def _authorize(state: SandboxState, method: str, query: str) -> Answer:
     return Answer(302, {"Location": f"{redirect_uri}?{urlencode(back)}", **_NO_STORE})
 
 
-def _client_and_redirect_uri(state: SandboxState, params: Dict[str, List[str]]) -> Tuple[OAuthClient, str]:
+def _client_and_redirect_uri(
+    state: SandboxState, params: Dict[str, List[str]]
+) -> Tuple[RegisteredClient, str]:
     """The client and redirect URI, or ``_Refused`` when either is missing, repeated or unknown."""
     client_ids = params.get("client_id") or []
     if len(client_ids) != 1 or not client_ids[0]:
@@ -222,7 +224,7 @@ def _client_credentials(headers: Message, form: Dict[str, str]) -> _Credentials:
     return _Credentials(client_id, secret, basic=True)
 
 
-def _authenticate_client(state: SandboxState, credentials: _Credentials) -> OAuthClient:
+def _authenticate_client(state: SandboxState, credentials: _Credentials) -> RegisteredClient:
     """The registered client whose secret was sent; else 401 ``invalid_client``."""
     challenge = {"WWW-Authenticate": 'Basic realm="kenar-sandbox"'} if credentials.basic else {}
     if credentials.client_id is None:
@@ -256,7 +258,7 @@ def _basic_credentials(headers: Message) -> Optional[Tuple[str, str]]:
 
 
 def _grant(
-    state: SandboxState, client: OAuthClient, grant_type: str, form: Dict[str, str]
+    state: SandboxState, client: RegisteredClient, grant_type: str, form: Dict[str, str]
 ) -> Dict[str, object]:
     if grant_type == "authorization_code":
         code = _required(form, "code")

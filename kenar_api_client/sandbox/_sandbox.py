@@ -6,7 +6,7 @@ import threading
 from types import TracebackType
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type
 
-from kenar_api_client.sandbox._clients import OAuthClient
+from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._clock import SandboxClock, check_seconds
 from kenar_api_client.sandbox._delivery import Delivery, RetryPolicy, deliver
 from kenar_api_client.sandbox._demo import (
@@ -66,7 +66,7 @@ class Sandbox:
         delivery_backoff: float = 0.05,
         delivery_timeout: float = 5.0,
         clock: Optional[SandboxClock] = None,
-        oauth_clients: Optional[Mapping[str, OAuthClient]] = None,
+        oauth_clients: Optional[Mapping[str, RegisteredClient]] = None,
     ) -> None:
         self._address = (host, port)
         self._state = SandboxState(clock if clock is not None else SandboxClock())
@@ -87,7 +87,7 @@ class Sandbox:
             self._state.tokens.add_access_token(token, grant)
         if oauth_clients is None:
             oauth_clients = {
-                DEMO_CLIENT_ID: OAuthClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, [DEMO_REDIRECT_URI])
+                DEMO_CLIENT_ID: RegisteredClient(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, [DEMO_REDIRECT_URI])
             }
         for client_id, client in oauth_clients.items():
             if client_id != client.client_id:
@@ -212,9 +212,9 @@ class Sandbox:
 
     def add_oauth_client(
         self, client_id: str, client_secret: str, redirect_uris: Iterable[str]
-    ) -> OAuthClient:
+    ) -> RegisteredClient:
         """Register an OAuth client (replacing one with the same ``client_id``); returns it."""
-        client = OAuthClient(client_id, client_secret, redirect_uris)
+        client = RegisteredClient(client_id, client_secret, redirect_uris)
         self._state.add_oauth_client(client)
         return client
 

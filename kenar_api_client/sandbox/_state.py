@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
-from kenar_api_client.sandbox._clients import OAuthClient
+from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._clock import SandboxClock, as_utc
 from kenar_api_client.sandbox._delivery import Delivery
 from kenar_api_client.sandbox._demo import DEMO_POST_TOKEN, DEMO_USER_ID
@@ -148,7 +148,7 @@ class SandboxState:
         self.tokens = TokenBook(clock)
         self._lock = threading.Lock()
         self._api_keys: Dict[str, FrozenSet[str]] = {}
-        self._oauth_clients: Dict[str, OAuthClient] = {}
+        self._oauth_clients: Dict[str, RegisteredClient] = {}
         self._consent = Consent()
         self._subscriptions: List[Subscription] = []
         self._sent_events: List[SentEvent] = []
@@ -193,12 +193,12 @@ class SandboxState:
         with self._lock:
             self._subscriptions = [s for s in self._subscriptions if s.access_token not in revoked]
 
-    def add_oauth_client(self, client: OAuthClient) -> None:
+    def add_oauth_client(self, client: RegisteredClient) -> None:
         """Register ``client`` (replacing one with the same ``client_id``)."""
         with self._lock:
             self._oauth_clients[client.client_id] = client
 
-    def oauth_client(self, client_id: str) -> Optional[OAuthClient]:
+    def oauth_client(self, client_id: str) -> Optional[RegisteredClient]:
         """The client registered as ``client_id``, or None."""
         with self._lock:
             return self._oauth_clients.get(client_id)
