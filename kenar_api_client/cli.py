@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_listen(commands, common)
     _add_trigger(commands, common)
     _add_demo(commands, common)
+    _add_login(commands, common)
+    _add_token(commands, common)
+    _add_subscriptions(commands, common)
     return parser
 
 
@@ -98,7 +101,7 @@ def _command(
     return parser
 
 
-def _connection_flags(parser: argparse.ArgumentParser) -> None:
+def _connection_flags(parser: argparse.ArgumentParser, *, token: bool = True) -> None:
     group = parser.add_argument_group(
         "connection", "Flags win over the environment. Prefer the environment for secrets."
     )
@@ -106,9 +109,53 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
         "--base-url", metavar="URL", help="API base URL (default: $KENAR_BASE_URL, else Kenar's)"
     )
     group.add_argument("--api-key", metavar="KEY", help="the app's API key (default: $KENAR_API_KEY)")
+    if not token:
+        return
     group.add_argument(
         "--access-token", metavar="TOKEN", help="the user's access token (default: $KENAR_ACCESS_TOKEN)"
     )
+    group.add_argument(
+        "--user",
+        metavar="KEY",
+        help="instead of an access token, use the token 'kenar-events login' stored for this user "
+        "(refreshed as needed; see --store and the OAuth variables)",
+    )
+    _store_flags(group, user=False)
+
+
+def _oauth_flags(parser: argparse.ArgumentParser, *, user: bool = True) -> None:
+    group = parser.add_argument_group(
+        "OAuth", "Flags win over the environment. Prefer the environment for the client secret."
+    )
+    group.add_argument(
+        "--app-slug", metavar="SLUG", help="the app's slug, its OAuth client_id ($KENAR_APP_SLUG)"
+    )
+    group.add_argument(
+        "--client-secret", metavar="SECRET", help="the app's OAuth client secret ($KENAR_CLIENT_SECRET)"
+    )
+    group.add_argument(
+        "--redirect-uri", metavar="URI", help="the app's registered redirect URI ($KENAR_REDIRECT_URI)"
+    )
+    group.add_argument(
+        "--oauth-url", metavar="URL", help="the OAuth server (default: $KENAR_OAUTH_URL, else oauth.divar.ir)"
+    )
+    _store_flags(group, user=user)
+
+
+def _store_flags(group: Any, *, user: bool = True) -> None:
+    group.add_argument(
+        "--store",
+        metavar="PATH_OR_URL",
+        help="where tokens are kept: a SQLite file or a redis:// URL "
+        "(default: $KENAR_TOKEN_STORE, else ~/.config/kenar-events/tokens.sqlite3)",
+    )
+    if user:
+        group.add_argument(
+            "--user",
+            default="default",
+            metavar="KEY",
+            help="the user key the tokens are stored under (default: default)",
+        )
 
 
 def _listen_flags(parser: argparse.ArgumentParser, default_port: int) -> None:
@@ -250,6 +297,95 @@ def _add_trigger(commands: Any, common: argparse.ArgumentParser) -> None:
         "else the sandbox's)",
     )
     parser.add_argument("--base-url", metavar="URL", help="the sandbox's base URL (default: $KENAR_BASE_URL)")
+
+
+def _add_login(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = _command(
+        commands,
+        common,
+        "login",
+        "oauth_commands:login",
+        "authorize the app as a Divar user (OAuth) and store the tokens",
+        "Run Kenar's OAuth authorization-code flow: print the authorization URL (and open a "
+        "browser where there is one), catch the redirect on the loopback redirect URI, exchange "
+        "the code and store the tokens. Against a local sandbox it completes unattended.",
+    )
+    parser.add_argument(
+        "--scope",
+        dest="scopes",
+        action="append",
+        metavar="SCOPE",
+        help="a scope to ask for, NAME or NAME.<id> (repeatable; default: SEND_EVENT USER_POSTS_GET "
+        "NOTIFICATION_ACCESS_REVOCATION USER_ID); offline_access is always added",
+    )
+    parser.add_argument("--no-browser", action="store_true", help="only print the URL; do not open a browser")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait for the redirect"
+    )
+    _oauth_flags(parser)
+
+
+def _add_token(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "token",
+        parents=[common],
+        help="show or refresh a stored OAuth token",
+        description="Show (redacted) or refresh the OAuth token stored for a user.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, run, summary in (
+        ("show", "oauth_commands:token_show", "show the stored token, redacted"),
+        ("refresh", "oauth_commands:token_refresh", "refresh the stored token now"),
+    ):
+        _oauth_flags(_command(actions, common, name, run, summary, summary[0].upper() + summary[1:] + "."))
+
+
+def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "subscriptions",
+        parents=[common],
+        help="keep subscriptions registered across token refreshes",
+        description="A subscription lives only as long as the access token it was made with. Declare "
+        "the subscriptions to keep, then run 'renew' every minute (cron): it refreshes tokens ahead "
+        "of expiry and registers each kept subscription again with the new token.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    keep = _command(
+        actions,
+        common,
+        "keep",
+        "oauth_commands:subscriptions_keep",
+        "declare a subscription to keep for a user",
+        "Declare a subscription to keep registered for a user (stored with their tokens).",
+    )
+    keep.add_argument("--event-type", required=True, choices=("NEW_MESSAGE_ON_POST", "POST_UPDATE"))
+    keep.add_argument(
+        "--resource-id", metavar="POST_TOKEN", help="the post (default: all of the user's posts)"
+    )
+    keep.add_argument("--metadata", type=_json_object, metavar="JSON", help="echoed back in every delivery")
+    _oauth_flags(keep)
+    listing = _command(
+        actions,
+        common,
+        "list",
+        "oauth_commands:subscriptions_list",
+        "list kept subscriptions and where each stands",
+        "List the kept subscriptions of every user (or --user) and their states.",
+    )
+    group = listing.add_argument_group("store")
+    _store_flags(group, user=False)
+    group.add_argument("--user", metavar="KEY", help="only this user's")
+    renew = _command(
+        actions,
+        common,
+        "renew",
+        "oauth_commands:subscriptions_renew",
+        "register the kept subscriptions that are due (run it from cron)",
+        "Refresh tokens that are about to expire and register every kept subscription whose "
+        "token changed. Exits 1 if any subscription failed or is still pending.",
+    )
+    _oauth_flags(renew, user=False)
+    _connection_flags(renew, token=False)
 
 
 def _add_demo(commands: Any, common: argparse.ArgumentParser) -> None:

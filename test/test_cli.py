@@ -28,7 +28,7 @@ from kenar_api_client.sandbox import (
     Sandbox,
 )
 
-COMMANDS = ["sandbox", "send", "subscribe", "listen", "trigger", "demo"]
+COMMANDS = ["sandbox", "send", "subscribe", "listen", "trigger", "demo", "login", "token", "subscriptions"]
 SECRET_KEY = "cli-test-key-77aa"
 SECRET_TOKEN = "cli-test-token-88bb"
 SECRET_IDENTIFICATION_KEY = "cli-test-identification-99cc"
@@ -416,7 +416,7 @@ def test_demo_runs_every_step_and_leaves_no_threads(capsys: pytest.CaptureFixtur
     lines = out.splitlines()
     assert lines[0].startswith("kenar-events demo")
     steps = [line for line in lines if line.startswith("  ")]
-    assert len(steps) == 10
+    assert len(steps) == 16
     assert all(line.startswith("  ok   ") for line in steps)
     for class_name in (
         "NewMessageEvent",
@@ -425,7 +425,10 @@ def test_demo_runs_every_step_and_leaves_no_threads(capsys: pytest.CaptureFixtur
         "PostUpdateEvent",
     ):
         assert f"verified as {class_name}" in out
-    assert lines[-1].startswith("all 10 steps worked in ")
+    assert "kept by the keeper" not in out
+    assert "refreshed the token once and registered 2 kept subscriptions again" in out
+    assert "died with its token" in out
+    assert lines[-1].startswith("all 16 steps worked in ")
     time.sleep(0.05)
     assert set(threading.enumerate()) <= threads_before
 
@@ -438,14 +441,20 @@ def test_demo_json_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert [step["step"] for step in report["steps"]] == [
         "start sandbox",
         "start listener",
-        "subscribe NEW_MESSAGE_ON_POST",
-        "subscribe POST_UPDATE",
+        "log in through OAuth",
+        "keep NEW_MESSAGE_ON_POST subscription",
+        "keep POST_UPDATE subscription",
+        "plain subscription",
         "send event",
         "deliver NEW_MESSAGE",
         "deliver NEW_CHATBOT_MESSAGE",
         "deliver USER_ACCESS_REVOCATION",
         "deliver POST_UPDATE",
         "deliver PAYMENT_TRANSACTION",
+        "an hour passes",
+        "plain subscription lapsed",
+        "kept NEW_MESSAGE still delivered",
+        "kept POST_UPDATE still delivered",
     ]
 
 
@@ -461,7 +470,7 @@ def test_demo_fails_when_a_step_fails(
     assert status == 1
     assert out.count("  FAIL deliver ") == 5
     assert "delivery failed after 3 attempts: the receiver answered 401" in out
-    assert out.splitlines()[-1].startswith("5 of 10 steps failed: deliver NEW_MESSAGE, ")
+    assert out.splitlines()[-1].startswith("5 of 12 steps failed: deliver NEW_MESSAGE, ")
 
 
 # -- as installed ---------------------------------------------------------------------------
@@ -485,7 +494,7 @@ def test_installed_console_script_help_and_demo() -> None:
     assert help_run.stdout.startswith("usage: kenar-events")
     demo_run = subprocess.run([script, "demo"], capture_output=True, text=True, timeout=30, env=clean_env())
     assert demo_run.returncode == 0, demo_run.stdout + demo_run.stderr
-    assert "all 10 steps worked" in demo_run.stdout
+    assert "all 16 steps worked" in demo_run.stdout
 
 
 def test_python_dash_m_and_a_light_import() -> None:

@@ -21,11 +21,15 @@ if TYPE_CHECKING:
 def _call(args: argparse.Namespace, out: Output, call: Callable[[EventsApi], object]) -> Optional[object]:
     """``call(events_api)`` with credentials from the flags or the environment.
 
-    An API error is printed as one line (and as JSON with ``--json``); then None is returned.
+    With ``--user``, the access token is the one ``kenar-events login`` stored for that
+    user, refreshed as needed. An API error is printed as one line (and as JSON with
+    ``--json``); then None is returned.
     """
     import kenar_api_client
     from kenar_api_client.exceptions import ApiException, ApiValueError
 
+    if args.user and args.access_token:
+        raise UsageError("pass either --user or --access-token, not both")
     try:
         configuration = kenar_api_client.Configuration(
             host=args.base_url,
@@ -36,6 +40,12 @@ def _call(args: argparse.Namespace, out: Output, call: Callable[[EventsApi], obj
         raise UsageError(str(exc)) from exc
     with kenar_api_client.ApiClient(configuration) as api_client:
         try:
+            if args.user:
+                from kenar_api_client._cli.oauth_commands import token_manager
+
+                return call(
+                    kenar_api_client.EventsApi(token_manager(args)[0].api_client_for(args.user, api_client))
+                )
             return call(kenar_api_client.EventsApi(api_client))
         except ApiException as exc:
             out.error(api_error_text(exc))

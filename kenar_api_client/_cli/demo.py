@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
 
 from kenar_api_client._cli.output import EXIT_FAILED, EXIT_OK, Output, failure_text
 from kenar_api_client._cli.receiver import describe_event, make_receiver
+from kenar_api_client.sandbox._demo import DEMO_POST_TOKEN
 
 if TYPE_CHECKING:
-    from kenar_api_client.api.events_api import EventsApi
     from kenar_api_client.sandbox import Sandbox
     from kenar_api_client.webhooks import WebhookEvent
 
@@ -100,18 +100,37 @@ class Listener:
 
 def demo(args: argparse.Namespace, out: Output) -> int:
     """Run the whole event loop on this machine; exit 0 only if every step worked."""
-    from kenar_api_client.sandbox import DEMO_IDENTIFICATION_KEY, Sandbox
+    from kenar_api_client.sandbox import DEMO_IDENTIFICATION_KEY, DEMO_POST_TOKEN, DEMO_USER_ID, Sandbox
 
     report = Report(out)
     out.line("kenar-events demo: the whole Kenar event loop on this machine")
     started = time.monotonic()
     with Sandbox() as sandbox, Listener(DEMO_IDENTIFICATION_KEY) as listener:
         sandbox.set_webhook(listener.url, DEMO_IDENTIFICATION_KEY)
-        report.record("start sandbox", True, f"Kenar Events API at {sandbox.url}")
+        sandbox.set_consent(DEMO_USER_ID, posts=(DEMO_POST_TOKEN, PLAIN_POST))
+        report.record("start sandbox", True, f"Kenar Events API and OAuth at {sandbox.url}")
         report.record("start listener", True, f"verifying webhook deliveries at {listener.url}")
-        _api_steps(sandbox.url, report)
-        for event_type, class_name in EXPECTED_EVENTS:
-            report.run(f"deliver {event_type}", _delivery_step(sandbox, listener, event_type, class_name))
+        lifecycle = Lifecycle(sandbox)
+        try:
+            report.run("log in through OAuth", lifecycle.log_in)
+            if report.ok:
+                for event_type, metadata in SUBSCRIPTIONS.items():
+                    report.run(f"keep {event_type} subscription", lifecycle.keep_step(event_type, metadata))
+                report.run("plain subscription", lifecycle.plain_subscription)
+                report.run("send event", lifecycle.send_event)
+            for event_type, class_name in EXPECTED_EVENTS:
+                report.run(f"deliver {event_type}", _delivery_step(sandbox, listener, event_type, class_name))
+            if report.ok:
+                report.run("an hour passes", lifecycle.an_hour_passes)
+                report.run("plain subscription lapsed", lifecycle.plain_lapsed)
+                for event_type, class_name in EXPECTED_EVENTS:
+                    if event_type in _DELIVERED_FOR:
+                        report.run(
+                            f"kept {event_type} still delivered",
+                            _delivery_step(sandbox, listener, event_type, class_name),
+                        )
+        finally:
+            lifecycle.close()
     elapsed = time.monotonic() - started
     failed = [step["step"] for step in report.steps if not step["ok"]]
     if failed:
@@ -122,45 +141,116 @@ def demo(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _api_steps(base_url: str, report: Report) -> None:
-    """Register both subscriptions and send one event, through the SDK."""
-    import kenar_api_client
-    from kenar_api_client.sandbox import DEMO_ACCESS_TOKEN, DEMO_API_KEY
+class Lifecycle:
+    """The OAuth side of the demo: log in, keep subscriptions, let an hour pass."""
 
-    configuration = kenar_api_client.Configuration(
-        host=base_url, api_key={"APIKey": DEMO_API_KEY}, access_token=DEMO_ACCESS_TOKEN
-    )
-    with kenar_api_client.ApiClient(configuration) as api_client:
-        events = kenar_api_client.EventsApi(api_client)
-        for event_type, metadata in SUBSCRIPTIONS.items():
-            report.run(f"subscribe {event_type}", _subscribe_step(events, event_type, metadata))
-        report.run("send event", _send_step(events))
+    USER = "demo"
 
-
-def _subscribe_step(events: EventsApi, event_type: str, metadata: Dict[str, str]) -> Callable[[], str]:
-    from kenar_api_client.sandbox import DEMO_POST_TOKEN
-
-    def step() -> str:
-        answer = events.events_register_event_subscription(
-            {"event_type": event_type, "event_resource_id": DEMO_POST_TOKEN, "metadata": metadata}
+    def __init__(self, sandbox: Sandbox) -> None:
+        import kenar_api_client
+        from kenar_api_client.oauth import MemoryTokenStore, OAuthClient, SubscriptionKeeper, TokenManager
+        from kenar_api_client.sandbox import (
+            DEMO_API_KEY,
+            DEMO_CLIENT_ID,
+            DEMO_CLIENT_SECRET,
+            DEMO_REDIRECT_URI,
         )
+
+        self.sandbox = sandbox
+        oauth = OAuthClient(
+            DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI, sandbox.oauth_url, clock=sandbox.clock.now
+        )
+        self.tokens = TokenManager(oauth, MemoryTokenStore())
+        configuration = kenar_api_client.Configuration(host=sandbox.url, api_key={"APIKey": DEMO_API_KEY})
+        self.api_client = kenar_api_client.ApiClient(configuration)
+        self.keeper = SubscriptionKeeper(self.tokens, self.api_client)
+        self.events = kenar_api_client.EventsApi(self.tokens.api_client_for(self.USER, self.api_client))
+
+    def close(self) -> None:
+        """Close the demo's connections."""
+        self.tokens.oauth.close()
+        self.api_client.close()
+
+    def log_in(self) -> str:
+        from kenar_api_client._cli.oauth_commands import follow_consent
+        from kenar_api_client.oauth import Scope
+        from kenar_api_client.oauth.loopback import authorize_on_loopback
+        from kenar_api_client.sandbox import DEMO_POST_TOKEN
+
+        scopes = [
+            Scope.SEND_EVENT,
+            Scope.USER_POSTS_GET,
+            Scope.CHAT_POST_CONVERSATIONS_READ.on(DEMO_POST_TOKEN),
+            Scope.CHAT_POST_CONVERSATIONS_READ.on(PLAIN_POST),
+        ]
+        token = authorize_on_loopback(self.tokens.oauth, scopes, open_url=follow_consent, timeout=10)
+        self.tokens.save(self.USER, token)
         return (
-            f"subscribed for post {DEMO_POST_TOKEN} with metadata {json.dumps(metadata)} (answer: {answer})"
+            f"consented through /oauth2/auth, code exchanged; access token valid "
+            f"{token.expires_in(self.sandbox.clock.now()) / 60:.0f} min, refresh token kept"
         )
 
-    return step
+    def keep_step(self, event_type: str, metadata: Dict[str, str]) -> Callable[[], str]:
+        from kenar_api_client.sandbox import DEMO_POST_TOKEN
 
+        def step() -> str:
+            self.keeper.keep(
+                self.USER,
+                {"event_type": event_type, "event_resource_id": DEMO_POST_TOKEN, "metadata": metadata},
+            )
+            report = self.keeper.renew_due()
+            if not report.ok:
+                raise RuntimeError(f"renewal: {report}")
+            return f"registered for post {DEMO_POST_TOKEN} with metadata {json.dumps(metadata)}, kept"
 
-def _send_step(events: EventsApi) -> Callable[[], str]:
-    from kenar_api_client.sandbox import DEMO_POST_TOKEN
+        return step
 
-    def step() -> str:
-        answer = events.events_send_event(
+    def plain_subscription(self) -> str:
+        self.events.events_register_event_subscription(
+            {"event_type": "NEW_MESSAGE_ON_POST", "event_resource_id": PLAIN_POST, "metadata": PLAIN_METADATA}
+        )
+        return f"registered once for post {PLAIN_POST}, not kept"
+
+    def send_event(self) -> str:
+        from kenar_api_client.sandbox import DEMO_POST_TOKEN
+
+        answer = self.events.events_send_event(
             message="سفارش شما ثبت شد", target_type="POST", target_resource_id=DEMO_POST_TOKEN
         )
         return f"event sent to the owner of post {DEMO_POST_TOKEN} (answer: {answer})"
 
-    return step
+    def an_hour_passes(self) -> str:
+        clock = self.sandbox.clock
+        expires_at = self.tokens.token(self.USER).expires_at
+        clock.set(expires_at - self.tokens.leeway + 1)
+        report = self.keeper.renew_due()  # what cron (or keeper.start()) does every minute
+        clock.set(expires_at + 1)
+        refreshes = sum(1 for r in self.sandbox.token_requests if r.grant_type == "refresh_token")
+        if refreshes != 1 or len(report.registered) != len(SUBSCRIPTIONS):
+            raise RuntimeError(f"expected 1 refresh and {len(SUBSCRIPTIONS)} renewals: {refreshes}, {report}")
+        return (
+            "the sandbox clock moved past the first token's expiry; the keeper refreshed the token "
+            f"once and registered {len(report.registered)} kept subscriptions again"
+        )
+
+    def plain_lapsed(self) -> str:
+        from kenar_api_client.sandbox import SubscriptionRequiredError
+
+        try:
+            delivery = self.sandbox.trigger("NEW_MESSAGE", conversation={"post_token": PLAIN_POST})
+        except SubscriptionRequiredError:
+            return (
+                f"no more NEW_MESSAGE deliveries for post {PLAIN_POST}: it died with its token, as on Kenar"
+            )
+        raise RuntimeError(f"the plain subscription still delivered ({delivery.outcome})")
+
+
+PLAIN_POST = "pLa1nPst"
+_ABOUT_THE_DEMO_POST: Dict[str, Dict[str, Any]] = {
+    "NEW_MESSAGE": {"conversation": {"post_token": DEMO_POST_TOKEN}},
+    "POST_UPDATE": {"post": {"token": DEMO_POST_TOKEN}},
+}
+PLAIN_METADATA = {"subscription": "plain"}
 
 
 def _delivery_step(
@@ -168,7 +258,7 @@ def _delivery_step(
 ) -> Callable[[], str]:
     def step() -> str:
         before = len(listener.received_since(0))
-        delivery = sandbox.trigger(event_type)
+        delivery = sandbox.trigger(event_type, **_ABOUT_THE_DEMO_POST.get(event_type, {}))
         if not delivery.delivered:
             raise RuntimeError(f"delivery failed after {len(delivery.attempts)} attempts: {delivery.error}")
         received = listener.received_since(before)

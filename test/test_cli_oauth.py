@@ -1,0 +1,217 @@
+"""``kenar-events login``, ``token`` and ``subscriptions``, and the loopback flow behind login."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Iterator, List, Tuple
+
+import pytest
+from oauth_helpers import browser_consent, oauth_client, refresh_requests
+
+from kenar_api_client.cli import main
+from kenar_api_client.exceptions import ApiTimeoutError, ApiValueError
+from kenar_api_client.oauth import OAuthClient, SQLiteTokenStore, TokenManager
+from kenar_api_client.oauth.loopback import authorize_on_loopback
+from kenar_api_client.sandbox import (
+    DEMO_API_KEY,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_POST_TOKEN,
+    DEMO_REDIRECT_URI,
+    Sandbox,
+)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox() as running:
+        yield running
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "tokens.sqlite3"
+
+
+@pytest.fixture
+def env(sandbox: Sandbox, store_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    for name, value in {
+        "KENAR_BASE_URL": sandbox.url,
+        "KENAR_API_KEY": DEMO_API_KEY,
+        "KENAR_OAUTH_URL": sandbox.oauth_url,
+        "KENAR_APP_SLUG": DEMO_CLIENT_ID,
+        "KENAR_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+        "KENAR_REDIRECT_URI": DEMO_REDIRECT_URI,
+        "KENAR_TOKEN_STORE": str(store_path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    return sandbox
+
+
+def run(capsys: pytest.CaptureFixture[str], store_path: Path, *argv: str) -> Tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    secrets: List[str] = [DEMO_CLIENT_SECRET]
+    if store_path.exists():
+        stored = TokenManager(OAuthClient("reader"), SQLiteTokenStore(store_path))
+        for token in filter(None, map(stored.stored, stored.users())):
+            secrets += [token.access_token, str(token.refresh_token)]
+    assert not any(secret in out + err for secret in secrets), "a secret was printed"
+    return status, out, err
+
+
+def test_login_completes_unattended_against_a_sandbox(
+    env: Sandbox, store_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run(capsys, store_path, "login", "--scope", "SEND_EVENT", "--scope", "USER_POSTS_GET")
+    assert status == 0, out
+    assert "logged in: tokens of user 'default' stored in" in out
+    assert "scopes: SEND_EVENT USER_POSTS_GET offline_access" in out
+    assert [r.grant_type for r in env.token_requests] == ["authorization_code"]
+    token = TokenManager(oauth_client(env), SQLiteTokenStore(store_path)).stored("default")
+    assert token is not None
+    assert token.refreshable
+
+
+def test_token_show_refresh_and_send_with_the_stored_token(
+    env: Sandbox, store_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, store_path, "login", "--user", "sara")[0] == 0
+    status, out, _ = run(capsys, store_path, "token", "show", "--user", "sara")
+    assert status == 0
+    assert "access_token='ory_at_[REDACTED]'" in out
+    assert "refreshable" in out
+
+    status, out, _ = run(capsys, store_path, "--json", "token", "refresh", "--user", "sara")
+    assert status == 0
+    document = json.loads(out)
+    assert document["ok"] is True
+    assert set(document["token"]) == {"expires_at", "expires_in", "refreshable", "scopes", "fingerprint"}
+    assert refresh_requests(env) == 1
+
+    send = [
+        "send",
+        "--user",
+        "sara",
+        "-m",
+        "hi",
+        "--target-type",
+        "POST",
+        "--target-resource-id",
+        DEMO_POST_TOKEN,
+    ]
+    status, out, _ = run(capsys, store_path, *send)
+    assert status == 0, out
+    assert env.sent_events[0].message == "hi"
+
+
+def test_token_show_without_a_login_says_what_to_do(
+    env: Sandbox, store_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = run(capsys, store_path, "token", "show")
+    assert status == 1
+    assert "run kenar-events login" in err
+
+
+def test_kept_subscriptions_from_the_command_line(
+    env: Sandbox, store_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, store_path, "login", "--scope", "USER_POSTS_GET")[0] == 0
+    status, out, _ = run(
+        capsys,
+        store_path,
+        "subscriptions",
+        "keep",
+        "--event-type",
+        "POST_UPDATE",
+        "--metadata",
+        '{"shop": "42"}',
+    )
+    assert status == 0
+    assert "keeping POST_UPDATE (all posts) for user 'default'" in out
+    status, out, _ = run(capsys, store_path, "subscriptions", "renew")
+    assert status == 0, out
+    assert "1 registered" in out
+    assert env.subscriptions[0].metadata == {"shop": "42"}
+    status, out, _ = run(capsys, store_path, "--json", "subscriptions", "list")
+    (listed,) = json.loads(out)["subscriptions"]
+    assert (listed["state"], listed["event_type"], listed["metadata"]) == (
+        "registered",
+        "POST_UPDATE",
+        {"shop": "42"},
+    )
+
+    # A subscription the token has no scope for fails, visibly, and renew says so.
+    run(capsys, store_path, "subscriptions", "keep", "--event-type", "NEW_MESSAGE_ON_POST")
+    status, out, err = run(capsys, store_path, "subscriptions", "renew")
+    assert status == 1
+    assert "NEW_MESSAGE_ON_POST (all posts)  failed: 403" in out
+    assert "renewal incomplete" in err
+
+
+def test_a_refused_consent_fails_the_login(
+    env: Sandbox, store_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.set_consent(refuse=True)
+    status, _, err = run(capsys, store_path, "login")
+    assert status == 1
+    assert "access_denied" in err
+
+
+def test_login_needs_a_loopback_redirect_uri(
+    env: Sandbox, store_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KENAR_REDIRECT_URI")
+    status, _, err = run(capsys, store_path, "login")
+    assert status == 2
+    assert "KENAR_REDIRECT_URI" in err
+    status, _, err = run(capsys, store_path, "login", "--redirect-uri", "https://app.example/kenar/callback")
+    assert status == 2
+    assert "loopback" in err
+    bad_scope = ["login", "--redirect-uri", DEMO_REDIRECT_URI, "--scope", "CHAT_POST_CONVERSATIONS_READ"]
+    status, _, err = run(capsys, store_path, *bad_scope)
+    assert status == 2
+    assert "granted for one resource" in err
+    assert env.token_requests == []
+
+
+# -- the loopback flow itself -----------------------------------------------------------------------
+
+
+def test_the_loopback_flow_with_a_user_in_a_browser(sandbox: Sandbox) -> None:
+    opened: List[str] = []
+
+    def user_consents_in_their_browser(url: str) -> None:
+        opened.append(url)
+        threading.Thread(target=lambda: _visit(browser_consent(url)), daemon=True).start()
+
+    token = authorize_on_loopback(
+        oauth_client(sandbox), ["SEND_EVENT"], open_url=user_consents_in_their_browser
+    )
+    assert len(opened) == 1
+    assert token.scopes == ["SEND_EVENT", "offline_access"]
+    assert token.redirect_uri is not None
+    assert token.redirect_uri.startswith("http://127.0.0.1:")  # the port it listened on
+    assert token.redirect_uri.endswith("/kenar/callback")
+    # The token refreshes with the redirect URI it was obtained with.
+    assert oauth_client(sandbox).refresh(token).access_token != token.access_token
+
+
+def test_the_loopback_flow_gives_up_when_nobody_comes_back(sandbox: Sandbox) -> None:
+    with pytest.raises(ApiTimeoutError, match="no redirect came back"):
+        authorize_on_loopback(oauth_client(sandbox), ["SEND_EVENT"], open_url=lambda url: None, timeout=0.2)
+
+
+def test_the_loopback_flow_refuses_a_redirect_it_cannot_catch(sandbox: Sandbox) -> None:
+    client = oauth_client(sandbox)
+    client.redirect_uri = "https://app.example/callback"
+    with pytest.raises(ApiValueError, match="loopback"):
+        authorize_on_loopback(client, ["SEND_EVENT"], open_url=lambda url: None)
+
+
+def _visit(url: str) -> None:
+    import urllib3
+
+    urllib3.PoolManager().request("GET", url, redirect=False)
