@@ -5,6 +5,8 @@ temporary directory, against a fresh :class:`~kenar_api_client.sandbox.Sandbox`,
 
     KENAR_BASE_URL=<sandbox URL>  KENAR_API_KEY=DEMO_API_KEY  KENAR_ACCESS_TOKEN=DEMO_ACCESS_TOKEN
     KENAR_IDENTIFICATION_KEY=DEMO_IDENTIFICATION_KEY  PORT=<a free port>
+    KENAR_OAUTH_URL=<sandbox URL>  KENAR_APP_SLUG=DEMO_CLIENT_ID
+    KENAR_CLIENT_SECRET=DEMO_CLIENT_SECRET  KENAR_REDIRECT_URI=DEMO_REDIRECT_URI
 
 It must exit with status 0, print no traceback, and every API call it makes must succeed.
 A marker on the line right before the fence changes that:
@@ -45,6 +47,9 @@ import pytest
 from kenar_api_client.sandbox import (
     DEMO_ACCESS_TOKEN,
     DEMO_API_KEY,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_REDIRECT_URI,
     DEMO_IDENTIFICATION_KEY,
     DOCUMENTED_EVENT_TYPES,
     Delivery,
@@ -63,6 +68,8 @@ MUST_RUN_PAGES = (
     "docs/Configuration.md",
     "docs/Sandbox.md",
     "docs/Testing.md",
+    "docs/OAuth.md",
+    "docs/Subscriptions.md",
 )
 MIN_RUNNABLE_BLOCKS = 10
 # Blocks run in parallel: each mostly waits for its own subprocess.
@@ -213,6 +220,10 @@ def block_env(sandbox: Sandbox, port: int) -> Dict[str, str]:
             "KENAR_API_KEY": DEMO_API_KEY,
             "KENAR_ACCESS_TOKEN": DEMO_ACCESS_TOKEN,
             "KENAR_IDENTIFICATION_KEY": DEMO_IDENTIFICATION_KEY,
+            "KENAR_OAUTH_URL": sandbox.oauth_url,
+            "KENAR_APP_SLUG": DEMO_CLIENT_ID,
+            "KENAR_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+            "KENAR_REDIRECT_URI": DEMO_REDIRECT_URI,
             "PORT": str(port),
             "PYTHONIOENCODING": "utf-8",
             "PYTHONDONTWRITEBYTECODE": "1",

@@ -87,6 +87,7 @@ def login(args: argparse.Namespace, out: Output) -> int:
     from kenar_api_client.exceptions import ApiException, ApiValueError
     from kenar_api_client.oauth import OAuthRedirectError
     from kenar_api_client.oauth.loopback import authorize_on_loopback
+    from kenar_api_client.sandbox import SandboxError
 
     tokens, where = token_manager(args)
     oauth = tokens.oauth
@@ -113,7 +114,7 @@ def login(args: argparse.Namespace, out: Output) -> int:
 
     try:
         token = authorize_on_loopback(oauth, scopes, open_url=show, timeout=args.timeout)
-    except (ApiException, OAuthRedirectError) as exc:
+    except (ApiException, OAuthRedirectError, SandboxError) as exc:
         out.error(f"login failed: {failure_text(exc)}")
         out.document({"ok": False, "error": {"message": failure_text(exc)}})
         return EXIT_FAILED
@@ -127,15 +128,12 @@ def login(args: argparse.Namespace, out: Output) -> int:
 
 
 def follow_consent(url: str) -> None:
-    """Act as the browser against a local sandbox: open the URL and follow its one redirect."""
+    """Act as the browser against a local sandbox: consent, then follow the redirect back."""
     import urllib3
 
-    http = urllib3.PoolManager(timeout=10.0, retries=False)
-    answer = http.request("GET", url, redirect=False)
-    location = answer.headers.get("Location")
-    if answer.status not in (302, 303) or not location:
-        raise UsageError(f"the OAuth server answered {answer.status} instead of redirecting back")
-    http.request("GET", location, redirect=False)
+    from kenar_api_client.sandbox import consent
+
+    urllib3.PoolManager(timeout=10.0, retries=False).request("GET", consent(url), redirect=False)
 
 
 def _is_loopback_url(url: str) -> bool:

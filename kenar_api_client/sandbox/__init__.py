@@ -15,6 +15,7 @@
 Depends on the standard library only; nothing in the SDK core imports it.
 """
 
+from kenar_api_client.sandbox._browser import consent
 from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._clock import SandboxClock
 from kenar_api_client.sandbox._delivery import Delivery, DeliveryAttempt
@@ -70,4 +71,5 @@ __all__ = [
     "Subscription",
     "SubscriptionRequiredError",
     "TokenRequestRecord",
+    "consent",
 ]
