@@ -54,14 +54,11 @@ def clients(base_url: str, store_path: Path) -> List[Callable[[], Any]]:
         kenar_api_client.EventsApi(fixed),
         kenar_api_client.EventsApi(tokens.api_client_for("user-1", shared)),
     ]
-    return [
-        (
-            lambda api=api: api.events_send_event(
-                message=MESSAGE, target_type="USER", target_resource_id=USER_ID
-            )
-        )
-        for api in apis
-    ]
+
+    def send(api: Any) -> Callable[[], Any]:
+        return lambda: api.events_send_event(message=MESSAGE, target_type="USER", target_resource_id=USER_ID)
+
+    return [send(apis[0]), send(apis[1]), lambda: tokens.token("user-1")]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
