@@ -556,12 +556,13 @@ def test_human_sandbox_banner_names_the_demo_values() -> None:
     )
     try:
         assert process.stdout is not None
-        banner = [process.stdout.readline() for _ in range(9)]
+        banner = [process.stdout.readline() for _ in range(13)]
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=10)
     assert banner[0].startswith("Kenar sandbox running at http://127.0.0.1:")
     assert "public demo values" in banner[1]
     assert f"  export KENAR_API_KEY={DEMO_API_KEY}\n" in banner
+    assert "  export KENAR_APP_SLUG=kenar-sandbox-demo-app\n" in banner  # so that login works at once
     assert banner[-1] == "Press Ctrl+C to stop.\n"
     assert process.returncode == 0

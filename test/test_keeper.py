@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from kenar_api_client.oauth import (
 )
 from kenar_api_client.sandbox import (
     DEMO_API_KEY,
+    DEMO_CLIENT_SECRET,
     DEMO_IDENTIFICATION_KEY,
     DEMO_POST_TOKEN,
     DEMO_SCOPES,
@@ -91,8 +93,9 @@ def test_kept_subscriptions_are_registered_with_their_metadata(sandbox: Sandbox,
 
 
 def test_a_simulated_day_of_hourly_expiries_keeps_every_kept_subscription_delivering(
-    sandbox: Sandbox, api_client: Any, tmp_path: Path
+    sandbox: Sandbox, api_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     started = time.perf_counter()
     tokens = manager_with_user(sandbox, SQLiteTokenStore(tmp_path / "tokens.sqlite3"), leeway=300)
     keeper = SubscriptionKeeper(tokens, api_client)
@@ -131,8 +134,10 @@ def test_a_simulated_day_of_hourly_expiries_keeps_every_kept_subscription_delive
             delivered += 1
 
     plain_alive_hours = 0
+    secrets = [DEMO_CLIENT_SECRET]
     for hour in range(24):
         token = tokens.token(USER)
+        secrets += [token.access_token, str(token.refresh_token)]
         sandbox.clock.set(token.expires_at - 300 - 1)  # the last second before the refresh is due
         probe(f"hour {hour}: before the refresh")
         if sandbox.trigger("POST_UPDATE", require_subscription=False, post={"token": "plainPost"}).metadata:
@@ -151,6 +156,8 @@ def test_a_simulated_day_of_hourly_expiries_keeps_every_kept_subscription_delive
     assert refresh_requests(sandbox) == 24
     assert plain_alive_hours == 1  # the plain subscription died with its first token
     assert {s.metadata.get("kept") for s in sandbox.subscriptions} == {"chat", "posts"}
+    assert "refreshed the token of user 'user-42'" in caplog.text
+    assert not [secret for secret in secrets if secret in caplog.text]
     print(f"\n  a day of hourly refreshes: {delivered} deliveries, 0 missed, {elapsed:.2f} s wall time")
 
 

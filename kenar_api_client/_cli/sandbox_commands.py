@@ -68,6 +68,10 @@ def _print_banner(sandbox: Sandbox, out: Output, show_key: bool) -> None:
             "user_id": sb.DEMO_USER_ID,
             "post_token": sb.DEMO_POST_TOKEN,
             "webhook_url": sandbox.webhook_url,
+            "oauth_url": sandbox.oauth_url,
+            "app_slug": sb.DEMO_CLIENT_ID,
+            "client_secret": sb.DEMO_CLIENT_SECRET,
+            "redirect_uri": sb.DEMO_REDIRECT_URI,
         }
     )
     out.line(f"Kenar sandbox running at {sandbox.url}")
@@ -77,6 +81,10 @@ def _print_banner(sandbox: Sandbox, out: Output, show_key: bool) -> None:
     out.line(f"  export KENAR_ACCESS_TOKEN={sb.DEMO_ACCESS_TOKEN}")
     if identification_key is not None:
         out.line(f"  export {ENV_IDENTIFICATION_KEY}={identification_key}")
+    out.line(f"  export KENAR_OAUTH_URL={sandbox.oauth_url}")
+    out.line(f"  export KENAR_APP_SLUG={sb.DEMO_CLIENT_ID}")
+    out.line(f"  export KENAR_CLIENT_SECRET={sb.DEMO_CLIENT_SECRET}")
+    out.line(f"  export KENAR_REDIRECT_URI={sb.DEMO_REDIRECT_URI}")
     out.line(f"  demo user {sb.DEMO_USER_ID}, owner of post {sb.DEMO_POST_TOKEN}")
     webhook = sandbox.webhook_url or "none yet (kenar-events trigger --webhook-url URL ... sets one)"
     out.line(f"Webhook URL: {webhook}")
