@@ -102,7 +102,7 @@ else:
     __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 ''')
 
-SECURITY_TABLE = Template('''$header"""Per operation: the API key permissions and the OAuth scopes (any one) it needs."""
+SECURITY_TABLE = Template('''$header"""Per operation: its API key permissions and OAuth scopes (any one)."""
 
 from typing import Dict, Tuple
 
@@ -112,7 +112,7 @@ $rows
 }
 ''')
 
-SANDBOX_TABLE = Template('''$header"""The spec's operations and schemas, compact, for the sandbox's generic operation layer."""
+SANDBOX_TABLE = Template('''$header"""The spec's operations and schemas, compact, for the sandbox."""
 
 from typing import Any, Dict, List
 
