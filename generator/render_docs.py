@@ -97,8 +97,21 @@ def cell(text: str) -> str:
 # -- API pages ------------------------------------------------------------------------------
 
 
+def py_literal(value: Any) -> str:
+    """``value`` as Python source, double-quoted as the formatter writes it."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(py_literal(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{py_literal(k)}: {py_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def example_call(op: OperationDef, spec: Spec) -> str:
-    args = [repr(sample(p.type, spec, p.wire_name, required_only=True)) for p in op.params if p.required]
+    args = [
+        py_literal(sample(p.type, spec, p.wire_name, required_only=True)) for p in op.params if p.required
+    ]
     return f"{op.method_name}({', '.join(args)})"
 
 
