@@ -12,6 +12,7 @@ from generator.rules import (
     HAND_WRITTEN_EXPORTS,
     LIMITED_API_OPERATIONS,
     LIMITED_API_QUERY_BODY,
+    LIMITED_API_QUERY_PARAMS,
 )
 from generator.spec import EnumDef, FieldDef, ModelDef, OperationDef, ParamDef, Spec, TypeRef
 from generator.templates import (
@@ -408,8 +409,8 @@ def limited_operations(spec: Spec) -> List[OperationDef]:
             assert op.body_schema is not None
             properties = schemas[op.body_schema]["properties"]
             params = tuple(
-                ParamDef(name, name, "query", _query_type(prop), False, "")
-                for name, prop in properties.items()
+                ParamDef(name, name, "query", _query_type(properties[name]), False, "")
+                for name in LIMITED_API_QUERY_PARAMS
             )
         result.append(
             OperationDef(

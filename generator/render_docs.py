@@ -64,7 +64,8 @@ def model_sample(model: ModelDef, spec: Spec, depth: int = 0, required_only: boo
 
 
 def field_sample(f: FieldDef, spec: Spec, depth: int, required_only: bool) -> Any:
-    if f.example is not None and f.type.kind in ("str", "int", "float", "bool"):
+    example_types = {"str": str, "int": int, "int64": int, "float": float, "bool": bool}
+    if type(f.example) is example_types.get(f.type.kind):
         return f.example
     if f.min_length is not None and f.type.kind == "str":
         return "x" * max(f.min_length, 8)

@@ -43,6 +43,8 @@ LIMITED_API_OPERATIONS = (
     "Payment_SubmitUserPayment",
 )
 LIMITED_API_QUERY_BODY = "Payment_SubmitUserPayment"
+#: Its query parameters, in that client's order (fields of paymentSubmitUserPaymentRequest).
+LIMITED_API_QUERY_PARAMS = ("amount_rials", "profit_rials", "services", "reference_id")
 
 #: Docstrings written by hand for operations whose spec text says less than the SDK knows.
 _REGISTER_DOC = """Subscribe to an event kind; Kenar then delivers those events to the app's webhook.

@@ -141,8 +141,8 @@ SUBMIT_USER_PAYMENT = Operation(
     params=[
         Param("amount_rials", "str", "query"),
         Param("profit_rials", "str", "query"),
-        Param("reference_id", "str", "query"),
         Param("services", "str", "query", many=True),
+        Param("reference_id", "str", "query"),
     ],
     response_types={"200": "object"},
     permissions=("SUBMIT_USER_PAYMENT",),
@@ -544,8 +544,8 @@ class LimitedApi(ApiBase):
         self,
         amount_rials: Optional[str] = None,
         profit_rials: Optional[str] = None,
-        reference_id: Optional[str] = None,
         services: Optional[List[str]] = None,
+        reference_id: Optional[str] = None,
         **options: Unpack[RequestOptions],
     ) -> object:
         """ثبت رکورد پرداخت کاربر
@@ -570,8 +570,8 @@ class LimitedApi(ApiBase):
             {
                 "amount_rials": amount_rials,
                 "profit_rials": profit_rials,
-                "reference_id": reference_id,
                 "services": services,
+                "reference_id": reference_id,
             },
             options,
         )
@@ -581,8 +581,8 @@ class LimitedApi(ApiBase):
         self,
         amount_rials: Optional[str] = None,
         profit_rials: Optional[str] = None,
-        reference_id: Optional[str] = None,
         services: Optional[List[str]] = None,
+        reference_id: Optional[str] = None,
         **options: Unpack[RequestOptions],
     ) -> ApiResponse[object]:
         """Like ``payment_submit_user_payment``, returning the whole ``ApiResponse``."""
@@ -591,8 +591,8 @@ class LimitedApi(ApiBase):
             {
                 "amount_rials": amount_rials,
                 "profit_rials": profit_rials,
-                "reference_id": reference_id,
                 "services": services,
+                "reference_id": reference_id,
             },
             options,
         )
@@ -601,8 +601,8 @@ class LimitedApi(ApiBase):
         self,
         amount_rials: Optional[str] = None,
         profit_rials: Optional[str] = None,
-        reference_id: Optional[str] = None,
         services: Optional[List[str]] = None,
+        reference_id: Optional[str] = None,
         **options: Unpack[RequestOptions],
     ) -> urllib3.BaseHTTPResponse:
         """Like ``payment_submit_user_payment``, returning the unread urllib3 response."""
@@ -611,8 +611,8 @@ class LimitedApi(ApiBase):
             {
                 "amount_rials": amount_rials,
                 "profit_rials": profit_rials,
-                "reference_id": reference_id,
                 "services": services,
+                "reference_id": reference_id,
             },
             options,
         )
