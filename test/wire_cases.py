@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from generator import spec as spec_module
+from generator.naming import api_class_name
 from generator.render import limited_operations
 from generator.render_docs import model_by_class, model_sample, sample
 from generator.spec import OperationDef, ParamDef, Spec
-from generator.naming import api_class_name
 
 API_KEY = "wire-api-key-5e1d"
 ACCESS_TOKEN = "wire-access-token-9c2a"

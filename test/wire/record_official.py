@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # After site-packages, so that the installed official client wins over this repository's package.
 sys.path.extend([str(ROOT), str(ROOT / "test")])
 
-import kenar_api_client  # noqa: E402
 from servers import RecordingServer, Reply  # noqa: E402
 from wire_cases import ACCESS_TOKEN, API_KEY, load_cases  # noqa: E402
+
+import kenar_api_client  # noqa: E402
 
 OUTPUT = Path(__file__).resolve().parent / "official_requests.json"
 RECORDED_HEADERS = ("Accept", "Content-Type", "X-API-Key", "Authorization")
@@ -58,7 +59,9 @@ def main() -> int:
     client = kenar_api_client.ApiClient(configuration)
     records = []
     for case in load_cases():
-        api_class = limited.LimitedApi if case["api"] == "LimitedApi" else getattr(kenar_api_client, case["api"])
+        api_class = (
+            limited.LimitedApi if case["api"] == "LimitedApi" else getattr(kenar_api_client, case["api"])
+        )
         server.queue_reply(Reply(body=case["answer"]))
         method = getattr(api_class(client), case["method"])
         result = method(**case["kwargs"])
