@@ -117,8 +117,8 @@ def example_call(op: OperationDef, spec: Spec) -> str:
 
 
 def example_operation(operations: List[OperationDef]) -> OperationDef:
-    """The operation a page's example calls: one without a body if there is one."""
-    return next((op for op in operations if op.body is None), operations[0])
+    """The operation a page's example calls: the simplest, one needing no OAuth scope if there is one."""
+    return min(operations, key=lambda op: (bool(op.scopes), op.body is not None))
 
 
 def param_rows(params: List[ParamDef]) -> str:
@@ -180,8 +180,13 @@ def api_docs(spec: Spec, hand_written: FrozenSet[str]) -> Dict[str, str]:
         "It repeats nine Payment operations as an older official client had them, for code that "
         "imports it; creating one warns (`DeprecationWarning`)."
     )
-    pages["docs/LimitedApi.md"] = render_api_doc("LimitedApi", intro, limited_operations(spec), spec).replace(
-        "kenar_api_client.LimitedApi(", "kenar_api_client.api.limited_api.LimitedApi("
+    pages["docs/LimitedApi.md"] = (
+        render_api_doc("LimitedApi", intro, limited_operations(spec), spec)
+        .replace(
+            "import kenar_api_client\n",
+            "import kenar_api_client\nfrom kenar_api_client.api.limited_api import LimitedApi\n",
+        )
+        .replace("kenar_api_client.LimitedApi(", "LimitedApi(")
     )
     return pages
 
