@@ -14,7 +14,7 @@ from generator.rules import FIELD_RULES, HAND_WRITTEN_MODELS
 
 SPEC_PATH = Path(__file__).resolve().parent / "spec" / "kenar-openapi.json"
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
-_PERMISSIONS_HEADING = "##### مجوزهای API Key مورد نیاز:"
+PERMISSIONS_HEADING = "##### مجوزهای API Key مورد نیاز:"
 _CODE_SPAN = re.compile(r"`([^`]+)`")
 
 
@@ -299,7 +299,7 @@ class _Reader:
 
 def permissions_of(description: str) -> Tuple[str, ...]:
     """The API key permissions an operation's description lists under its permissions heading."""
-    _, found, rest = description.partition(_PERMISSIONS_HEADING)
+    _, found, rest = description.partition(PERMISSIONS_HEADING)
     if not found:
         return ()
     section = rest.split("#####", 1)[0]
