@@ -10,6 +10,8 @@ from kenar_api_client.api_client import ApiClient
 class ApiBase:
     """Holds the ``ApiClient`` an API class sends its calls through (the default one if none)."""
 
+    api_client: ApiClient
+
     def __init__(self, api_client: Optional[ApiClient] = None) -> None:
         self.api_client = api_client if api_client is not None else ApiClient.get_default()
 

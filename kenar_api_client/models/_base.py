@@ -26,7 +26,7 @@ class KenarModel(BaseModel):
       are kept too (see ``KenarEnum``).
     """
 
-    model_config = ConfigDict(
+    model_config: ClassVar[ConfigDict] = ConfigDict(
         populate_by_name=True,
         validate_assignment=True,
         extra="allow",
