@@ -45,7 +45,9 @@ def generate(root: Path) -> Dict[str, str]:
         files[f"{PACKAGE}/models/{model.module}.py"] = render_model(model)
     for enum in document.enums:
         files[f"{PACKAGE}/models/{enum.module}.py"] = render_enum(enum)
-    files[f"{PACKAGE}/models/__init__.py"] = render_models_package(document)
+    files[f"{PACKAGE}/models/__init__.py"], files[f"{PACKAGE}/models/__init__.pyi"] = render_models_package(
+        document
+    )
     for tag in document.tags:
         files[f"{PACKAGE}/api/{naming.api_module_name(tag)}.py"] = render_tag_api(
             document, tag, DOCSTRING_OVERRIDES
@@ -93,7 +95,7 @@ def format_python(root: Path, files: Dict[str, str]) -> Dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         shutil.copy(root / "pyproject.toml", work / "pyproject.toml")
-        python_files = [name for name in files if name.endswith(".py")]
+        python_files = [name for name in files if name.endswith((".py", ".pyi"))]
         for name in python_files:
             target = work / name
             target.parent.mkdir(parents=True, exist_ok=True)

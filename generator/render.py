@@ -20,9 +20,11 @@ from generator.templates import (
     ENUM,
     HEADER,
     LAZY_PACKAGE,
+    LAZY_PACKAGE_NO_IMPORTS,
     METHODS,
     MODEL,
     OPERATION,
+    PACKAGE_STUB,
     SANDBOX_TABLE,
     SECURITY_TABLE,
 )
@@ -182,14 +184,24 @@ def render_enum(enum: EnumDef) -> str:
     )
 
 
-def render_models_package(spec: Spec) -> str:
+def render_models_package(spec: Spec) -> Tuple[str, str]:
+    """The lazy ``models/__init__.py`` and its ``__init__.pyi`` with the re-exports."""
     exports: Dict[str, str] = dict(HAND_WRITTEN_EXPORTS)
     exports.update({model.class_name: "." + model.module for model in spec.models})
     exports.update({enum.class_name: "." + enum.module for enum in spec.enums})
-    return render_lazy_package(
-        "The API's models; each is imported on first use so ``import kenar_api_client`` stays fast.",
-        "kenar_api_client.models",
-        exports,
+    names = sorted(exports, key=str.lower)
+    return (
+        LAZY_PACKAGE_NO_IMPORTS.substitute(
+            header=HEADER,
+            docstring="The API's models, each imported on first use: ``import kenar_api_client`` stays fast.",
+            exports="\n".join(dict_entry(name, exports[name]) for name in names),
+        ),
+        PACKAGE_STUB.substitute(
+            header=HEADER,
+            type_imports="\n".join(
+                f"from kenar_api_client.models{exports[name]} import {name} as {name}" for name in names
+            ),
+        ),
     )
 
 
@@ -235,6 +247,8 @@ def param_declaration(p: ParamDef) -> str:
     parts = [json.dumps(p.name), json.dumps(kind), json.dumps(p.location)]
     if type_name:
         parts.append(f"type_name={json.dumps(type_name)}")
+    if kind == "enum":
+        parts.append(f"enum_values={tuple_literal(p.type.enum_values)}")
     if p.required:
         parts.append("required=True")
     if many:

@@ -102,6 +102,32 @@ else:
     __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 ''')
 
+LAZY_PACKAGE_NO_IMPORTS = Template('''$header"""$docstring
+
+Type checkers read the re-exports from ``__init__.pyi``; at run time each name is imported on
+first use, so this module stays a small table.
+"""
+
+from kenar_api_client._lazy import lazy_exports
+
+_EXPORTS = {
+$exports
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
+''')
+
+PACKAGE_STUB = Template('''$header"""Types of the lazy ``__init__.py`` beside it: what each public name is."""
+
+from typing import List
+
+$type_imports
+
+__all__: List[str]
+''')
+
 SECURITY_TABLE = Template('''$header"""Per operation: its API key permissions and OAuth scopes (any one)."""
 
 from typing import Dict, Tuple

@@ -57,7 +57,7 @@ class Param:
     ``many`` makes it a list, sent in a query as the name repeated once per item.
     """
 
-    __slots__ = ("_enum_values", "_type", "kind", "location", "many", "name", "required", "type_name")
+    __slots__ = ("_type", "enum_values", "kind", "location", "many", "name", "required", "type_name")
 
     def __init__(
         self,
@@ -68,6 +68,7 @@ class Param:
         type_name: Optional[str] = None,
         required: bool = False,
         many: bool = False,
+        enum_values: Tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.kind = kind
@@ -76,7 +77,8 @@ class Param:
         self.required = required
         self.many = many
         self._type: Any = _SCALAR_TYPES.get(kind)
-        self._enum_values: FrozenSet[str] = frozenset()
+        # An enum's values, so that checking a string needs no model import.
+        self.enum_values: FrozenSet[str] = frozenset(enum_values)
 
     @property
     def type(self) -> Any:
@@ -84,8 +86,6 @@ class Param:
         if self._type is None:
             models = importlib.import_module("kenar_api_client.models")
             self._type = getattr(models, str(self.type_name))
-            if self.kind == "enum":
-                self._enum_values = frozenset(member.value for member in self._type)
         return self._type
 
     def accepts(self, value: Any) -> bool:
@@ -100,8 +100,7 @@ class Param:
         if self.kind in _SCALAR_TYPES:
             return type(value) is self._type
         if self.kind == "enum":
-            enum_type = self.type
-            return (type(value) is str or type(value) is enum_type) and value in self._enum_values
+            return isinstance(value, str) and value in self.enum_values
         return isinstance(value, self.type)
 
     def annotation(self) -> Any:

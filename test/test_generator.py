@@ -122,7 +122,8 @@ def test_templates_write_the_typing_convention_and_one_declaration_per_operation
     assert render_field(field) == '    color: Optional[Union[ShopColor, Literal["RED", "BLUE"]]] = None'
     (op,) = interpret(tiny_spec()).operations
     declaration = render_operation(op, "PAINT_ITEM")
-    assert 'Param("color", "enum", "query", type_name="ShopPaintColor")' in declaration
+    color_param = 'Param("color", "enum", "query", type_name="ShopPaintColor", enum_values=("RED", "BLUE"))'
+    assert color_param in declaration
     assert 'Param("body", "dict", "body", required=True)' in declaration
     assert 'auth=("APIKey", "OAuth")' in declaration
 

@@ -50,7 +50,13 @@ SEND_EVENT = Operation(
     path="/experimental/open-platform/events/send",
     params=[
         Param("message", "str", "query"),
-        Param("target_type", "enum", "query", type_name="SendEventRequestTargetType"),
+        Param(
+            "target_type",
+            "enum",
+            "query",
+            type_name="SendEventRequestTargetType",
+            enum_values=("USER", "POST"),
+        ),
         Param("target_resource_id", "str", "query"),
     ],
     response_types={"200": "object"},
