@@ -22,7 +22,10 @@ from typing_extensions import Literal, TypedDict
 from kenar_api_client.exceptions import ApiTypeError, ApiValueError
 
 if TYPE_CHECKING:
+    import urllib3
+
     from kenar_api_client.api_client import ApiClient
+    from kenar_api_client.api_response import ApiResponse
     from kenar_api_client.rest import RESTResponse
 
 
@@ -44,62 +47,79 @@ class RequestOptions(TypedDict, total=False):
 
 OPTION_NAMES = frozenset(RequestOptions.__annotations__)
 
-ParamKind = Literal["str", "enum", "model"]
+ParamKind = Literal["str", "int", "enum", "model", "dict"]
+_SCALAR_TYPES = {"str": str, "int": int, "dict": dict}
 
 
 class Param:
-    """One operation parameter: where it travels and what it must be."""
+    """One operation parameter: where it travels and what it must be.
 
-    __slots__ = ("_enum_values", "_type", "kind", "location", "name", "required", "type_name")
+    ``many`` makes it a list, sent in a query as the name repeated once per item.
+    """
+
+    __slots__ = ("_type", "enum_values", "kind", "location", "many", "name", "required", "type_name")
 
     def __init__(
         self,
         name: str,
         kind: ParamKind,
-        location: Literal["query", "body"],
+        location: Literal["path", "query", "body"],
         *,
         type_name: Optional[str] = None,
         required: bool = False,
+        many: bool = False,
+        enum_values: Tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.kind = kind
         self.location = location
         self.type_name = type_name
         self.required = required
-        self._type: Any = None
-        self._enum_values: FrozenSet[str] = frozenset()
+        self.many = many
+        self._type: Any = _SCALAR_TYPES.get(kind)
+        # An enum's values, so that checking a string needs no model import.
+        self.enum_values: FrozenSet[str] = frozenset(enum_values)
 
     @property
     def type(self) -> Any:
-        """The enum or model class named by ``type_name``, imported on first use."""
+        """The Python type of one value; an enum or model class is imported on first use."""
         if self._type is None:
             models = importlib.import_module("kenar_api_client.models")
             self._type = getattr(models, str(self.type_name))
-            if self.kind == "enum":
-                self._enum_values = frozenset(member.value for member in self._type)
         return self._type
 
     def accepts(self, value: Any) -> bool:
         """A quick check that ``value`` is valid as it is; False sends it to pydantic."""
         if value is None:
             return not self.required
-        if self.kind == "str":
-            return type(value) is str
+        if self.many:
+            return type(value) is list and all(self._accepts_one(item) for item in value)
+        return self._accepts_one(value)
+
+    def _accepts_one(self, value: Any) -> bool:
+        if self.kind in _SCALAR_TYPES:
+            return type(value) is self._type
         if self.kind == "enum":
-            enum_type = self.type
-            return (type(value) is str or type(value) is enum_type) and value in self._enum_values
+            return isinstance(value, str) and value in self.enum_values
         return isinstance(value, self.type)
 
     def annotation(self) -> Any:
         """The pydantic annotation that explains why a value was refused."""
-        from pydantic import StrictStr
+        from pydantic import StrictInt, StrictStr
 
-        base = StrictStr if self.kind == "str" else self.type
+        base: Any = {"str": StrictStr, "int": StrictInt, "dict": Dict[str, Any]}.get(self.kind) or self.type
+        if self.many:
+            base = List[base]
         return base if self.required else Optional[base]
 
 
 class Operation:
-    """An API operation: method, path, parameters, accepted answers and security."""
+    """An API operation: method, path, parameters, accepted answers and security.
+
+    ``auth`` names the configured credentials the call sends (``APIKey``, and ``OAuth`` for
+    the operations whose spec security names it); ``permissions`` (of the API key) and
+    ``scopes`` (of the OAuth token, any of them) document what Kenar checks.
+    """
 
     def __init__(
         self,
@@ -111,7 +131,9 @@ class Operation:
         *,
         content_type: Optional[str] = None,
         accept: str = "application/json",
-        auth: Tuple[str, ...] = ("APIKey", "OAuth"),
+        auth: Tuple[str, ...] = ("APIKey",),
+        permissions: Tuple[str, ...] = (),
+        scopes: Tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.method = method
@@ -121,6 +143,9 @@ class Operation:
         self.content_type = content_type
         self.accept = accept
         self.auth = auth
+        self.permissions = permissions
+        self.scopes = scopes
+        self._path_params = tuple(p for p in self.params if p.location == "path")
         self._query_params = tuple(p for p in self.params if p.location == "query")
         body = [p for p in self.params if p.location == "body"]
         self._body_param = body[0] if body else None
@@ -147,8 +172,23 @@ class Operation:
         return {p.name: getattr(validated, p.name) for p in self.params}
 
     def query(self, args: Mapping[str, Any]) -> List[Tuple[str, Any]]:
-        """The query parameters that have a value, in declaration order."""
-        return [(p.name, args[p.name]) for p in self._query_params if args[p.name] is not None]
+        """The query parameters that have a value, in declaration order; a list repeats its name."""
+        pairs: List[Tuple[str, Any]] = []
+        for p in self._query_params:
+            value = args[p.name]
+            if value is None:
+                continue
+            if p.many:
+                pairs.extend((p.name, item) for item in value)
+            else:
+                pairs.append((p.name, value))
+        return pairs
+
+    def path_values(self, args: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+        """The path parameters by name, or None when the path has none."""
+        if not self._path_params:
+            return None
+        return {p.name: args[p.name] for p in self._path_params}
 
     def body(self, args: Mapping[str, Any]) -> Any:
         """The request body, or None when the operation has none."""
@@ -184,6 +224,7 @@ class Operation:
         method, url, headers, body = api_client.param_serialize(
             self.method,
             self.path,
+            path_params=self.path_values(args),
             query_params=self.query(args),
             header_params=headers,
             body=self.body(args),
@@ -198,6 +239,22 @@ class Operation:
             _request_timeout=options.get("_request_timeout"),
             _preload_content=preload_content,
         )
+
+    def call_with_http_info(
+        self, api_client: ApiClient, args: Dict[str, Any], options: Mapping[str, Any]
+    ) -> ApiResponse[Any]:
+        """Send one call and interpret the answer: an ``ApiResponse``, or the error it raises."""
+        return api_client.response_deserialize(self.invoke(api_client, args, options), self.response_types)
+
+    def call(self, api_client: ApiClient, args: Dict[str, Any], options: Mapping[str, Any]) -> Any:
+        """Send one call and return the answer's data."""
+        return self.call_with_http_info(api_client, args, options).data
+
+    def call_without_preload_content(
+        self, api_client: ApiClient, args: Dict[str, Any], options: Mapping[str, Any]
+    ) -> urllib3.BaseHTTPResponse:
+        """Send one call and return the unread urllib3 response, status unchecked."""
+        return self.invoke(api_client, args, options, preload_content=False).response
 
 
 def merge_headers(base: Mapping[str, Any], extra: Mapping[str, Any]) -> Dict[str, Any]:

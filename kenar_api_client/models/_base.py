@@ -9,6 +9,8 @@ from typing import Any, ClassVar, Dict, FrozenSet, Optional, Union
 from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import Self
 
+from kenar_api_client.models._enum import reading_answer
+
 
 class KenarModel(BaseModel):
     """Base of all request and response models.
@@ -20,10 +22,11 @@ class KenarModel(BaseModel):
     * Parsing what the server (or a webhook) sent (``from_dict``/``from_json``) keeps
       unknown fields: Kenar's Events API is experimental and grows new fields, and a
       client must not break on them. They are available as ``model.additional_properties``
-      and are sent back unchanged by ``to_dict``/``to_json``.
+      and are sent back unchanged by ``to_dict``/``to_json``. Enum values it does not know
+      are kept too (see ``KenarEnum``).
     """
 
-    model_config = ConfigDict(
+    model_config: ClassVar[ConfigDict] = ConfigDict(
         populate_by_name=True,
         validate_assignment=True,
         extra="allow",
@@ -77,7 +80,11 @@ class KenarModel(BaseModel):
         """Build the model from a dict as received on the wire; ``None`` gives ``None``."""
         if obj is None:
             return None
-        return cls.model_validate(obj)
+        token = reading_answer.set(True)
+        try:
+            return cls.model_validate(obj)
+        finally:
+            reading_answer.reset(token)
 
     @classmethod
     def from_json(cls, json_str: Union[str, bytes]) -> Optional[Self]:

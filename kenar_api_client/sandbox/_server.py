@@ -11,8 +11,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
-from kenar_api_client.sandbox import _admin, _api, _oauth
-from kenar_api_client.sandbox._rpc import Code, RpcError, error_answer, quoted
+from kenar_api_client.sandbox import _admin, _api, _generic, _oauth
+from kenar_api_client.sandbox._rpc import Code, RpcError, error_answer
 from kenar_api_client.sandbox._state import RequestRecord
 
 if TYPE_CHECKING:
@@ -135,17 +135,18 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_request_line
 
     def _handle_api(self, path: str, query: str, body: bytes) -> None:
+        payload = b"{}"
         try:
             operation = _OPERATIONS.get(path)
-            if operation is None:
-                raise RpcError(
-                    Code.NOT_FOUND, f"Not Found: {quoted(path, 80)} is not a Kenar Events API path"
-                )
-            if self.command != "POST":
+            if operation is None:  # not an Events operation: the spec-driven layer answers
+                state = self.server.sandbox.state
+                payload = _generic.answer(state, self.command, path, query, self.headers, body)
+            elif self.command != "POST":
                 raise RpcError(
                     Code.UNIMPLEMENTED, f"Method Not Allowed: {path} accepts POST only", {"Allow": "POST"}
                 )
-            operation(self.server.sandbox, self, query, body)
+            else:
+                operation(self.server.sandbox, self, query, body)
         except RpcError as error:
             self._answer_error(path, error, record=True)
         except Exception:
@@ -153,7 +154,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self._answer_error(path, RpcError(Code.INTERNAL, "internal sandbox error"), record=True)
         else:
             self._record(path, 200, None)
-            self._answer(200, b"{}")
+            self._answer(200, payload)
 
     def _handle_admin(self, path: str, body: bytes) -> None:
         try:
