@@ -108,10 +108,12 @@ def _authenticate(
         raise RpcError(Code.UNAUTHENTICATED, "missing API key: send it in the X-API-Key header")
     if not operation.scopes:
         return
-    grant = state.access_token(_bearer_token(headers))
-    if grant is None:
+    status = state.tokens.status(_bearer_token(headers))
+    if status.grant is None:
+        if status.revoked or status.valid_until is not None:
+            raise RpcError(Code.UNAUTHENTICATED, status.problem or "the access token is not valid")
         return  # a token the sandbox did not issue: its scopes are unknown here
-    if not any(_scope_granted(scope, grant.scopes, values) for scope in operation.scopes):
+    if not any(_scope_granted(scope, status.grant.scopes, values) for scope in operation.scopes):
         needed = " or ".join(operation.scopes)
         raise RpcError(Code.PERMISSION_DENIED, f"the access token lacks scope {needed}")
 
