@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from kenar_api_client._operation_security import OPERATION_SECURITY
+from kenar_api_client.exceptions import ApiValueError
 
 OperationRef = Union[str, Callable[..., Any]]
 _VARIANT_SUFFIXES = ("_with_http_info", "_without_preload_content")
@@ -21,7 +22,7 @@ def _name(operation: OperationRef) -> str:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     if name not in OPERATION_SECURITY:
-        raise ValueError(f"unknown operation {operation!r}: name an API method, e.g. 'finder_get_user2'")
+        raise ApiValueError(f"unknown operation {operation!r}: name an API method, e.g. 'finder_get_user2'")
     return name
 
 
@@ -42,7 +43,7 @@ def oauth_scopes_for(
 
     A scope bound to a resource (``POST_EDIT.post_token``) is written with the id given in
     ``resource_ids`` (``{"post_token": "wZ3kT9pQ"}`` gives ``POST_EDIT.wZ3kT9pQ``);
-    a missing id raises ``ValueError`` naming it.
+    a missing id raises ``ApiValueError`` (a ``ValueError``) naming it.
     """
     ids: Dict[str, str] = dict(resource_ids or {})
     chosen: List[str] = []
@@ -52,7 +53,7 @@ def oauth_scopes_for(
             continue
         base, _, resource = choices[0].partition(".")
         if resource and resource not in ids:
-            raise ValueError(
+            raise ApiValueError(
                 f"{_name(operation)} needs the scope {choices[0]}: pass resource_ids={{{resource!r}: ...}}"
             )
         scope = f"{base}.{ids[resource]}" if resource else base
