@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -161,6 +164,33 @@ def test_subscribe_with_metadata(env: Sandbox, capsys: pytest.CaptureFixture[str
     assert (status, out) == (0, "ok: subscribed to NEW_MESSAGE_ON_POST for post p1\n")
     (subscription,) = env.subscriptions
     assert (subscription.event_resource_id, subscription.metadata) == ("p1", {"shop": 4})
+
+
+def test_send_json_never_prints_credentials_a_server_echoes(
+    recorder: RecordingServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = ["--base-url", recorder.url, "--api-key", SECRET_KEY, "--access-token", SECRET_TOKEN]
+    argv = ["--json", "send", "-m", "hi", "--target-type", "USER", "--target-resource-id", "u", *flags]
+    recorder.queue_reply(
+        Reply(body={"seen_key": SECRET_KEY, "seen": f"Bearer {SECRET_TOKEN}", "quoted": f'"{SECRET_KEY}"'}),
+        Reply(
+            status=403, body={"code": 7, "message": f"API key {SECRET_KEY} lacks EVENTS_SEND", "details": []}
+        ),
+    )
+
+    status, out, _ = run(capsys, *argv)  # run() fails the test if a credential shows
+    assert status == 0
+    assert recorder.last.headers["X-API-Key"] == SECRET_KEY  # it was sent, and only hidden in print
+    assert json.loads(out)["response"] == {
+        "seen_key": "[REDACTED]",
+        "seen": "Bearer [REDACTED]",
+        "quoted": '"[REDACTED]"',
+    }
+
+    status, out, err = run(capsys, *argv)
+    assert status == 1
+    assert err == "error: 403 PERMISSION_DENIED (7): API key [REDACTED] lacks EVENTS_SEND\n"
+    assert json.loads(out)["error"]["message"] == "API key [REDACTED] lacks EVENTS_SEND"
 
 
 def test_api_error_is_one_line_with_status_code_and_message(
@@ -333,6 +363,17 @@ def test_trigger_reports_a_failed_delivery(
     )
 
 
+def test_trigger_escapes_control_characters_of_a_failed_delivery(
+    env: Sandbox, recorder: RecordingServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorder.responder = lambda request: Reply(status=500)
+    env.set_webhook(recorder.url)
+    status, _, err = run(capsys, "trigger", "EVIL\x1b]0;owned\x07\x9b2J")
+    assert status == 1
+    assert err.startswith("error: delivery of EVIL\\u001b]0;owned\\u0007\\u009b2J to ")
+    assert not any(ch in err for ch in "\x1b\x07\x9b")
+
+
 def test_trigger_against_no_sandbox(capsys: pytest.CaptureFixture[str]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     status, _, err = run(capsys, "trigger", "USER_ACCESS_REVOCATION", "--base-url", url)
@@ -404,6 +445,161 @@ def test_listen_json_lines(env: Sandbox, capsys: pytest.CaptureFixture[str]) -> 
         "class": "UnknownEvent",
         "event": {"type": "SOMETHING_NEW", "metadata": {}, "something_new": {"x": 1}},
     }
+
+
+def start_listen(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[threading.Thread, List[int], int]:
+    """``kenar-events listen --port 0`` in a daemon thread of this process, once it listens.
+
+    The port comes from its ready line (which is consumed): no other process can take it.
+    """
+    result: List[int] = []
+    thread = threading.Thread(
+        target=lambda: result.append(main(["listen", "--port", "0", *argv])), daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ready = re.search(r"http://127\.0\.0\.1:(\d+)/", capsys.readouterr().out)
+        if ready:
+            return thread, result, int(ready.group(1))
+        time.sleep(0.01)
+    raise AssertionError("listen printed no ready line")
+
+
+def post_delivery(port: int, body: bytes, key: str = SECRET_IDENTIFICATION_KEY) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", "/", body=body, headers={"Authorization": key})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_listen_answers_while_an_idle_and_a_half_sent_connection_wait(
+    env: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    thread, result, port = start_listen(capsys, "--count", "1")
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5),
+        socket.create_connection(("127.0.0.1", port), timeout=5) as half_sent,
+    ):
+        half_sent.sendall(
+            f"POST / HTTP/1.1\r\nAuthorization: {SECRET_IDENTIFICATION_KEY}\r\n"
+            "Content-Length: 500\r\n\r\n{".encode()
+        )
+        body = json.dumps({"type": "USER_ACCESS_REVOCATION", "user_access_revocation": {"user_id": "u-9"}})
+        assert post_delivery(port, body.encode()) == 200
+        thread.join(timeout=10)
+    assert result == [0]
+    assert capsys.readouterr().out == "USER_ACCESS_REVOCATION  user u-9 revoked the app's access\n"
+
+
+def test_listen_refuses_deep_nesting_with_400_and_goes_on(
+    env: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    thread, result, port = start_listen(capsys, "--json", "--count", "1")
+    deep: object = {}
+    for _ in range(500):
+        deep = {"a": deep}
+    assert post_delivery(port, json.dumps({"type": "X", "metadata": deep}).encode()) == 400
+    assert post_delivery(port, b'{"type": "X", "metadata": {"ok": true}}') == 200
+    thread.join(timeout=10)
+    assert result == [0]
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["event"]["metadata"] == {"ok": True}
+    assert "deeper than 64 levels" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["human", "json"])
+def test_listen_escapes_control_characters_of_received_events(
+    env: Sandbox, capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    thread, result, port = start_listen(capsys, "--count", "1", *(["--json"] if as_json else []))
+    hostile = "\x1b]0;owned\x07\x1b[2J\x9b31m\u202e\r\n"
+    body = {"type": f"NEW{hostile}", "metadata": {"k": hostile}, f"new{hostile.lower()}": {"text": hostile}}
+    assert post_delivery(port, json.dumps(body).encode()) == 200
+    thread.join(timeout=10)
+    assert result == [0]
+    out = capsys.readouterr().out
+    assert not any(ch in out for ch in "\x1b\x07\x9b\u202e\r")
+    assert len(out.splitlines()) == 1  # one line per event, whatever it contains
+    assert "\\u001b]0;owned\\u0007" in out
+    if as_json:
+        assert json.loads(out)["event"] == body  # still valid JSON, nothing lost
+
+
+# -- signals --------------------------------------------------------------------------------
+
+
+def start_command(*argv: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kenar_api_client.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**clean_env(), "KENAR_IDENTIFICATION_KEY": SECRET_IDENTIFICATION_KEY},
+    )
+
+
+def finish(process: subprocess.Popen[bytes]) -> Tuple[bytes, bytes]:
+    """Its output once it exited; a process still running 30 s later fails the test."""
+    try:
+        return process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+        pytest.fail(f"the command kept running after the signal:\n{err.decode(errors='replace')}")
+
+
+def deliver_in_background(port: int, body: bytes) -> threading.Thread:
+    def send() -> None:
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            post_delivery(port, body)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)], ids=["INT", "TERM"]
+)
+def test_one_signal_stops_listen_while_a_delivery_is_being_handled(signum: int, status: int) -> None:
+    process = start_command("--json", "listen", "--port", "0")
+    assert process.stdout is not None
+    port = int(json.loads(process.stdout.readline())["listening"].rstrip("/").rsplit(":", 1)[1])
+    # The handler prints this 600 kB event on stdout, which nobody reads for now: it blocks
+    # in the middle of handling the delivery, once the pipe is full.
+    sender = deliver_in_background(
+        port, json.dumps({"type": "BIG", "metadata": {"x": "y" * 600_000}}).encode()
+    )
+    seen = b""
+    while b'"event_type"' not in seen:
+        chunk = process.stdout.read1(4096)
+        assert chunk, "listen printed nothing"
+        seen += chunk
+
+    process.send_signal(signum)
+    _, err = finish(process)
+
+    assert process.returncode == status, err.decode(errors="replace")
+    assert b"Traceback" not in err
+    sender.join(timeout=10)
+
+
+@pytest.mark.parametrize("command", [["sandbox", "--port", "0"], ["listen", "--port", "0"]])
+def test_sigterm_right_after_the_ready_line_is_a_clean_exit(command: List[str]) -> None:
+    process = start_command(*command)
+    assert process.stdout is not None
+    process.stdout.readline()  # "Kenar sandbox running at ..." / "listening for ..."
+
+    process.send_signal(signal.SIGTERM)
+    _, err = finish(process)
+
+    assert process.returncode == 0, err.decode(errors="replace")  # not -15: death by the signal
+    assert b"Traceback" not in err
 
 
 # -- demo -----------------------------------------------------------------------------------
@@ -565,4 +761,4 @@ def test_human_sandbox_banner_names_the_demo_values() -> None:
     assert f"  export KENAR_API_KEY={DEMO_API_KEY}\n" in banner
     assert "  export KENAR_APP_SLUG=kenar-sandbox-demo-app\n" in banner  # so that login works at once
     assert banner[-1] == "Press Ctrl+C to stop.\n"
-    assert process.returncode == 0
+    assert process.returncode == 130  # Ctrl+C, as documented

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
+import os
+import re
+import shutil
 import socket
+import subprocess
 import threading
 from dataclasses import dataclass
 from datetime import timezone
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from urllib.parse import urlencode
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -28,6 +34,7 @@ from kenar_api_client.sandbox import (
     SandboxError,
     SubscriptionRequiredError,
 )
+from kenar_api_client.sandbox._server import SandboxRequestHandler
 from kenar_api_client.webhooks import (
     NewChatbotMessageEvent,
     NewMessageEvent,
@@ -121,6 +128,9 @@ def call(
         return Answer(response.status, response.headers, response.read())
     finally:
         connection.close()
+
+
+JSON = {"Content-Type": "application/json"}
 
 
 def send_path(**params: str) -> str:
@@ -397,6 +407,134 @@ def test_keep_alive_and_chunked_bodies(sandbox: Sandbox) -> None:
     assert len(sandbox.subscriptions) == 1
 
 
+def raw_exchange(sandbox: Sandbox, request: str, timeout: float = 5.0) -> bytes:
+    """Send ``request`` as latin-1 bytes, return everything read until the server closes."""
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=timeout) as raw:
+        raw.sendall(request.encode("latin-1"))
+        received = b""
+        while True:
+            data = raw.recv(65536)
+            if not data:
+                return received
+            received += data
+
+
+def chunked_request(sandbox: Sandbox, chunks: str) -> str:
+    return (
+        f"POST {SUBSCRIBE} HTTP/1.1\r\nHost: 127.0.0.1:{sandbox.port}\r\nX-API-Key: {DEMO_API_KEY}\r\n"
+        f"Authorization: Bearer {DEMO_ACCESS_TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}"
+    )
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        "-1\r\n",  # int(..., 16) takes it: read to the end of the stream, past the 1 MiB limit
+        "+10\r\n",
+        "0x10\r\n",
+        "1_0\r\n",
+        " \r\n",
+        "1" * 17 + "\r\n",
+        "10;" + "x" * 2000 + "\r\n",  # a size line over 1 KiB
+        "2\r\n{}" + "X" * 10 + "\r\n",  # a chunk longer than its size
+        "2\r\n{}\r\n0\r\n" + "T: v\r\n" * 40 + "\r\n",  # endless trailers
+    ],
+    ids=[
+        "minus-one",
+        "plus",
+        "0x",
+        "underscore",
+        "blank",
+        "17-digits",
+        "long-line",
+        "overlong-chunk",
+        "trailers",
+    ],
+)
+def test_malformed_chunked_bodies_are_refused_at_once(sandbox: Sandbox, chunks: str) -> None:
+    # The client sends no more and keeps its side open: the answer must not wait for more data.
+    answer = raw_exchange(sandbox, chunked_request(sandbox, chunks))
+
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"Connection: close" in answer
+    assert b"chunked request body" in answer
+    assert sandbox.subscriptions == []
+
+
+def test_well_formed_chunks_with_extensions_and_trailers_are_read(sandbox: Sandbox) -> None:
+    body = '{"event_type": "POST_UPDATE"}'
+    chunks = f"{len(body):X};ext=1\r\n{body}\r\n0\r\nX-Trailer: 1\r\n\r\n"
+
+    answer = raw_exchange(
+        sandbox, chunked_request(sandbox, chunks).replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1)
+    )
+
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert len(sandbox.subscriptions) == 1
+
+
+@pytest.mark.parametrize("length", ["9" * 5000, "\u00b2"], ids=["5000-digits", "superscript"])
+def test_absurd_content_lengths_are_answered_400(sandbox: Sandbox, length: str) -> None:
+    request = (
+        f"POST {SUBSCRIBE} HTTP/1.1\r\nHost: 127.0.0.1:{sandbox.port}\r\nContent-Length: {length}\r\n\r\n{{}}"
+    )
+
+    answer = raw_exchange(sandbox, request)
+
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert [r.code for r in sandbox.requests] == [3]
+
+
+def test_a_started_request_must_arrive_in_time_while_idle_connections_stay(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SandboxRequestHandler, "request_timeout", 0.2)
+    idle = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=5)
+    idle.connect()
+    try:
+        with socket.create_connection(("127.0.0.1", sandbox.port), timeout=5) as slow:
+            slow.sendall(
+                f"POST {SUBSCRIBE} HTTP/1.1\r\nHost: 127.0.0.1:{sandbox.port}\r\n"
+                "Content-Length: 100\r\n\r\n{".encode()
+            )
+            answer = slow.recv(65536)  # the sandbox gives up on the body, answers and closes
+            while chunk := slow.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert b"the request body did not arrive within 0.2 seconds" in answer
+        # The idle keep-alive connection opened before is still served.
+        idle.request("POST", send_path(**OK_SEND), headers=auth())
+        assert idle.getresponse().status == 200
+    finally:
+        idle.close()
+
+
+def test_control_characters_are_escaped_in_log_lines(
+    sandbox: Sandbox, recorder: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kenar_api_client.sandbox")
+    raw_exchange(
+        sandbox,
+        f"GET /\x1b[2J\x9b31m HTTP/1.1\r\nHost: 127.0.0.1:{sandbox.port}\r\nConnection: close\r\n\r\n",
+    )
+    sandbox.set_webhook(recorder.url)
+    sandbox.trigger("EVIL\x1b]0;owned\x07\u202e", require_subscription=False)
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 2
+    assert lines[0].startswith("GET /\\u001b[2J\\u009b31m -> 404 NOT_FOUND")
+    assert lines[1].startswith("delivery of EVIL\\u001b]0;owned\\u0007\\u202e to ")
+    assert not any(ch in "".join(lines) for ch in "\x1b\x9b\x07\u202e")
+
+
+def test_a_url_http_cannot_carry_gives_a_failed_delivery_not_an_exception(sandbox: Sandbox) -> None:
+    sandbox.set_webhook("http://127.0.0.1:9/\u2028x")
+    delivery = sandbox.trigger("PAYMENT_TRANSACTION")
+    assert delivery.outcome == "failed"
+    assert delivery.error is not None
+    assert delivery.error.startswith("UnicodeEncodeError")
+
+
 # -- webhook deliveries ---------------------------------------------------------------------
 
 
@@ -605,13 +743,13 @@ def test_deliver_sends_a_body_as_given(sandbox: Sandbox, recorder: RecordingServ
 
 
 def test_admin_endpoints_set_webhook_trigger_and_show_state(sandbox: Sandbox, receiver: Receiver) -> None:
-    answer = call(sandbox, "POST", "/_sandbox/webhook", body=json.dumps({"url": receiver.url}).encode())
+    answer = call(sandbox, "POST", "/_sandbox/webhook", JSON, body=json.dumps({"url": receiver.url}).encode())
     assert answer.json() == {"url": receiver.url}
     subscribe_demo(sandbox, "NEW_MESSAGE_ON_POST", {"k": "v"})
     call(sandbox, "POST", send_path(**OK_SEND), auth())
 
     trigger = {"event_type": "NEW_MESSAGE", "fields": {"text": "از CLI"}}
-    delivery = call(sandbox, "POST", "/_sandbox/trigger", body=json.dumps(trigger).encode()).json()
+    delivery = call(sandbox, "POST", "/_sandbox/trigger", JSON, body=json.dumps(trigger).encode()).json()
     assert (delivery["outcome"], delivery["status"], delivery["body"]["metadata"]) == (
         "delivered",
         200,
@@ -634,17 +772,155 @@ def test_admin_endpoints_set_webhook_trigger_and_show_state(sandbox: Sandbox, re
 
 
 def test_admin_errors(sandbox: Sandbox) -> None:
-    no_subscription = call(sandbox, "POST", "/_sandbox/trigger", body=b'{"event_type": "POST_UPDATE"}')
+    no_subscription = call(sandbox, "POST", "/_sandbox/trigger", JSON, body=b'{"event_type": "POST_UPDATE"}')
     assert no_subscription.status == 400
     assert no_subscription.json()["code"] == 9  # FAILED_PRECONDITION
-    no_webhook = call(sandbox, "POST", "/_sandbox/trigger", body=b'{"event_type": "NEW_CHATBOT_MESSAGE"}')
+    no_webhook = call(
+        sandbox, "POST", "/_sandbox/trigger", JSON, body=b'{"event_type": "NEW_CHATBOT_MESSAGE"}'
+    )
     assert "no webhook URL" in no_webhook.json()["message"]
-    assert call(sandbox, "POST", "/_sandbox/trigger", body=b'{"fields": {}}').status == 400
-    assert call(sandbox, "POST", "/_sandbox/webhook", body=b'{"url": "mailto:x"}').status == 400
+    assert call(sandbox, "POST", "/_sandbox/trigger", JSON, body=b'{"fields": {}}').status == 400
+    assert call(sandbox, "POST", "/_sandbox/webhook", JSON, body=b'{"url": "mailto:x"}').status == 400
     wrong_method = call(sandbox, "GET", "/_sandbox/trigger")
     assert (wrong_method.status, wrong_method.headers["Allow"]) == (405, "POST")
     assert call(sandbox, "GET", "/_sandbox/nothing").status == 404
     assert sandbox.requests == []  # admin calls are not part of the API's request log
+
+
+# -- refusing what a web page could send --------------------------------------------------
+
+
+def webhook_url_after(sandbox: Sandbox, headers: Dict[str, str], body: bytes) -> Tuple[Answer, Optional[str]]:
+    answer = call(sandbox, "POST", "/_sandbox/webhook", headers, body)
+    return answer, sandbox.webhook_url
+
+
+EVIL_HOOK = json.dumps({"url": "https://evil.example/steal", "identification_key": "theirs-1234"}).encode()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "text/plain", "Origin": "https://evil.example"},  # a page's fetch(), no preflight
+        {"Content-Type": "text/plain"},  # the same from a browser that sends no Origin
+        {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": "null",
+        },  # a form in a sandboxed frame
+        {"Content-Type": "application/json", "Origin": "https://evil.example"},
+        {"Content-Type": "application/json", "Origin": "null"},
+        {},  # no Content-Type at all
+    ],
+    ids=[
+        "text-plain-cross-site",
+        "text-plain",
+        "form-null-origin",
+        "json-cross-site",
+        "json-null-origin",
+        "none",
+    ],
+)
+def test_admin_refuses_cross_site_requests(sandbox: Sandbox, headers: Dict[str, str]) -> None:
+    sandbox.set_webhook("http://127.0.0.1:9/mine")
+
+    answer, url = webhook_url_after(sandbox, headers, EVIL_HOOK)
+
+    assert answer.status == 403
+    assert answer.headers["Content-Type"] == "application/json"
+    status = answer.json()
+    assert (status["code"], status["details"]) == (7, [])
+    assert "Origin" in status["message"] or "Content-Type: application/json" in status["message"]
+    assert url == "http://127.0.0.1:9/mine"  # deliveries still go where they went
+    assert sandbox.identification_key == DEMO_IDENTIFICATION_KEY
+    trigger = call(sandbox, "POST", "/_sandbox/trigger", headers, b'{"event_type": "NEW_CHATBOT_MESSAGE"}')
+    assert trigger.status == 403
+    assert sandbox.deliveries == []
+
+
+def test_admin_accepts_json_from_local_tools_and_its_own_origin(sandbox: Sandbox) -> None:
+    same_origin = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Origin": f"http://127.0.0.1:{sandbox.port}",
+    }
+    answer, url = webhook_url_after(sandbox, same_origin, b'{"url": "http://127.0.0.1:9/a"}')
+    assert (answer.status, url) == (200, "http://127.0.0.1:9/a")
+    assert call(sandbox, "POST", "/_sandbox/reset").status == 200  # no body: no Content-Type needed
+    assert (
+        call(sandbox, "GET", "/_sandbox/state", {"Origin": f"http://127.0.0.1:{sandbox.port}"}).status == 200
+    )
+
+
+def test_admin_checks_cover_every_path_under_the_prefix(sandbox: Sandbox) -> None:
+    # Endpoints added later are covered too: the checks go by prefix, before routing.
+    foreign_origin = call(sandbox, "POST", "/_sandbox/added-later", {"Origin": "https://evil.example"})
+    assert (foreign_origin.status, foreign_origin.json()["code"]) == (403, 7)
+    text_plain = call(sandbox, "POST", "/_sandbox/added-later", {"Content-Type": "text/plain"}, b"{}")
+    assert text_plain.status == 403
+    assert call(sandbox, "GET", "/_sandbox/added-later", {"Host": "evil.example"}).status == 403
+    assert call(sandbox, "GET", "/_sandbox/added-later").status == 404
+
+
+def test_the_documented_curl_calls_work(sandbox: Sandbox, receiver: Receiver) -> None:
+    shell = shutil.which("sh")
+    if shell is None or shutil.which("curl") is None:
+        pytest.skip("needs sh and curl")
+    page = (Path(__file__).resolve().parents[1] / "docs" / "Sandbox.md").read_text(encoding="utf-8")
+    script = re.search(r"```sh\n(curl .*?)```", page, re.DOTALL)
+    assert script is not None
+    commands = (
+        script.group(1).replace("8765", str(sandbox.port)).replace("http://127.0.0.1:8000/", receiver.url)
+    )
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+
+    result = subprocess.run([shell, "-ec", commands], capture_output=True, text=True, env=env, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert '"code"' not in result.stdout  # no error answer
+    assert len(receiver.events) == 1
+    assert sandbox.webhook_url == receiver.url
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example:{port}",  # DNS rebinding: the page's own name, resolved to 127.0.0.1
+        "evil.example",
+        "localhost.evil.example:{port}",
+        "127.0.0.1:1",  # another port
+        "127.0.0.1:{port}@evil.example",
+        "",
+    ],
+)
+@pytest.mark.parametrize("path", ["/_sandbox/state", SEND], ids=["admin", "api"])
+def test_every_path_refuses_a_host_that_does_not_name_the_sandbox(
+    sandbox: Sandbox, host: str, path: str
+) -> None:
+    headers = {**auth(), "Host": host.format(port=sandbox.port)}
+    query = f"?{urlencode(OK_SEND)}" if path == SEND else ""
+
+    answer = call(sandbox, "POST" if path == SEND else "GET", path + query, headers)
+
+    assert answer.status == 403
+    assert answer.json()["code"] == 7
+    assert "DNS rebinding" in answer.json()["message"]
+    assert b"subscriptions" not in answer.body  # no state leaked
+    assert sandbox.sent_events == []
+    if path == SEND:
+        assert [(r.path, r.status, r.code) for r in sandbox.requests] == [(SEND, 403, 7)]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LocalHost:{port}", "[::1]:{port}"])
+def test_loopback_names_with_the_sandbox_port_are_accepted(sandbox: Sandbox, host: str) -> None:
+    headers = {**auth(), "Host": host.format(port=sandbox.port)}
+    assert call(sandbox, "GET", "/_sandbox/state", headers).status == 200
+    assert call(sandbox, "POST", send_path(**OK_SEND), headers).status == 200
+
+
+def test_a_repeated_or_missing_host_is_refused(sandbox: Sandbox) -> None:
+    good = f"Host: 127.0.0.1:{sandbox.port}\r\n"
+    for headers in (good + "Host: evil.example\r\n", ""):
+        answer = raw_exchange(sandbox, f"GET /_sandbox/state HTTP/1.1\r\n{headers}Connection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 403 "), answer[:200]
 
 
 # -- life cycle and threads -----------------------------------------------------------------
@@ -681,6 +957,30 @@ def test_context_manager_stops_even_with_an_open_keep_alive_connection() -> None
         assert repr(sandbox) == f"Sandbox({sandbox.url})"
     connection.close()
     assert sandbox_threads() == []
+
+
+def test_stop_ends_half_sent_requests_quietly(capfd: pytest.CaptureFixture[str]) -> None:
+    before = set(threading.enumerate())
+    sandbox = Sandbox().start()
+    with (
+        socket.create_connection(("127.0.0.1", sandbox.port), timeout=5) as half_body,
+        socket.create_connection(("127.0.0.1", sandbox.port), timeout=5) as half_headers,
+    ):
+        half_body.sendall(f"POST {SUBSCRIBE} HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{{".encode())
+        half_headers.sendall(f"POST {SUBSCRIBE} HTTP/1.1\r\nHost: 127.0.0.1".encode())
+        assert call(sandbox, "GET", "/_sandbox/state").status == 200  # both are being handled by now
+        started = [thread for thread in threading.enumerate() if thread not in before]
+        assert all(thread.daemon for thread in started)
+
+        sandbox.stop()
+
+        for connection in (half_body, half_headers):
+            while connection.recv(65536):  # ended, not left hanging
+                pass
+    for thread in started:
+        thread.join(timeout=5)
+    assert not any(thread.is_alive() for thread in started)
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_fixed_port_can_be_reused_after_stop() -> None:

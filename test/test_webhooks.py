@@ -8,6 +8,7 @@ import io
 import ipaddress
 import json
 import logging
+import socket
 import subprocess
 import sys
 import textwrap
@@ -23,7 +24,9 @@ from pydantic import ValidationError
 
 from kenar_api_client.webhooks import (
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_READ_TIMEOUT,
     KENAR_WEBHOOK_NETWORKS,
+    MAX_NESTING_DEPTH,
     TRANSACTION_TYPE_REORDER,
     ChatMessage,
     ContactData,
@@ -54,6 +57,7 @@ from kenar_api_client.webhooks import (
     WebhookVerifier,
     event_from_dict,
     is_kenar_source,
+    make_server as make_webhook_server,
     make_wsgi_app,
     parse_event,
 )
@@ -119,6 +123,8 @@ HEAVY_MODULES = (
     "kenar_api_client.api",
     "kenar_api_client.sandbox",
     "kenar_api_client.cli",
+    "wsgiref.simple_server",  # make_server's: loaded on first use only
+    "http.server",
 )
 
 
@@ -1185,6 +1191,81 @@ def test_receiver_answers_413_from_the_declared_length(
     assert_no_secret_logged(caplog)
 
 
+def test_receiver_answers_413_to_a_length_of_thousands_of_digits(
+    receiver: Tuple[int, Recorder], caplog: pytest.LogCaptureFixture
+) -> None:
+    port, recorder = receiver
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.sendall(
+            f"POST /kenar/webhook HTTP/1.1\r\nHost: x\r\nAuthorization: {KEY}\r\n"
+            f"Content-Length: {'9' * 5000}\r\n\r\n{{}}".encode()
+        )
+        answer = read_all(raw)
+
+    assert answer.startswith(b"HTTP/1.0 413 "), answer[:100]
+    assert answer.endswith(b'{"error": "payload too large"}')
+    assert recorder.events == []
+    [record] = webhook_records(caplog)
+    assert (record.levelno, record.exc_info) == (logging.WARNING, None)  # refused, not a failure
+
+
+def nested(depth: int) -> Dict[str, Any]:
+    """A metadata object that, inside a delivery body, makes the body ``depth`` levels deep."""
+    value: Any = {"leaf": True}
+    for level in range(depth - 3):
+        value = [value] if level % 2 == 0 else {"a": value}
+    return {"m": value}
+
+
+def body_nesting(depth: int) -> Dict[str, Any]:
+    body = {"type": "SOMETHING_NEW", "metadata": nested(depth)}
+    assert nesting_depth(body) == depth
+    return body
+
+
+def nesting_depth(value: Any) -> int:
+    """How many objects and arrays deep ``value`` is, counted from the JSON text."""
+    depth = deepest = 0
+    for char in json.dumps(value):  # no brackets inside the strings used here
+        depth += (char in "[{") - (char in "]}")
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def test_receiver_refuses_a_body_nested_deeper_than_the_limit_with_400(
+    receiver: Tuple[int, Recorder], caplog: pytest.LogCaptureFixture
+) -> None:
+    port, recorder = receiver
+
+    for depth in (MAX_NESTING_DEPTH + 1, 500):
+        body = json.dumps(body_nesting(depth)).encode()
+        reply = request(port, body=body, headers=delivery_headers())
+        assert_json_reply(reply, 400, {"error": "bad payload"})
+    assert recorder.events == []
+    assert all(f"deeper than {MAX_NESTING_DEPTH} levels" in r.getMessage() for r in webhook_records(caplog))
+
+    reply = request(
+        port, body=json.dumps(body_nesting(MAX_NESTING_DEPTH)).encode(), headers=delivery_headers()
+    )
+    assert_json_reply(reply, 200, {"status": "ok"})
+    [event] = recorder.events
+    assert json.loads(event.to_json()) == event.to_dict() == body_nesting(MAX_NESTING_DEPTH)
+
+
+def test_nesting_limit_holds_for_every_entry_point() -> None:
+    assert MAX_NESTING_DEPTH == 64  # documented in docs/Webhooks.md
+    deep = body_nesting(MAX_NESTING_DEPTH + 1)
+    with pytest.raises(WebhookPayloadError, match="deeper than 64 levels"):
+        event_from_dict(deep)
+    with pytest.raises(WebhookPayloadError, match="deeper than 64 levels"):
+        parse_event(json.dumps(deep), AUTH, KEY)
+    # Deeper than json.loads itself can go: the same error, not "not valid JSON".
+    with pytest.raises(WebhookPayloadError, match="deeper than 64 levels"):
+        parse_event('{"type": "X", "metadata": ' + "[" * 100_000 + "]" * 100_000 + "}", AUTH, KEY)
+    event = event_from_dict(body_nesting(MAX_NESTING_DEPTH))
+    assert event.to_dict() == body_nesting(MAX_NESTING_DEPTH)
+
+
 @pytest.mark.parametrize(
     "body",
     [b"{not json", b"[1, 2, 3]", b'{"type": "NEW_MESSAGE"}'],
@@ -1377,3 +1458,120 @@ def test_app_reports_a_failure_to_read_as_500(caplog: pytest.LogCaptureFixture) 
 def test_make_wsgi_app_rejects_an_empty_key() -> None:
     with pytest.raises(ValueError, match="must not be empty"):
         make_wsgi_app("", Recorder())
+
+
+# --- the threaded server: make_server --------------------------------------------------------
+
+
+@pytest.fixture
+def served() -> Iterator[Tuple[Any, Recorder]]:
+    """make_wsgi_app on the package's threaded server, with its default read timeout."""
+    recorder = Recorder()
+    server = make_webhook_server("127.0.0.1", 0, make_wsgi_app(KEY, recorder)).start()
+    try:
+        yield server, recorder
+    finally:
+        server.stop()
+
+
+def half_sent_delivery(port: int) -> socket.socket:
+    """A connection whose request announces a 100-byte body and sends 1 byte of it."""
+    connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+    connection.sendall(
+        f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {KEY}\r\nContent-Length: 100\r\n\r\n{{".encode()
+    )
+    return connection
+
+
+def read_all(connection: socket.socket) -> bytes:
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    return received
+
+
+def test_a_delivery_is_answered_while_an_idle_and_a_half_sent_connection_wait(
+    served: Tuple[Any, Recorder],
+) -> None:
+    server, recorder = served
+    with (
+        socket.create_connection(("127.0.0.1", server.server_port), timeout=5),
+        half_sent_delivery(server.server_port),
+    ):
+        reply = request(server.server_port, body=load("new_message_text.json"), headers=delivery_headers())
+
+    assert_json_reply(reply, 200, {"status": "ok"})
+    assert [type(event) for event in recorder.events] == [NewMessageEvent]
+    assert server.url == f"http://127.0.0.1:{server.server_port}/"
+    assert DEFAULT_READ_TIMEOUT == 10.0
+
+
+def test_the_read_timeout_drops_idle_connections_and_answers_408_to_a_cut_body(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kenar_api_client.webhooks")
+    recorder = Recorder()
+    with make_webhook_server(
+        "127.0.0.1", 0, make_wsgi_app(KEY, recorder), read_timeout=0.2
+    ).start() as server:
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as idle:
+            assert idle.recv(1) == b""  # closed by the server, without a word
+        with half_sent_delivery(server.server_port) as slow:
+            answer = read_all(slow)
+
+    assert answer.startswith(b"HTTP/1.0 408 ")
+    assert answer.endswith(b'{"error": "request timeout"}')
+    assert recorder.events == []
+    [record] = webhook_records(caplog)
+    assert (record.webhook_status, record.exc_info) == (408, None)  # type: ignore[attr-defined]
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
+def test_stop_ends_half_sent_requests_quietly_and_threads_are_daemons(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    recorder = Recorder()
+    before = set(threading.enumerate())
+    server = make_webhook_server("127.0.0.1", 0, make_wsgi_app(KEY, recorder)).start()
+    with (
+        half_sent_delivery(server.server_port) as slow,
+        socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as headers_only,
+    ):
+        headers_only.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        # Served in turn: once this is answered, the two connections above have their threads.
+        request(server.server_port, body=load("new_message_text.json"), headers=delivery_headers())
+        started = [thread for thread in threading.enumerate() if thread not in before]
+        assert len(started) >= 3  # the serving loop and a thread per waiting connection
+        assert all(thread.daemon for thread in started)
+
+        server.stop()
+
+        read_all(slow)  # the connections end rather than hang
+        read_all(headers_only)
+    server.stop()  # twice is fine
+    for thread in started:
+        thread.join(timeout=5)
+    assert not any(thread.is_alive() for thread in started)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.server_port), timeout=1).close()
+    assert [type(event) for event in recorder.events] == [NewMessageEvent]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_serve_forever_ends_on_stop_from_another_thread() -> None:
+    server = make_webhook_server("127.0.0.1", 0, make_wsgi_app(KEY, Recorder()))
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    assert request(server.server_port, body=b"{}", headers=delivery_headers()).status == 400
+    server.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    unused = make_webhook_server("127.0.0.1", 0, make_wsgi_app(KEY, Recorder()))
+    unused.stop()  # never served: just closes
+
+
+@pytest.mark.parametrize("timeout", [0, -1, True, "10"])
+def test_make_server_rejects_a_read_timeout_that_is_not_positive(timeout: Any) -> None:
+    with pytest.raises(ValueError, match="read_timeout"):
+        make_webhook_server("127.0.0.1", 0, make_wsgi_app(KEY, Recorder()), read_timeout=timeout)

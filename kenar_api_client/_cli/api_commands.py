@@ -38,6 +38,7 @@ def _call(args: argparse.Namespace, out: Output, call: Callable[[EventsApi], obj
         )
     except ApiValueError as exc:
         raise UsageError(str(exc)) from exc
+    out.hide(configuration.api_key.get("APIKey"), configuration.access_token)
     with kenar_api_client.ApiClient(configuration) as api_client:
         try:
             if args.user:

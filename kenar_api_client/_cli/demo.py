@@ -61,18 +61,12 @@ class Report:
 
 
 class Listener:
-    """A verifying webhook receiver served from a background thread on a free port."""
+    """A verifying webhook receiver served from background threads on a free port."""
 
     def __init__(self, identification_key: str) -> None:
         self.events: List[WebhookEvent] = []
         self._lock = threading.Lock()
         self._server = make_receiver("127.0.0.1", 0, identification_key, self._handle)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="kenar-demo-listener",
-            daemon=True,
-        )
 
     @property
     def url(self) -> str:
@@ -89,13 +83,11 @@ class Listener:
             self.events.append(event)
 
     def __enter__(self) -> Listener:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.stop()
 
 
 def demo(args: argparse.Namespace, out: Output) -> int:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, Dict, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
+
+from kenar_api_client._printable import printable
+from kenar_api_client._redact import scrub
 
 if TYPE_CHECKING:
     from kenar_api_client.exceptions import ApiException
@@ -20,7 +23,11 @@ class UsageError(Exception):
 
 
 class Output:
-    """Human lines or JSON documents on stdout, one-line errors on stderr."""
+    """Human lines or JSON documents on stdout, one-line errors on stderr.
+
+    Everything printed has its control characters escaped (it may come from a server or a
+    delivery) and the values given to :meth:`hide` replaced by ``[REDACTED]``.
+    """
 
     def __init__(
         self, as_json: bool, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None
@@ -28,20 +35,30 @@ class Output:
         self.json = as_json
         self._stdout = stdout
         self._stderr = stderr
+        self._secrets: List[str] = []
+
+    def hide(self, *secrets: Optional[str]) -> None:
+        """Never print these values, e.g. credentials a server might echo in its answer."""
+        for secret in filter(None, secrets):
+            # As sent, and as it reads inside a JSON string.
+            self._secrets += [secret, json.dumps(secret, ensure_ascii=False)[1:-1]]
 
     def line(self, text: str = "") -> None:
         """Print ``text`` unless the output is JSON."""
         if not self.json:
-            _write(self._stdout or sys.stdout, text)
+            self._write(self._stdout or sys.stdout, text)
 
     def document(self, value: Any) -> None:
         """Print ``value`` as one line of JSON if the output is JSON."""
         if self.json:
-            _write(self._stdout or sys.stdout, json.dumps(value, ensure_ascii=False, default=str))
+            self._write(self._stdout or sys.stdout, json.dumps(value, ensure_ascii=False, default=str))
 
     def error(self, text: str) -> None:
         """Print ``error: text`` on stderr, always as a single line."""
-        _write(self._stderr or sys.stderr, "error: " + " ".join(text.split()))
+        self._write(self._stderr or sys.stderr, "error: " + " ".join(text.split()))
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        _write(stream, printable(scrub(text, self._secrets)))
 
 
 def _write(stream: TextIO, text: str) -> None:

@@ -7,24 +7,17 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import threading
-from types import FrameType
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional
 
-from kenar_api_client._cli.output import (
-    ENV_IDENTIFICATION_KEY,
-    EXIT_FAILED,
-    EXIT_OK,
-    Output,
-    UsageError,
-)
+from kenar_api_client._cli.foreground import Foreground
+from kenar_api_client._cli.output import ENV_IDENTIFICATION_KEY, EXIT_FAILED, Output, UsageError
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from kenar_api_client.webhooks import WebhookEvent
+    from kenar_api_client.webhooks import WebhookEvent, WebhookServer
 
 WEBHOOKS_LOGGER = "kenar_api_client.webhooks"
 
@@ -72,49 +65,82 @@ def event_document(event: WebhookEvent) -> Dict[str, Any]:
 
 def make_receiver(
     host: str, port: int, identification_key: str, handler: Callable[[WebhookEvent], object]
-) -> WSGIServer:
-    """A wsgiref server running the webhooks package's verifying WSGI app."""
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
+) -> WebhookServer:
+    """The webhooks package's verifying WSGI app on its threaded server (not serving yet)."""
+    from kenar_api_client.webhooks import make_server, make_wsgi_app
 
-    from kenar_api_client.webhooks import make_wsgi_app
+    return make_server(host, port, make_wsgi_app(identification_key, handler))
 
-    class QuietHandler(WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            """Silent: the webhooks logger already reports every delivery."""
 
-    return make_server(host, port, make_wsgi_app(identification_key, handler), handler_class=QuietHandler)
+class _EventPrinter:
+    """The handler of ``listen``: prints each verified event, from any number of threads."""
+
+    def __init__(self, out: Output, count: Optional[int]) -> None:
+        self._out = out
+        self._count = count
+        self._lock = threading.Lock()
+        self._printed = 0
+        self._closed = False
+
+    def __call__(self, event: WebhookEvent) -> None:
+        line, document = event_line(event), event_document(event)
+        with self._lock:
+            if self._closed:  # stopping: its connection is shut down, the sender will retry
+                return
+            self._printed += 1
+            self._out.line(line)
+            self._out.document(document)
+
+    @property
+    def done(self) -> bool:
+        """Whether ``count`` events were printed."""
+        return self._count is not None and self._printed >= self._count
+
+    def close(self) -> None:
+        """Wait for an event being printed, then print no more.
+
+        A handler thread still writing to stdout when the interpreter exits makes it abort.
+        """
+        with self._lock:
+            self._closed = True
+
+
+def _stop_when_done(app: WSGIApplication, printer: _EventPrinter, foreground: Foreground) -> WSGIApplication:
+    def app_then_check(environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
+        yield from app(environ, start_response)
+        if printer.done:  # only now: the answer to the last delivery has been sent
+            foreground.stop()
+
+    return app_then_check
 
 
 def listen(args: argparse.Namespace, out: Output) -> int:
-    """Receive deliveries, verify them and print each event until Ctrl+C or ``--count``."""
+    """Receive deliveries, verify them and print each event until Ctrl+C, SIGTERM or ``--count``."""
+    from kenar_api_client.webhooks import make_server, make_wsgi_app
+
     key = args.identification_key or os.environ.get(ENV_IDENTIFICATION_KEY, "").strip()
     if not key:
         raise UsageError(
             f"listen needs the identification key: set {ENV_IDENTIFICATION_KEY} or pass --identification-key"
         )
-    received: List[WebhookEvent] = []
-
-    def handle(event: WebhookEvent) -> None:
-        received.append(event)
-        out.line(event_line(event))
-        out.document(event_document(event))
-
-    try:
-        server = make_receiver(args.host, args.port, key, handle)
-    except (OSError, ValueError) as exc:
-        out.error(f"cannot listen on {args.host}:{args.port}: {exc}")
-        return EXIT_FAILED
-    url = f"http://{args.host}:{server.server_port}/"
-    out.line(f"listening for Kenar webhook deliveries on {url} (Ctrl+C to stop)")
-    out.document({"listening": url})
-    with stderr_logging(WEBHOOKS_LOGGER, logging.WARNING), contextlib.suppress(KeyboardInterrupt):
+    printer = _EventPrinter(out, args.count)
+    with Foreground() as foreground:
         try:
-            with terminate_as_interrupt():
-                while args.count is None or len(received) < args.count:
-                    server.handle_request()
-        finally:
-            server.server_close()
-    return EXIT_OK
+            app = _stop_when_done(make_wsgi_app(key, printer), printer, foreground)
+            server = make_server(args.host, args.port, app)
+        except (OSError, ValueError) as exc:
+            out.error(f"cannot listen on {args.host}:{args.port}: {exc}")
+            return EXIT_FAILED
+        with stderr_logging(WEBHOOKS_LOGGER, logging.WARNING), server:
+            # The port is bound: connections wait in its backlog until start(), so the ready
+            # line comes before any event.
+            url = f"http://{args.host}:{server.server_port}/"
+            out.line(f"listening for Kenar webhook deliveries on {url} (Ctrl+C to stop)")
+            out.document({"listening": url})
+            server.start()
+            status = foreground.wait()
+        printer.close()
+    return status
 
 
 @contextlib.contextmanager
@@ -133,20 +159,3 @@ def stderr_logging(name: str, level: int) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous_level)
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM stops a foreground command like Ctrl+C (main thread only)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum: int, frame: Optional[FrameType]) -> None:
-    raise KeyboardInterrupt

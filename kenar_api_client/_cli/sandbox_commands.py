@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import time
 from typing import TYPE_CHECKING, Any, Dict
 
+from kenar_api_client._cli.foreground import Foreground
 from kenar_api_client._cli.output import (
     ENV_BASE_URL,
     ENV_IDENTIFICATION_KEY,
@@ -18,7 +17,7 @@ from kenar_api_client._cli.output import (
     Output,
     UsageError,
 )
-from kenar_api_client._cli.receiver import stderr_logging, terminate_as_interrupt
+from kenar_api_client._cli.receiver import stderr_logging
 
 if TYPE_CHECKING:
     from kenar_api_client.sandbox import Sandbox
@@ -33,25 +32,26 @@ class AdminError(Exception):
 
 
 def run_sandbox(args: argparse.Namespace, out: Output) -> int:
-    """Serve a sandbox until Ctrl+C, logging each request and delivery on stderr."""
+    """Serve a sandbox until Ctrl+C or SIGTERM, logging each request and delivery on stderr."""
     from kenar_api_client.sandbox import DEMO_IDENTIFICATION_KEY, Sandbox, SandboxError
 
     key = args.identification_key or DEMO_IDENTIFICATION_KEY
-    try:
-        sandbox = Sandbox(args.port, args.host, webhook_url=args.webhook_url, identification_key=key).start()
-    except (OSError, SandboxError) as exc:
-        out.error(f"cannot start the sandbox on {args.host}:{args.port}: {exc}")
-        return EXIT_FAILED
-    try:
-        with stderr_logging(SANDBOX_LOGGER, logging.INFO), contextlib.suppress(KeyboardInterrupt):
-            _print_banner(sandbox, out, show_key=args.identification_key is None)
-            with terminate_as_interrupt():
-                while True:
-                    time.sleep(0.2)
-    finally:
-        sandbox.stop()
+    with Foreground() as foreground:
+        try:
+            sandbox = Sandbox(
+                args.port, args.host, webhook_url=args.webhook_url, identification_key=key
+            ).start()
+        except (OSError, SandboxError) as exc:
+            out.error(f"cannot start the sandbox on {args.host}:{args.port}: {exc}")
+            return EXIT_FAILED
+        try:
+            with stderr_logging(SANDBOX_LOGGER, logging.INFO):
+                _print_banner(sandbox, out, show_key=args.identification_key is None)
+                status = foreground.wait()
+        finally:
+            sandbox.stop()
     out.line("stopped")
-    return EXIT_OK
+    return status
 
 
 def _print_banner(sandbox: Sandbox, out: Output, show_key: bool) -> None:

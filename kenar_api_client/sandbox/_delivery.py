@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
+from kenar_api_client._printable import printable
 from kenar_api_client._version import __version__
 
 logger = logging.getLogger("kenar_api_client.sandbox")
@@ -170,7 +171,7 @@ def _post(
         response = connection.getresponse()
         response.read()
         return response.status, None
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: a URL http.client refuses
         return None, _describe(exc)
     finally:
         connection.close()
@@ -188,4 +189,12 @@ def _describe(exc: BaseException) -> str:
 def _log_attempt(event_type: str, url: str, attempt: DeliveryAttempt, of: int) -> None:
     outcome = f"status {attempt.status}" if attempt.status is not None else attempt.error
     level = logging.INFO if attempt.ok else logging.WARNING
-    logger.log(level, "delivery of %s to %s, attempt %d/%d: %s", event_type, url, attempt.number, of, outcome)
+    logger.log(
+        level,
+        "delivery of %s to %s, attempt %d/%d: %s",
+        printable(event_type),
+        printable(url),
+        attempt.number,
+        of,
+        printable(str(outcome)),
+    )

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import logging
+import re
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from kenar_api_client.sandbox import _admin, _api, _generic, _oauth
+from kenar_api_client._content_length import parse_content_length
+from kenar_api_client._printable import printable
+from kenar_api_client._threaded_server import ThreadedServer
+from kenar_api_client.sandbox import _admin, _api, _generic, _oauth, _vetting
 from kenar_api_client.sandbox._rpc import Code, RpcError, error_answer
 from kenar_api_client.sandbox._state import RequestRecord
 
@@ -22,6 +24,9 @@ logger = logging.getLogger("kenar_api_client.sandbox")
 
 MAX_BODY_BYTES = 1024 * 1024
 ADMIN_PREFIX = "/_sandbox/"
+_MAX_LINE_BYTES = 1024  # a chunk-size or trailer line
+_MAX_TRAILER_LINES = 32
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 _Operation = Callable[["Sandbox", "SandboxRequestHandler", str, bytes], None]
 
@@ -44,55 +49,12 @@ class _BodyError(Exception):
     """The request body cannot be read; the connection is closed after answering."""
 
 
-class SandboxHTTPServer(ThreadingHTTPServer):
-    """A threaded server that can also close its open keep-alive connections when stopping."""
-
-    daemon_threads = True
+class SandboxHTTPServer(ThreadedServer, HTTPServer):
+    """A threaded server that also closes its open keep-alive connections when stopping."""
 
     def __init__(self, address: Tuple[str, int], sandbox: Sandbox) -> None:
         self.sandbox = sandbox
-        self._connections: Set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, SandboxRequestHandler)
-
-    def track(self, connection: socket.socket) -> None:
-        """Remember an open connection."""
-        with self._connections_lock:
-            self._connections.add(connection)
-
-    def untrack(self, connection: socket.socket) -> None:
-        """Forget a closed connection."""
-        with self._connections_lock:
-            self._connections.discard(connection)
-
-    def stop(self) -> None:
-        """Make ``serve_forever`` return now, then close open connections and the socket.
-
-        ``shutdown()`` alone waits until the serving loop's next poll; connecting to
-        ourselves wakes the loop at once, so a test suite can start and stop many sandboxes.
-        """
-        stopper = threading.Thread(target=self.shutdown, name="kenar-sandbox-stop", daemon=True)
-        stopper.start()
-        while stopper.is_alive():
-            self._wake()
-            stopper.join(0.005)
-        self.close_connections()
-        self.server_close()
-
-    def _wake(self) -> None:
-        host, port = self.server_address[:2]
-        if host in ("", "0.0.0.0"):  # noqa: S104 - reached through loopback when bound to all
-            host = "127.0.0.1"
-        with contextlib.suppress(OSError):
-            socket.create_connection((str(host), int(port)), timeout=0.1).close()
-
-    def close_connections(self) -> None:
-        """Shut down every open connection, so idle keep-alive handler threads end at once."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class SandboxRequestHandler(BaseHTTPRequestHandler):
@@ -102,18 +64,18 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     timeout = 60  # seconds an idle keep-alive connection is kept
+    request_timeout = 10.0  # seconds the rest of a started request may take to arrive
     server_version = "kenar-sandbox"
     sys_version = ""
 
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection)
+    def handle_one_request(self) -> None:
+        self.connection.settimeout(self.timeout)
+        super().handle_one_request()
 
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.untrack(self.connection)
+    def parse_request(self) -> bool:
+        # The request line has arrived: the headers and body must follow promptly.
+        self.connection.settimeout(self.request_timeout)
+        return super().parse_request()
 
     def handle_request_line(self) -> None:
         """Answer the request of the current request line."""
@@ -124,7 +86,13 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._answer_error(path, RpcError(Code.INVALID_ARGUMENT, str(exc)), record=True)
             return
-        if path.startswith(ADMIN_PREFIX):
+        admin = path.startswith(ADMIN_PREFIX)
+        try:
+            _vetting.vet(self.command, self.headers, body, admin=admin, address=self._address())
+        except RpcError as error:
+            self._answer_error(path, error, record=not admin)
+            return
+        if admin:
             self._handle_admin(path, body)
         elif path.startswith(_oauth.PREFIX):
             answer = _oauth.handle(self.server.sandbox.state, self.command, path, query, self.headers, body)
@@ -150,7 +118,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         except RpcError as error:
             self._answer_error(path, error, record=True)
         except Exception:
-            logger.exception("the sandbox failed on %s %s", self.command, path)
+            logger.exception("the sandbox failed on %s %s", self.command, printable(path))
             self._answer_error(path, RpcError(Code.INTERNAL, "internal sandbox error"), record=True)
         else:
             self._record(path, 200, None)
@@ -166,7 +134,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         except RpcError as error:
             self._answer_error(path, error, record=False)
         except Exception:
-            logger.exception("the sandbox failed on %s %s", self.command, path)
+            logger.exception("the sandbox failed on %s %s", self.command, printable(path))
             self._answer_error(path, RpcError(Code.INTERNAL, "internal sandbox error"), record=False)
         else:
             self._answer(200, json.dumps(result, ensure_ascii=False).encode("utf-8"))
@@ -183,9 +151,16 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         state = self.server.sandbox.state
         state.add_request(RequestRecord(self.command, path, status, code, message, state.now()))
         if error is None:
-            logger.info("%s %s -> %d", self.command, path, status)
+            logger.info("%s %s -> %d", self.command, printable(path), status)
         else:
-            logger.info("%s %s -> %d %s: %s", self.command, path, status, error.code.name, message)
+            logger.info(
+                "%s %s -> %d %s: %s",
+                self.command,
+                printable(path),
+                status,
+                error.code.name,
+                printable(error.message),
+            )
 
     def _answer(self, status: int, payload: bytes, headers: Optional[Dict[str, str]] = None) -> None:
         self.send_response(status)
@@ -199,13 +174,24 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
+    def _address(self) -> Tuple[str, int]:
+        host, port = self.server.server_address[:2]
+        return str(host), int(port)
+
     def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        raw_length = (self.headers.get("Content-Length") or "0").strip()
-        if not raw_length.isdigit():
+        try:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                return self._read_chunked()
+            return self._read_sized()
+        except socket.timeout as exc:  # TimeoutError from Python 3.10
+            raise _BodyError(
+                f"the request body did not arrive within {self.request_timeout:g} seconds"
+            ) from exc
+
+    def _read_sized(self) -> bytes:
+        length = parse_content_length(self.headers.get("Content-Length") or "0", MAX_BODY_BYTES)
+        if length is None:
             raise _BodyError("the Content-Length header is not a number")
-        length = int(raw_length)
         if length > MAX_BODY_BYTES:
             raise _BodyError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
         return self.rfile.read(length) if length else b""
@@ -214,20 +200,31 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         chunks: List[bytes] = []
         total = 0
         while True:
-            size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError as exc:
-                raise _BodyError("the chunked request body is malformed") from exc
+            size_text = self._read_line().split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise _BodyError("the chunked request body is malformed: a chunk size is not a hex number")
+            size = int(size_text, 16)
             total += size
             if total > MAX_BODY_BYTES:
                 raise _BodyError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
             if size == 0:
-                while self.rfile.readline(1024).strip():  # trailers, then the final blank line
-                    pass
+                break
+            chunk = self.rfile.read(size)
+            if len(chunk) != size or self._read_line().strip():
+                raise _BodyError("the chunked request body is malformed: a chunk is cut short")
+            chunks.append(chunk)
+        for _ in range(_MAX_TRAILER_LINES):  # trailers, then the final blank line
+            if not self._read_line().strip():
                 return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(1024)
+        raise _BodyError(f"the chunked request body has more than {_MAX_TRAILER_LINES} trailer lines")
+
+    def _read_line(self) -> bytes:
+        line = self.rfile.readline(_MAX_LINE_BYTES + 1)
+        if len(line) > _MAX_LINE_BYTES or not line.endswith(b"\n"):
+            raise _BodyError(
+                f"the chunked request body is malformed: a line is unfinished or over {_MAX_LINE_BYTES} bytes"
+            )
+        return line
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default per-request stderr line; requests are logged in ``_record``."""

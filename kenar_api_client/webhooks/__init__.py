@@ -1,7 +1,8 @@
 """Receiving Kenar webhook deliveries: verify, parse into typed events, serve over WSGI.
 
 Importing this package loads pydantic and the standard library only, never the HTTP
-client, so a receiver stays light::
+client, so a receiver stays light (``make_server``, a threaded WSGI server to run
+``make_wsgi_app`` on, is loaded on first use)::
 
     from kenar_api_client.webhooks import parse_event, NewMessageEvent
 
@@ -10,6 +11,9 @@ client, so a receiver stays light::
         print(event.new_message.text)
 """
 
+from typing import TYPE_CHECKING
+
+from kenar_api_client._lazy import lazy_exports
 from kenar_api_client.webhooks import events as _events
 from kenar_api_client.webhooks._errors import (
     WebhookError,
@@ -22,15 +26,30 @@ from kenar_api_client.webhooks.sources import KENAR_WEBHOOK_NETWORKS, is_kenar_s
 from kenar_api_client.webhooks.verify import DEFAULT_MAX_BODY_BYTES, WebhookVerifier, parse_event
 from kenar_api_client.webhooks.wsgi import make_wsgi_app
 
+# The server loads http.server and wsgiref: only on first use, as receivers under gunicorn
+# or a framework never need it.
+_SERVER_EXPORTS = {name: ".server" for name in ("DEFAULT_READ_TIMEOUT", "WebhookServer", "make_server")}
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _SERVER_EXPORTS)
+
+if TYPE_CHECKING:
+    from kenar_api_client.webhooks.server import (
+        DEFAULT_READ_TIMEOUT as DEFAULT_READ_TIMEOUT,
+        WebhookServer as WebhookServer,
+        make_server as make_server,
+    )
+
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_READ_TIMEOUT",
     "KENAR_WEBHOOK_NETWORKS",
     "WebhookError",
     "WebhookPayloadError",
     "WebhookPayloadTooLarge",
     "WebhookVerificationError",
+    "WebhookServer",
     "WebhookVerifier",
     "is_kenar_source",
+    "make_server",
     "make_wsgi_app",
     "parse_event",
     *_events.__all__,

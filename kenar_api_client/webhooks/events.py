@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, ClassVar, Dict, Mapping, Optional, Type, Union
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Type, Union
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +24,7 @@ from kenar_api_client.models._enum import KenarEnum
 from kenar_api_client.webhooks._errors import WebhookPayloadError
 
 __all__ = [
+    "MAX_NESTING_DEPTH",
     "TRANSACTION_TYPE_REORDER",
     "ChatMessage",
     "ContactData",
@@ -59,6 +60,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # The one transaction type the docs name; others may arrive and are kept as plain strings.
 TRANSACTION_TYPE_REORDER = "TRANSACTION_TYPE_REORDER"
+
+#: How deeply a delivery body may nest objects and arrays, the body itself being level 1.
+#: Kenar's own payloads nest a few levels; the limit keeps every event serialisable.
+MAX_NESTING_DEPTH = 64
+TOO_DEEP_MESSAGE = f"webhook body nests objects and arrays deeper than {MAX_NESTING_DEPTH} levels"
 
 
 # --- enums -------------------------------------------------------------------------------
@@ -454,16 +460,31 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _nests_deeper_than(data: Mapping[str, Any], limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels (without recursing)."""
+    pending: List[Tuple[Any, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, Mapping) else value
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (Mapping, list, tuple)))
+    return False
+
+
 def event_from_dict(data: Mapping[str, Any]) -> WebhookEvent:
     """Build the typed event for an already decoded and *already verified* delivery body.
 
     The class is chosen by ``data["type"]``; a type this SDK does not know gives an
     :class:`UnknownEvent`. Raises :class:`WebhookPayloadError` if ``type`` is missing or
-    not a string, or if the body does not fit its event class.
+    not a string, if objects and arrays nest deeper than :data:`MAX_NESTING_DEPTH`, or if
+    the body does not fit its event class.
     """
     event_type = data.get("type")
     if not isinstance(event_type, str):
         raise WebhookPayloadError("webhook body has no string 'type' field")
+    if _nests_deeper_than(data, MAX_NESTING_DEPTH):
+        raise WebhookPayloadError(TOO_DEEP_MESSAGE)
     event_class = _EVENT_CLASSES.get(event_type, UnknownEvent)
     try:
         return event_class.model_validate(data)

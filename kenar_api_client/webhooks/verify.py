@@ -11,7 +11,7 @@ from kenar_api_client.webhooks._errors import (
     WebhookPayloadTooLarge,
     WebhookVerificationError,
 )
-from kenar_api_client.webhooks.events import WebhookEvent, event_from_dict
+from kenar_api_client.webhooks.events import TOO_DEEP_MESSAGE, WebhookEvent, event_from_dict
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "Body", "Headers", "WebhookVerifier", "parse_event"]
 
@@ -125,8 +125,10 @@ class WebhookVerifier:
         raw = self._limited_bytes(body)
         try:
             document = json.loads(raw.decode("utf-8"))
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
             raise WebhookPayloadError("webhook body is not valid UTF-8 JSON") from exc
+        except RecursionError as exc:
+            raise WebhookPayloadError(TOO_DEEP_MESSAGE) from exc
         if not isinstance(document, dict):
             raise WebhookPayloadError("webhook body is not a JSON object")
         return document

@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
+from kenar_api_client._content_length import parse_content_length
+from kenar_api_client._printable import printable
 from kenar_api_client.webhooks._errors import (
     WebhookError,
     WebhookPayloadError,
@@ -32,6 +35,7 @@ _RESPONSE_BODIES: Dict[int, Dict[str, str]] = {
     400: {"error": "bad payload"},
     401: {"error": "unauthorized"},
     405: {"error": "method not allowed"},
+    408: {"error": "request timeout"},
     413: {"error": "payload too large"},
     500: {"error": "internal error"},
 }
@@ -48,8 +52,9 @@ def make_wsgi_app(
 
     For a POST it checks ``Authorization`` first (401, the body is not read), then the
     declared ``Content-Length`` (413, not read either), reads at most ``max_body_bytes``,
-    decodes the event (400 if it cannot) and calls ``handler(event)``: 200 once it returned,
-    500 without details if it raised. Other methods get 405 with ``Allow: POST``.
+    decodes the event (400 if it cannot; 408 if the server's read timeout cut the body short)
+    and calls ``handler(event)``: 200 once it returned, 500 without details if it raised.
+    Other methods get 405 with ``Allow: POST``.
 
     Every request is logged once on ``logger`` (default: the ``kenar_api_client.webhooks``
     logger) with its outcome, status and event type; never with the key or the received
@@ -104,10 +109,13 @@ def _deliver(
     except WebhookError as exc:
         _log(log, logging.WARNING, "rejected", exc.http_status, None, remote, str(exc))
         return exc.http_status
+    except socket.timeout:  # TimeoutError from Python 3.10: the server's read timeout
+        _log(log, logging.WARNING, "rejected", 408, None, remote, "the body did not arrive in time")
+        return 408
     except Exception:
         log.exception(
             "webhook delivery failed: status=500 event_type=- remote=%s (reading the request)",
-            remote,
+            printable(remote),
             extra=_log_extra("failed", 500, None),
         )
         return 500
@@ -118,7 +126,7 @@ def _deliver(
         log.exception(
             "webhook delivery failed: status=500 event_type=%r remote=%s (the handler raised)",
             event.type,
-            remote,
+            printable(remote),
             extra=_log_extra("failed", 500, event.type),
         )
         return 500
@@ -138,26 +146,27 @@ def _authorization_header(environ: WSGIEnvironment) -> List[Tuple[str, Union[str
     return [("Authorization", value)]
 
 
-def _declared_length(environ: WSGIEnvironment) -> Optional[int]:
-    """``CONTENT_LENGTH`` as an int, ``None`` if absent."""
+def _declared_length(environ: WSGIEnvironment, limit: int) -> Optional[int]:
+    """``CONTENT_LENGTH`` as an int, ``None`` if absent; raise if it is invalid or over ``limit``."""
     raw = str(environ.get("CONTENT_LENGTH") or "").strip()
     if not raw:
         return None
-    if not (raw.isascii() and raw.isdigit()):
+    length = parse_content_length(raw, limit)
+    if length is None:
         raise WebhookPayloadError("webhook request has an invalid Content-Length")
-    return int(raw)
+    if length > limit:
+        raise WebhookPayloadTooLarge(f"webhook body is larger than {limit} bytes")
+    return length
 
 
 def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:
     """Read the body, never more than ``limit + 1`` bytes (one more shows it is too large)."""
-    length = _declared_length(environ)
+    length = _declared_length(environ, limit)
     if length is None:
         # Without a length, only a server that marks the input as terminated lets us read it.
         if not environ.get("wsgi.input_terminated"):
             return b""
         return _read_up_to(environ["wsgi.input"], limit + 1)
-    if length > limit:
-        raise WebhookPayloadTooLarge(f"webhook body is larger than {limit} bytes")
     return _read_up_to(environ["wsgi.input"], length)
 
 
@@ -203,8 +212,8 @@ def _log(
         outcome,
         status,
         "-" if event_type is None else repr(event_type),
-        remote,
-        "" if reason is None else f" reason={reason}",
+        printable(remote),
+        "" if reason is None else f" reason={printable(reason)}",
         extra=_log_extra(outcome, status, event_type),
     )
 
