@@ -11,8 +11,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set, Tuple
 
-from kenar_api_client.sandbox import _admin, _api, _generic, _oauth
-from kenar_api_client.sandbox._rpc import Code, RpcError, error_answer
+from kenar_api_client.sandbox import _admin, _api, _faults, _generic, _oauth
+from kenar_api_client.sandbox._rpc import Code, Reply, RpcError, error_reply
 from kenar_api_client.sandbox._state import RequestRecord
 
 if TYPE_CHECKING:
@@ -115,26 +115,64 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         finally:
             self.server.untrack(self.connection)
 
+    def parse_request(self) -> bool:
+        watcher = _LastLineWatcher(self.rfile)
+        self.rfile = watcher  # type: ignore[assignment]
+        try:
+            parsed = super().parse_request()
+        finally:
+            self.rfile = watcher.stream
+        if parsed and watcher.last_line == b"":  # the client closed before the blank line
+            self.close_connection = True
+            message = "the request headers never ended: the connection closed before the blank line"
+            self.send(self.path.partition("?")[0], error_reply(RpcError(Code.INVALID_ARGUMENT, message)))
+            return False
+        return parsed
+
     def handle_request_line(self) -> None:
         """Answer the request of the current request line."""
         path, _, query = self.path.partition("?")
-        try:
-            body = self._read_body()
-        except _BodyError as exc:
-            self.close_connection = True
-            self._answer_error(path, RpcError(Code.INVALID_ARGUMENT, str(exc)), record=True)
+        fault = self.server.sandbox.fault_plan.take(self.command, path)
+        if fault is not None:  # a fault injected on purpose answers instead
+            _faults.serve(self, fault[0], fault[1], path, query)
             return
-        if path.startswith(ADMIN_PREFIX):
-            self._handle_admin(path, body)
-        elif path.startswith(_oauth.PREFIX):
-            answer = _oauth.handle(self.server.sandbox.state, self.command, path, query, self.headers, body)
-            self._answer(answer.status, answer.body, answer.headers)
-        else:
-            self._handle_api(path, query, body)
+        body = self.read_request_body(path)
+        if body is not None:
+            self.send(path, self.dispatch(path, query, body))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_request_line
 
-    def _handle_api(self, path: str, query: str, body: bytes) -> None:
+    def read_request_body(self, path: str) -> Optional[bytes]:
+        """The request body; None if it cannot be read, once answered 400 (the connection closes)."""
+        try:
+            return self._read_body()
+        except _BodyError as exc:
+            self.close_connection = True
+            self.send(path, error_reply(RpcError(Code.INVALID_ARGUMENT, str(exc))))
+            return None
+
+    def dispatch(self, path: str, query: str, body: bytes) -> Reply:
+        """Run the admin endpoint, OAuth endpoint or API operation of ``path``; its reply."""
+        if path.startswith(ADMIN_PREFIX):
+            return self._admin_reply(path, body)
+        if path.startswith(_oauth.PREFIX):
+            answer = _oauth.handle(self.server.sandbox.state, self.command, path, query, self.headers, body)
+            return Reply(answer.status, answer.body, answer.headers, recorded=False)
+        return self._api_reply(path, query, body)
+
+    def send(self, path: str, reply: Reply) -> None:
+        """Record (if it is an API call) and send ``reply``."""
+        if reply.recorded:
+            self._record(path, reply)
+        self._answer(reply.status, reply.payload, reply.headers)
+
+    def drop(self) -> None:
+        """Close the connection without an answer."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _api_reply(self, path: str, query: str, body: bytes) -> Reply:
         payload = b"{}"
         try:
             operation = _OPERATIONS.get(path)
@@ -148,15 +186,13 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             else:
                 operation(self.server.sandbox, self, query, body)
         except RpcError as error:
-            self._answer_error(path, error, record=True)
+            return error_reply(error)
         except Exception:
             logger.exception("the sandbox failed on %s %s", self.command, path)
-            self._answer_error(path, RpcError(Code.INTERNAL, "internal sandbox error"), record=True)
-        else:
-            self._record(path, 200, None)
-            self._answer(200, payload)
+            return error_reply(RpcError(Code.INTERNAL, "internal sandbox error"))
+        return Reply(200, payload)
 
-    def _handle_admin(self, path: str, body: bytes) -> None:
+    def _admin_reply(self, path: str, body: bytes) -> Reply:
         try:
             if not _is_loopback(self.client_address[0]):
                 raise RpcError(
@@ -164,28 +200,21 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                 )
             result = _admin.handle(self.server.sandbox, self.command, path, body)
         except RpcError as error:
-            self._answer_error(path, error, record=False)
+            return error_reply(error, recorded=False)
         except Exception:
             logger.exception("the sandbox failed on %s %s", self.command, path)
-            self._answer_error(path, RpcError(Code.INTERNAL, "internal sandbox error"), record=False)
-        else:
-            self._answer(200, json.dumps(result, ensure_ascii=False).encode("utf-8"))
+            return error_reply(RpcError(Code.INTERNAL, "internal sandbox error"), recorded=False)
+        return Reply(200, json.dumps(result, ensure_ascii=False).encode("utf-8"), recorded=False)
 
-    def _answer_error(self, path: str, error: RpcError, *, record: bool) -> None:
-        if record:
-            self._record(path, error.http_status, error)
-        status, payload = error_answer(error)
-        self._answer(status, payload, error.headers)
-
-    def _record(self, path: str, status: int, error: Optional[RpcError]) -> None:
-        code = None if error is None else int(error.code)
-        message = None if error is None else error.message
+    def _record(self, path: str, reply: Reply) -> None:
         state = self.server.sandbox.state
-        state.add_request(RequestRecord(self.command, path, status, code, message, state.now()))
-        if error is None:
-            logger.info("%s %s -> %d", self.command, path, status)
+        record = RequestRecord(self.command, path, reply.status, reply.code, reply.message, state.now())
+        state.add_request(record)
+        if reply.message is None:
+            logger.info("%s %s -> %d", self.command, path, reply.status)
         else:
-            logger.info("%s %s -> %d %s: %s", self.command, path, status, error.code.name, message)
+            code_name = _code_name(reply.code)
+            logger.info("%s %s -> %d %s: %s", self.command, path, reply.status, code_name, reply.message)
 
     def _answer(self, status: int, payload: bytes, headers: Optional[Dict[str, str]] = None) -> None:
         self.send_response(status)
@@ -208,7 +237,12 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         length = int(raw_length)
         if length > MAX_BODY_BYTES:
             raise _BodyError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise _BodyError(
+                f"the request body ended after {len(body)} of the {length} bytes its Content-Length announced"
+            )
+        return body
 
     def _read_chunked(self) -> bytes:
         chunks: List[bytes] = []
@@ -231,6 +265,28 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default per-request stderr line; requests are logged in ``_record``."""
+
+
+class _LastLineWatcher:
+    """A request stream that remembers the last line read: ``b""`` means the client closed."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.last_line: Optional[bytes] = None
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self.stream.readline(limit)
+        self.last_line = line
+        return line
+
+
+def _code_name(code: Optional[int]) -> str:
+    if code is None:
+        return "-"
+    try:
+        return Code(code).name
+    except ValueError:
+        return str(code)
 
 
 def _is_loopback(address: str) -> bool:
