@@ -160,6 +160,23 @@ class Sandbox:
             host = "127.0.0.1"
         return f"http://{host}:{self.port}"
 
+    def environment(self) -> Dict[str, str]:
+        """The ``KENAR_*`` variables that point the SDK and ``kenar-events`` at this sandbox.
+
+        ``KENAR_BASE_URL`` and ``KENAR_OAUTH_URL`` are :attr:`url`; the credentials are the
+        demo ones, and ``KENAR_IDENTIFICATION_KEY`` is :attr:`identification_key`.
+        """
+        return {
+            "KENAR_BASE_URL": self.url,
+            "KENAR_API_KEY": DEMO_API_KEY,
+            "KENAR_ACCESS_TOKEN": DEMO_ACCESS_TOKEN,
+            "KENAR_IDENTIFICATION_KEY": self.identification_key,
+            "KENAR_OAUTH_URL": self.oauth_url,
+            "KENAR_APP_SLUG": DEMO_CLIENT_ID,
+            "KENAR_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+            "KENAR_REDIRECT_URI": DEMO_REDIRECT_URI,
+        }
+
     @property
     def oauth_url(self) -> str:
         """The base URL of the OAuth endpoints (``/oauth2/auth``, ``/oauth2/token``): :attr:`url`."""
