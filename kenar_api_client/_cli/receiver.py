@@ -13,16 +13,21 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
+from kenar_api_client._cli.forward import forwarding
 from kenar_api_client._cli.output import (
     ENV_IDENTIFICATION_KEY,
     EXIT_FAILED,
     EXIT_OK,
     Output,
     UsageError,
+    reachable_url,
+    url_host,
 )
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
+
+    from _typeshed.wsgi import WSGIApplication
 
     from kenar_api_client.webhooks import WebhookEvent
 
@@ -71,9 +76,13 @@ def event_document(event: WebhookEvent) -> Dict[str, Any]:
 
 
 def make_receiver(
-    host: str, port: int, identification_key: str, handler: Callable[[WebhookEvent], object]
+    host: str,
+    port: int,
+    identification_key: str,
+    handler: Callable[[WebhookEvent], object],
+    wrap: Optional[Callable[[WSGIApplication], WSGIApplication]] = None,
 ) -> WSGIServer:
-    """A wsgiref server running the webhooks package's verifying WSGI app."""
+    """A wsgiref server running the webhooks package's verifying WSGI app (``wrap``-ped)."""
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     from kenar_api_client.webhooks import make_wsgi_app
@@ -82,7 +91,8 @@ def make_receiver(
         def log_message(self, format: str, *args: Any) -> None:
             """Silent: the webhooks logger already reports every delivery."""
 
-    return make_server(host, port, make_wsgi_app(identification_key, handler), handler_class=QuietHandler)
+    app = make_wsgi_app(identification_key, handler)
+    return make_server(host, port, wrap(app) if wrap else app, handler_class=QuietHandler)
 
 
 def listen(args: argparse.Namespace, out: Output) -> int:
@@ -92,6 +102,7 @@ def listen(args: argparse.Namespace, out: Output) -> int:
         raise UsageError(
             f"listen needs the identification key: set {ENV_IDENTIFICATION_KEY} or pass --identification-key"
         )
+    forward_to = check_forward_url(args.forward_to) if args.forward_to else None
     received: List[WebhookEvent] = []
 
     def handle(event: WebhookEvent) -> None:
@@ -100,13 +111,16 @@ def listen(args: argparse.Namespace, out: Output) -> int:
         out.document(event_document(event))
 
     try:
-        server = make_receiver(args.host, args.port, key, handle)
+        wrap = (lambda app: forwarding(app, forward_to, out)) if forward_to else None
+        server = make_receiver(args.host, args.port, key, handle, wrap)
     except (OSError, ValueError) as exc:
         out.error(f"cannot listen on {args.host}:{args.port}: {exc}")
         return EXIT_FAILED
-    url = f"http://{args.host}:{server.server_port}/"
-    out.line(f"listening for Kenar webhook deliveries on {url} (Ctrl+C to stop)")
-    out.document({"listening": url})
+    url = reachable_url(args.host, server.server_port)
+    everywhere = " (on every address)" if url_host(args.host) != args.host else ""
+    onward = f", forwarding verified ones to {forward_to}" if forward_to else ""
+    out.line(f"listening for Kenar webhook deliveries on {url}{everywhere}{onward} (Ctrl+C to stop)")
+    out.document({"listening": url, **({"forward_to": forward_to} if forward_to else {})})
     with stderr_logging(WEBHOOKS_LOGGER, logging.WARNING), contextlib.suppress(KeyboardInterrupt):
         try:
             with terminate_as_interrupt():
@@ -115,6 +129,23 @@ def listen(args: argparse.Namespace, out: Output) -> int:
         finally:
             server.server_close()
     return EXIT_OK
+
+
+def check_forward_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host and a valid port; else a usage error."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError(
+            f"--forward-to must be an http:// or https:// URL (http://127.0.0.1:5000/kenar), got {url!r}"
+        )
+    return url
 
 
 @contextlib.contextmanager

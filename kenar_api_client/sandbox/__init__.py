@@ -15,6 +15,7 @@
 Depends on the standard library only; nothing in the SDK core imports it.
 """
 
+from kenar_api_client import _log  # noqa: F401 - silent loggers unless the app configures logging
 from kenar_api_client.sandbox._browser import consent
 from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._clock import SandboxClock

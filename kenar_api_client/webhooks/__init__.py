@@ -10,6 +10,7 @@ client, so a receiver stays light::
         print(event.new_message.text)
 """
 
+from kenar_api_client import _log  # noqa: F401 - silent loggers unless the app configures logging
 from kenar_api_client.webhooks import events as _events
 from kenar_api_client.webhooks._errors import (
     WebhookError,
