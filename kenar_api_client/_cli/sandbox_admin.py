@@ -119,7 +119,8 @@ def _token_request_line(r: Dict[str, Any]) -> str:
 def _delivery_line(d: Dict[str, Any]) -> str:
     attempts = len(d.get("attempts") or [])
     error = f": {d['error']}" if d.get("error") else ""
-    outcome = f"{d.get('outcome')}, {d.get('status')} after {attempts}{error}"
+    tries = f"{attempts} attempt{'' if attempts == 1 else 's'}"
+    outcome = f"{d.get('outcome')}, {d.get('status')} after {tries}{error}"
     return f"{d.get('event_type')} to {d.get('url')}: {outcome}"
 
 
