@@ -491,3 +491,14 @@ def test_configuration_debug_still_shows_records_on_stderr() -> None:
     )
     assert "visible" in result.stderr
     assert DEMO_IDENTIFICATION_KEY not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["deliver"], ["sandbox", "state"], ["sandbox", "reset"], ["sandbox", "fault"], ["sandbox", "faults"]],
+)
+def test_the_new_commands_have_help(command: List[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    assert f"usage: kenar-events {' '.join(command)}" in capsys.readouterr().out
