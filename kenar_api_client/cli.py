@@ -551,10 +551,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # the reader went away: `kenar-events demo | head -1`
-        _discard_stdout()
+    except BrokenPipeError as exc:
+        if not _printing_failed(exc):  # a connection's, not ours to silence
+            raise
+        _discard_stdout()  # the reader went away: `kenar-events demo | head -1`
         return EXIT_FAILED
     return status
+
+
+def _printing_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while the command printed (not by a socket, say)."""
+    import traceback
+
+    from kenar_api_client._cli import output
+
+    frames = traceback.walk_tb(exc.__traceback__)
+    return any(frame.f_code.co_filename == output.__file__ for frame, _ in frames)
 
 
 def _discard_stdout() -> None:
