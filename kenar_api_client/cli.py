@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_subscribe(commands, common)
     _add_listen(commands, common)
     _add_trigger(commands, common)
+    _add_deliver(commands, common)
     _add_demo(commands, common)
     _add_login(commands, common)
     _add_token(commands, common)
@@ -185,6 +186,107 @@ def _add_sandbox(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="KEY",
         help="the Authorization value of deliveries (default: the demo identification key)",
     )
+    _sandbox_credential_flags(parser)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    for name, run, summary in (
+        ("state", "sandbox_admin:state", "show what a running sandbox recorded"),
+        ("reset", "sandbox_admin:reset", "make a running sandbox forget its records and fault rules"),
+        ("faults", "sandbox_admin:faults", "show a running sandbox's fault rules and injected faults"),
+    ):
+        action = _command(actions, common, name, run, summary, summary[0].upper() + summary[1:] + ".")
+        _sandbox_url_flag(action)
+        if name == "faults":
+            action.add_argument("--clear", action="store_true", help="drop the rules that have not fired")
+    _add_fault(actions, common)
+
+
+def _sandbox_credential_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "credentials",
+        "What the sandbox accepts instead of the demo values, to try permission and scope errors. "
+        "Values you pass are not printed.",
+    )
+    group.add_argument("--api-key", metavar="KEY", help="accept this API key instead of the demo one")
+    group.add_argument(
+        "--permission",
+        dest="permissions",
+        action="append",
+        metavar="PERMISSION",
+        help="a permission of the API key (repeatable; default: EVENTS_SEND EVENTS_REGISTER_SUBSCRIPTION)",
+    )
+    group.add_argument(
+        "--access-token", metavar="TOKEN", help="accept this access token instead of the demo one"
+    )
+    group.add_argument("--user-id", metavar="ID", help="the access token's user (default: the demo user)")
+    group.add_argument(
+        "--scope",
+        dest="scopes",
+        action="append",
+        metavar="SCOPE",
+        help="an OAuth scope of the access token, NAME or NAME.<id> (repeatable; default: the demo scopes)",
+    )
+    group.add_argument(
+        "--post",
+        dest="posts",
+        action="append",
+        metavar="POST_TOKEN",
+        help="a post the user owns (repeatable; default: the demo post)",
+    )
+
+
+def _sandbox_url_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-url", metavar="URL", help="the sandbox's base URL (default: $KENAR_BASE_URL)")
+
+
+def _add_fault(actions: Any, common: argparse.ArgumentParser) -> None:
+    parser = _command(
+        actions,
+        common,
+        "fault",
+        "sandbox_admin:fault",
+        "make a running sandbox fail calls of an operation on purpose",
+        "Make the next calls (or a fraction of calls) of an operation fail: 429, 500, 502, 503, 504, "
+        "a slow answer, a dropped connection or a malformed body. See docs/Sandbox.md#fault-injection.",
+    )
+    parser.add_argument(
+        "operation",
+        metavar="OPERATION",
+        help="an SDK method name (events_send_event), oauth2_token, oauth2_auth, "
+        "or a pattern ('*', 'events_*')",
+    )
+    parser.add_argument(
+        "fault",
+        metavar="FAULT",
+        help="429, 500, 502, 503, 504, slow, drop-before-read, drop-after-read or malformed",
+    )
+    parser.add_argument("--times", type=_positive_int, metavar="N", help="fail the next N calls (default: 1)")
+    parser.add_argument(
+        "--fraction", type=float, metavar="F", help="fail each call with probability F (0 < F <= 1)"
+    )
+    parser.add_argument("--seed", type=int, metavar="N", help="with --fraction: a repeatable draw")
+    parser.add_argument(
+        "--retry-after", type=int, metavar="SECONDS", help="answer with a Retry-After header, in seconds"
+    )
+    parser.add_argument(
+        "--retry-after-date", action="store_true", help="give --retry-after as an HTTP date instead"
+    )
+    parser.add_argument("--delay", type=float, metavar="SECONDS", help="for slow: how late (default: 1)")
+    effect = parser.add_mutually_exclusive_group()
+    effect.add_argument(
+        "--takes-effect",
+        dest="takes_effect",
+        action="store_const",
+        const=True,
+        help="the operation runs before the fault (default for 500, 502, 504, drop-after-read)",
+    )
+    effect.add_argument(
+        "--no-effect",
+        dest="takes_effect",
+        action="store_const",
+        const=False,
+        help="the operation does not run (default for 429 and 503)",
+    )
+    _sandbox_url_flag(parser)
 
 
 def _add_send(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -250,6 +352,11 @@ def _add_listen(commands: Any, common: argparse.ArgumentParser) -> None:
         help=f"the key deliveries must carry (default: {_IDENTIFICATION_KEY_ENV})",
     )
     parser.add_argument("--count", type=_positive_int, metavar="N", help="exit after N verified events")
+    parser.add_argument(
+        "--forward-to",
+        metavar="URL",
+        help="post each verified delivery on to URL, headers and body as received, and print the answer",
+    )
 
 
 def _add_trigger(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -297,6 +404,29 @@ def _add_trigger(commands: Any, common: argparse.ArgumentParser) -> None:
         "else the sandbox's)",
     )
     parser.add_argument("--base-url", metavar="URL", help="the sandbox's base URL (default: $KENAR_BASE_URL)")
+
+
+def _add_deliver(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = _command(
+        commands,
+        common,
+        "deliver",
+        "deliver:deliver",
+        "post a webhook body from a file to a webhook URL, as Kenar does",
+        "Post the JSON object in FILE to a webhook URL the way Kenar delivers events: "
+        "Content-Type: application/json, the identification key as Authorization, retries "
+        "after a failure. No sandbox needed.",
+    )
+    parser.add_argument("file", metavar="FILE", help="a JSON file with the body to deliver ('-': stdin)")
+    parser.add_argument("--webhook-url", required=True, metavar="URL", help="where to deliver")
+    parser.add_argument(
+        "--identification-key",
+        metavar="KEY",
+        help=f"the Authorization value (default: {_IDENTIFICATION_KEY_ENV})",
+    )
+    parser.add_argument(
+        "--attempts", type=_positive_int, default=3, metavar="N", help="tries in all (default: 3)"
+    )
 
 
 def _add_login(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -409,7 +539,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    from kenar_api_client._cli.output import EXIT_INTERRUPTED, EXIT_USAGE, Output, UsageError
+    from kenar_api_client._cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Output, UsageError
 
     out = Output(as_json=bool(args.json))
     module_name, function_name = str(args.run).split(":")
@@ -421,7 +551,33 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError as exc:
+        if not _printing_failed(exc):  # a connection's, not ours to silence
+            raise
+        _discard_stdout()  # the reader went away: `kenar-events demo | head -1`
+        return EXIT_FAILED
     return status
+
+
+def _printing_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while the command printed (not by a socket, say)."""
+    import traceback
+
+    from kenar_api_client._cli import output
+
+    frames = traceback.walk_tb(exc.__traceback__)
+    return any(frame.f_code.co_filename == output.__file__ for frame, _ in frames)
+
+
+def _discard_stdout() -> None:
+    """Send what is left on stdout nowhere, so exiting does not report the closed pipe again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (captured in tests)
+        pass
 
 
 if __name__ == "__main__":

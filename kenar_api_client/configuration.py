@@ -9,6 +9,7 @@ import platform
 import sys
 from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
+from kenar_api_client._log import PACKAGE_LOGGER, has_real_handler
 from kenar_api_client._redact import REDACTED, RedactedDict
 from kenar_api_client._version import __version__
 from kenar_api_client.exceptions import ApiValueError
@@ -26,8 +27,6 @@ ENV_ACCESS_TOKEN = "KENAR_ACCESS_TOKEN"  # noqa: S105 - a variable name, not a s
 DEFAULT_TIMEOUT = (10.0, 60.0)
 
 TimeoutValue = Union[float, Tuple[float, float], Any]  # Any: a urllib3.Timeout
-
-PACKAGE_LOGGER = "kenar_api_client"
 
 
 def _env(name: str) -> Optional[str]:
@@ -232,7 +231,7 @@ class Configuration:
 
     def _has_handler(self) -> bool:
         package_logger = self.logger["package_logger"]
-        return bool(package_logger.handlers or logging.getLogger().handlers)
+        return has_real_handler(package_logger) or bool(logging.getLogger().handlers)
 
     def _attach(self, handler: logging.Handler) -> None:
         handler.setFormatter(logging.Formatter(self.logger_format))

@@ -262,6 +262,10 @@ def test_connection_error_is_one_line(hang_up_server: str, capsys: pytest.Captur
         "u",
         "--base-url",
         hang_up_server,
+        "--api-key",
+        "k",
+        "--access-token",
+        "t",
     ]
     status, _, err = run(capsys, *argv)
     assert status == 1

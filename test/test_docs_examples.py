@@ -19,9 +19,11 @@ A marker on the line right before the fence changes that:
 ``<!-- run: python3.10+ -->``
     The block uses syntax of Python 3.10 or later (``match``); on older versions it is skipped.
 ``<!-- run: webhook-receiver -->``
-    The block serves webhook deliveries on ``$PORT`` until stopped. It is started, sent one
-    delivery of each documented event type (and one unknown type) with the demo
-    identification key, each of which it must answer 200, and then terminated.
+    The block serves webhook deliveries on ``$PORT`` until stopped (any WSGI or ASGI server,
+    any framework the test extra installs). It is started, sent one delivery of each
+    documented event type (and one unknown type) at ``/kenar/webhook`` with the demo
+    identification key, each of which it must answer 200, then one with a wrong key, which
+    it must answer 401, and then terminated.
 
 The two examples of Kenar's own API page (``../shared/seeds/EventsApi.md``) run as well, with
 only ``import os`` prepended and, to stay offline, their hard-coded production host replaced
@@ -60,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SEED_PAGE = SHARED / "seeds" / "EventsApi.md"
 BLOCK_TIMEOUT = 60.0
+RECEIVER_PATH = "/kenar/webhook"
 
 #: Pages whose every python block must run (when the page exists).
 MUST_RUN_PAGES = (
@@ -266,9 +269,11 @@ def run_receiver(
         )
         try:
             wait_for_port(port, process, log_path)
-            sandbox.set_webhook(f"http://127.0.0.1:{port}/", DEMO_IDENTIFICATION_KEY)
+            sandbox.set_webhook(f"http://127.0.0.1:{port}{RECEIVER_PATH}", DEMO_IDENTIFICATION_KEY)
             deliveries = [sandbox.trigger(t, require_subscription=False) for t in DOCUMENTED_EVENT_TYPES]
             deliveries.append(sandbox.trigger("SOMETHING_NEW", x=1))
+            sandbox.set_webhook(f"http://127.0.0.1:{port}{RECEIVER_PATH}", "not-the-identification-key")
+            deliveries.append(sandbox.trigger("USER_ACCESS_REVOCATION"))
         finally:
             process.terminate()
             process.wait(timeout=10)
@@ -312,7 +317,10 @@ def run_block(block: Block, workdir: Path) -> Run:
         failed_deliveries: List[Tuple[str, Optional[int], Optional[str]]] = []
         if block.mode == "webhook-receiver":
             returncode, output, deliveries = run_receiver(script, env, sandbox, port)
-            failed_deliveries = [(d.event_type, d.status, d.error) for d in deliveries if d.status != 200]
+            *verified, refused = deliveries
+            failed_deliveries = [(d.event_type, d.status, d.error) for d in verified if d.status != 200]
+            if refused.status != 401:
+                failed_deliveries.append(("wrong identification key", refused.status, "not refused with 401"))
         else:
             result = run_script(script, env)
             returncode, output = result.returncode, result.stdout + result.stderr
@@ -355,7 +363,8 @@ def test_doc_example(block: Block, block_runs: Dict[str, Future[Run]]) -> None:
 
     check_clean_exit(block.id, run.returncode, run.output)
     assert run.failed_deliveries == [], (
-        f"{block.id} did not answer 200 to every delivery: {run.failed_deliveries}\n{run.output}"
+        f"{block.id} did not answer 200 to every delivery and 401 to a wrong key: "
+        f"{run.failed_deliveries}\n{run.output}"
     )
     if block.mode != "expect-api-errors":
         assert run.api_errors == [], (

@@ -1,4 +1,5 @@
-"""Fault injection: real loopback servers that stall, reset, lie or refuse, and what the caller gets.
+"""Fault injection: the sandbox failing on purpose, and raw loopback servers that stall, reset, lie
+or refuse, and what the caller gets.
 
 Every test asserts both sides: what the server actually received (requests, connections)
 and what the caller got (exception type, status, ``__cause__``, message, elapsed time).
@@ -8,16 +9,15 @@ proves "did wait".
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import math
 import socket
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Type
 
 import pytest
 import urllib3
+from conftest import ACCESS_TOKEN, API_KEY
 from fault_servers import (
     SEND_PATH,
     SUBSCRIBE_PATH,
@@ -63,6 +63,7 @@ from kenar_api_client import (
     UnauthorizedException,
 )
 from kenar_api_client.retry import KenarRetry
+from kenar_api_client.sandbox import AccessToken, Sandbox
 
 # Test timeouts: small enough to keep the suite fast, large enough for a loaded machine to
 # answer a loopback request that is meant to succeed.
@@ -368,40 +369,61 @@ class TestConnectionFailures:
 
 
 # -- answers the retry policy cares about -------------------------------------------------
+#
+# Against the sandbox with injected faults: real operations, so each test also sees whether
+# the operation took effect, and how often ("retried, and sent once").
+
+
+@pytest.fixture
+def kenar() -> Iterator[Sandbox]:
+    """A sandbox accepting the test credentials, for the user of SEND_ARGS and SUBSCRIPTION."""
+    grant = AccessToken("u-1", ["SEND_EVENT", "USER_POSTS_GET"], [SUBSCRIPTION["event_resource_id"]])
+    with Sandbox(
+        api_keys={API_KEY: ["EVENTS_SEND", "EVENTS_REGISTER_SUBSCRIPTION"]},
+        access_tokens={ACCESS_TOKEN: grant},
+    ) as sandbox:
+        yield sandbox
+
+
+def statuses(sandbox: Sandbox) -> List[int]:
+    return [record.status for record in sandbox.requests]
+
+
+def effects(sandbox: Sandbox, operation: str) -> int:
+    """How many times the operation took effect."""
+    return len(sandbox.sent_events) if operation == "send" else len(sandbox.subscriptions)
 
 
 class TestRetries:
     def test_429_with_retry_after_seconds_is_retried_after_that_wait(
-        self, server: RecordingServer, make_api: Any
+        self, kenar: Sandbox, make_api: Any
     ) -> None:
-        server.queue_reply(Reply(429, status_body(8, "slow down"), {"Retry-After": "1"}))
-        api = make_api(server.url)
+        kenar.inject_fault("events_send_event", 429, retry_after=1)
+        api = make_api(kenar.url)
         started = time.monotonic()
         assert api.events_send_event(**SEND_ARGS) == {}
         elapsed = time.monotonic() - started
         assert 0.9 <= elapsed < 1 + HANG_BOUND
-        assert len(server.requests) == 2
-        # The retry is the same request again.
-        assert server.requests[0].raw_path == server.requests[1].raw_path
+        assert statuses(kenar) == [429, 200]
+        assert [(e.message, e.target_resource_id) for e in kenar.sent_events] == [("hello", "u-1")]
 
     def test_429_with_retry_after_as_an_http_date_is_retried_after_that_wait(
-        self, server: RecordingServer, make_api: Any
+        self, kenar: Sandbox, make_api: Any
     ) -> None:
-        # The date has a resolution of one second: "two whole seconds from the last one"
-        # lies between 1 and 2 seconds ahead.
-        retry_at = email.utils.formatdate(math.floor(time.time()) + 2, usegmt=True)
-        server.queue_reply(Reply(429, status_body(8, "slow down"), {"Retry-After": retry_at}))
-        api = make_api(server.url)
+        # The date has a resolution of one second: it is rounded up, so it lies 1 to 2 s ahead.
+        kenar.inject_fault("events_send_event", 429, retry_after=1, retry_after_as_date=True)
+        api = make_api(kenar.url)
         started = time.monotonic()
         assert api.events_send_event(**SEND_ARGS) == {}
         assert 0.9 <= time.monotonic() - started < 2 + HANG_BOUND
-        assert len(server.requests) == 2
+        assert statuses(kenar) == [429, 200]
+        assert len(kenar.sent_events) == 1
 
     def test_429_with_a_retry_after_beyond_the_cap_raises_at_once(
-        self, server: RecordingServer, make_api: Any
+        self, kenar: Sandbox, make_api: Any
     ) -> None:
-        server.queue_reply(Reply(429, status_body(8, "quota exhausted"), {"Retry-After": "3600"}))
-        api = make_api(server.url)
+        kenar.inject_fault("events_send_event", 429, retry_after=3600)
+        api = make_api(kenar.url)
         started = time.monotonic()
         with pytest.raises(TooManyRequestsException) as caught:
             api.events_send_event(**SEND_ARGS)
@@ -409,95 +431,121 @@ class TestRetries:
         assert caught.value.retry_after == 3600
         assert caught.value.status == 429
         assert "3600" in str(caught.value)
-        assert len(server.requests) == 1
+        assert statuses(kenar) == [429]
+        assert kenar.sent_events == []
 
-    def test_the_retry_after_cap_is_configurable(self, server: RecordingServer, make_api: Any) -> None:
-        server.queue_reply(Reply(429, status_body(8, "slow down"), {"Retry-After": "1"}))
-        api = make_api(server.url, retry_after_max=0.5)
+    def test_the_retry_after_cap_is_configurable(self, kenar: Sandbox, make_api: Any) -> None:
+        kenar.inject_fault("events_send_event", 429, retry_after=1)
+        api = make_api(kenar.url, retry_after_max=0.5)
         started = time.monotonic()
         with pytest.raises(TooManyRequestsException) as caught:
             api.events_send_event(**SEND_ARGS)
         assert time.monotonic() - started < 0.9
         assert caught.value.retry_after == 1
-        assert len(server.requests) == 1
+        assert statuses(kenar) == [429]
 
-    def test_429_every_time_raises_after_two_retries(self, server: RecordingServer, make_api: Any) -> None:
-        server.responder = lambda request: Reply(429, status_body(8, "slow down"))
-        api = make_api(server.url, retries=fast_retry(2))
+    def test_429_every_time_raises_after_two_retries(self, kenar: Sandbox, make_api: Any) -> None:
+        kenar.inject_fault("events_send_event", 429, times=3)
+        api = make_api(kenar.url, retries=fast_retry(2))
         with pytest.raises(TooManyRequestsException) as caught:
             api.events_send_event(**SEND_ARGS)
         assert caught.value.retry_after is None
         assert isinstance(caught.value.data, GoogleRpcStatus)
-        assert caught.value.data.message == "slow down"
-        assert len(server.requests) == 3
+        assert caught.value.data.message == "injected fault: too many requests"
+        assert statuses(kenar) == [429, 429, 429]
+        assert kenar.sent_events == []
 
     def test_429_with_a_distant_http_date_raises_at_once_with_the_seconds_left(
-        self, server: RecordingServer, make_api: Any
+        self, kenar: Sandbox, make_api: Any
     ) -> None:
-        retry_at = email.utils.formatdate(time.time() + 7200, usegmt=True)
-        server.queue_reply(Reply(429, status_body(8, "quota"), {"Retry-After": retry_at}))
-        api = make_api(server.url)
+        kenar.inject_fault("events_send_event", 429, retry_after=7200, retry_after_as_date=True)
+        api = make_api(kenar.url)
         started = time.monotonic()
         with pytest.raises(TooManyRequestsException) as caught:
             api.events_send_event(**SEND_ARGS)
         assert time.monotonic() - started < 1.5
         assert caught.value.retry_after is not None
         assert 7100 <= caught.value.retry_after <= 7201
-        assert len(server.requests) == 1
+        assert statuses(kenar) == [429]
 
     def test_429_with_a_date_in_the_past_reports_zero_retry_after(
         self, server: RecordingServer, make_api: Any
     ) -> None:
+        # The sandbox only dates Retry-After ahead: a server that gets it wrong, by hand.
         server.responder = lambda request: Reply(429, b"", {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
         api = make_api(server.url, retries=0)
         with pytest.raises(TooManyRequestsException) as caught:
             api.events_send_event(**SEND_ARGS)
         assert caught.value.retry_after == 0
 
-    def test_503_then_200_succeeds_after_one_backed_off_retry(
-        self, server: RecordingServer, make_api: Any
-    ) -> None:
-        server.queue_reply(Reply(503, "<html>maintenance</html>", {"Content-Type": "text/html"}))
-        api = make_api(server.url)  # the default policy: first backoff 0.5 s (+ up to 0.25 s)
+    def test_503_then_200_succeeds_after_one_backed_off_retry(self, kenar: Sandbox, make_api: Any) -> None:
+        kenar.inject_fault("events_register_event_subscription", 503)
+        api = make_api(kenar.url)  # the default policy: first backoff 0.5 s (+ up to 0.25 s)
         started = time.monotonic()
         assert api.events_register_event_subscription(SUBSCRIPTION) == {}
         assert 0.45 <= time.monotonic() - started < 0.75 + HANG_BOUND
-        assert len(server.requests) == 2
-        assert server.requests[0].json() == server.requests[1].json() == SUBSCRIPTION
+        assert statuses(kenar) == [503, 200]
+        (subscription,) = kenar.subscriptions
+        assert (subscription.event_type, subscription.event_resource_id) == (
+            SUBSCRIPTION["event_type"],
+            SUBSCRIPTION["event_resource_id"],
+        )
 
     def test_503_every_time_raises_a_service_exception_after_two_retries(
-        self, server: RecordingServer, make_api: Any
+        self, kenar: Sandbox, make_api: Any
     ) -> None:
-        server.responder = lambda request: Reply(503, status_body(14, "unavailable"))
-        api = make_api(server.url, retries=fast_retry(2))
+        kenar.inject_fault("events_send_event", 503, times=3)
+        api = make_api(kenar.url, retries=fast_retry(2))
         with pytest.raises(ServiceException) as caught:
             api.events_send_event(**SEND_ARGS)
         assert caught.value.status == 503
         assert caught.value.data.code_name == "UNAVAILABLE"
-        assert len(server.requests) == 3
+        assert statuses(kenar) == [503, 503, 503]
+        assert [f.took_effect for f in kenar.injected_faults] == [False, False, False]
 
     @pytest.mark.parametrize("status", [500, 502, 504])
     @pytest.mark.parametrize("operation", ["send", "subscribe"])
     def test_other_5xx_on_a_post_are_sent_exactly_once(
-        self, server: RecordingServer, make_api: Any, status: int, operation: str
+        self, kenar: Sandbox, make_api: Any, status: int, operation: str
     ) -> None:
-        server.responder = lambda request: Reply(status, status_body(13, "internal"))
-        api = make_api(server.url)
+        # The operation took effect before the error: retrying would do it twice.
+        kenar.inject_fault("events_*", status, times=3)
+        api = make_api(kenar.url)
         with pytest.raises(ServiceException) as caught:
             call(api, operation)
         assert caught.value.status == status
-        assert caught.value.data.code == 13
-        assert len(server.requests) == 1
+        if status == 500:
+            assert caught.value.data.code == 13
+        else:
+            assert "Gateway" in (caught.value.body or "")  # a proxy's HTML page, kept as text
+        assert statuses(kenar) == [status]
+        assert effects(kenar, operation) == 1
 
-    def test_retries_0_disables_retrying_429(self, server: RecordingServer, make_api: Any) -> None:
-        server.responder = lambda request: Reply(429, status_body(8, "slow down"), {"Retry-After": "1"})
-        api = make_api(server.url, retries=0)
+    def test_drop_after_read_is_not_retried_and_happened_once(self, kenar: Sandbox, make_api: Any) -> None:
+        kenar.inject_fault("events_send_event", "drop-after-read", times=3)
+        api = make_api(kenar.url)
+        with pytest.raises(ApiConnectionError):
+            api.events_send_event(**SEND_ARGS)
+        assert len(kenar.sent_events) == 1
+        assert [f.took_effect for f in kenar.injected_faults] == [True]
+
+    def test_a_read_timeout_is_not_retried_and_happened_once(self, kenar: Sandbox, make_api: Any) -> None:
+        kenar.inject_fault("events_send_event", "slow", delay=5, times=3)
+        api = make_api(kenar.url, timeout=SHORT_TIMEOUT)
+        with pytest.raises(ApiTimeoutError):
+            api.events_send_event(**SEND_ARGS)
+        assert len(kenar.sent_events) == 1
+        assert len(kenar.injected_faults) == 1
+
+    def test_retries_0_disables_retrying_429(self, kenar: Sandbox, make_api: Any) -> None:
+        kenar.inject_fault("events_send_event", 429, retry_after=1, times=2)
+        api = make_api(kenar.url, retries=0)
         started = time.monotonic()
         with pytest.raises(TooManyRequestsException) as caught:
             api.events_send_event(**SEND_ARGS)
         assert time.monotonic() - started < 0.9
         assert caught.value.retry_after == 1
-        assert len(server.requests) == 1
+        assert statuses(kenar) == [429]
 
     def test_an_int_is_the_default_policy_with_that_many_retries(self, make_api: Any) -> None:
         # Its behaviour is the default policy's (tested above with fast backoff); waiting
@@ -508,24 +556,25 @@ class TestRetries:
         assert set(retry.status_forcelist) == {429, 503}
         assert retry.backoff_factor == 0.5
 
-    def test_a_urllib3_retry_is_honoured(self, server: RecordingServer, make_api: Any) -> None:
-        # A caller who knows their request is safe to repeat may opt in to retrying a 500.
-        # urllib3's Retry leaves POST out unless allowed_methods says otherwise.
-        server.responder = lambda request: Reply(500, status_body(13, "internal"))
+    def test_a_urllib3_retry_is_honoured(self, kenar: Sandbox, make_api: Any) -> None:
+        # A caller who opts in to retrying a 500 on a POST gets what they asked for: here the
+        # 500 came after the event was sent, so the user is notified four times.
+        kenar.inject_fault("events_send_event", 500, times=4)
         retry = urllib3.Retry(total=3, status_forcelist=[500], allowed_methods=None, backoff_factor=0)
-        api = make_api(server.url, retries=retry)
+        api = make_api(kenar.url, retries=retry)
         with pytest.raises(ServiceException):
             api.events_send_event(**SEND_ARGS)
-        assert len(server.requests) == 4
+        assert statuses(kenar) == [500] * 4
+        assert len(kenar.sent_events) == 4
 
     def test_a_urllib3_retry_that_allows_no_post_does_not_retry_posts(
-        self, server: RecordingServer, make_api: Any
+        self, kenar: Sandbox, make_api: Any
     ) -> None:
-        server.queue_reply(Reply(503, b""))
-        api = make_api(server.url, retries=urllib3.Retry(total=3, status_forcelist=[503]))
+        kenar.inject_fault("events_send_event", 503)
+        api = make_api(kenar.url, retries=urllib3.Retry(total=3, status_forcelist=[503]))
         with pytest.raises(ServiceException):
             api.events_send_event(**SEND_ARGS)
-        assert len(server.requests) == 1
+        assert statuses(kenar) == [503]
 
 
 # -- error bodies, whatever they are ------------------------------------------------------

@@ -38,6 +38,13 @@ def _call(args: argparse.Namespace, out: Output, call: Callable[[EventsApi], obj
         )
     except ApiValueError as exc:
         raise UsageError(str(exc)) from exc
+    if not configuration.api_key:
+        raise UsageError("the API key is missing: set KENAR_API_KEY or pass --api-key")
+    if not args.user and not configuration.access_token:
+        raise UsageError(
+            "the access token is missing: set KENAR_ACCESS_TOKEN, pass --access-token, "
+            "or --user KEY for a token 'kenar-events login' stored"
+        )
     out.hide(configuration.api_key.get("APIKey"), configuration.access_token)
     with kenar_api_client.ApiClient(configuration) as api_client:
         try:

@@ -106,3 +106,20 @@ def failure_text(exc: Exception) -> str:
     if isinstance(exc, ApiException):
         return api_error_text(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def url_host(host: str) -> str:
+    """The host to reach a server bound to ``host`` at: loopback for the wildcard addresses."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - bound to every address, reached through loopback
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def reachable_url(host: str, port: int) -> str:
+    """``http://<host>:<port>/`` with a host a client can use (IPv6 in brackets)."""
+    reachable = url_host(host)
+    if ":" in reachable:
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{port}/"

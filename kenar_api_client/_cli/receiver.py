@@ -12,7 +12,15 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional
 
 from kenar_api_client._cli.foreground import Foreground
-from kenar_api_client._cli.output import ENV_IDENTIFICATION_KEY, EXIT_FAILED, Output, UsageError
+from kenar_api_client._cli.forward import forwarding
+from kenar_api_client._cli.output import (
+    ENV_IDENTIFICATION_KEY,
+    EXIT_FAILED,
+    Output,
+    UsageError,
+    reachable_url,
+    url_host,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -64,12 +72,17 @@ def event_document(event: WebhookEvent) -> Dict[str, Any]:
 
 
 def make_receiver(
-    host: str, port: int, identification_key: str, handler: Callable[[WebhookEvent], object]
+    host: str,
+    port: int,
+    identification_key: str,
+    handler: Callable[[WebhookEvent], object],
+    wrap: Optional[Callable[[WSGIApplication], WSGIApplication]] = None,
 ) -> WebhookServer:
-    """The webhooks package's verifying WSGI app on its threaded server (not serving yet)."""
+    """The webhooks package's verifying WSGI app (``wrap``-ped) on its threaded server (not serving yet)."""
     from kenar_api_client.webhooks import make_server, make_wsgi_app
 
-    return make_server(host, port, make_wsgi_app(identification_key, handler))
+    app = make_wsgi_app(identification_key, handler)
+    return make_server(host, port, wrap(app) if wrap else app)
 
 
 class _EventPrinter:
@@ -123,24 +136,46 @@ def listen(args: argparse.Namespace, out: Output) -> int:
         raise UsageError(
             f"listen needs the identification key: set {ENV_IDENTIFICATION_KEY} or pass --identification-key"
         )
+    forward_to = check_forward_url(args.forward_to) if args.forward_to else None
     printer = _EventPrinter(out, args.count)
     with Foreground() as foreground:
         try:
-            app = _stop_when_done(make_wsgi_app(key, printer), printer, foreground)
-            server = make_server(args.host, args.port, app)
+            app = make_wsgi_app(key, printer)
+            if forward_to:
+                app = forwarding(app, forward_to, out)
+            server = make_server(args.host, args.port, _stop_when_done(app, printer, foreground))
         except (OSError, ValueError) as exc:
             out.error(f"cannot listen on {args.host}:{args.port}: {exc}")
             return EXIT_FAILED
         with stderr_logging(WEBHOOKS_LOGGER, logging.WARNING), server:
             # The port is bound: connections wait in its backlog until start(), so the ready
             # line comes before any event.
-            url = f"http://{args.host}:{server.server_port}/"
-            out.line(f"listening for Kenar webhook deliveries on {url} (Ctrl+C to stop)")
-            out.document({"listening": url})
+            url = reachable_url(args.host, server.server_port)
+            everywhere = " (on every address)" if url_host(args.host) != args.host else ""
+            onward = f", forwarding verified ones to {forward_to}" if forward_to else ""
+            out.line(f"listening for Kenar webhook deliveries on {url}{everywhere}{onward} (Ctrl+C to stop)")
+            out.document({"listening": url, **({"forward_to": forward_to} if forward_to else {})})
             server.start()
             status = foreground.wait()
         printer.close()
     return status
+
+
+def check_forward_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host and a valid port; else a usage error."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError(
+            f"--forward-to must be an http:// or https:// URL (http://127.0.0.1:5000/kenar), got {url!r}"
+        )
+    return url
 
 
 @contextlib.contextmanager

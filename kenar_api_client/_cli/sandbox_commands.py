@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from kenar_api_client._cli.foreground import Foreground
 from kenar_api_client._cli.output import (
@@ -18,6 +18,7 @@ from kenar_api_client._cli.output import (
     UsageError,
 )
 from kenar_api_client._cli.receiver import stderr_logging
+from kenar_api_client._cli.sandbox_setup import new_sandbox
 
 if TYPE_CHECKING:
     from kenar_api_client.sandbox import Sandbox
@@ -28,19 +29,45 @@ ADMIN_TIMEOUT = 60.0
 
 
 class AdminError(Exception):
-    """A sandbox admin call failed; the message is one line."""
+    """A sandbox admin call failed; the message is one line.
+
+    ``status``, ``code`` and ``code_name`` come from the sandbox's answer (None when there
+    was none); ``reason`` is the answer's message, or why no answer came.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        reason: str,
+        status: Optional[int] = None,
+        code: Optional[int] = None,
+        code_name: Optional[str] = None,
+    ) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.status = status
+        self.code = code
+        self.code_name = code_name
+
+    def document(self) -> Dict[str, Any]:
+        """The JSON form, shaped as the API errors of ``send`` and ``subscribe``."""
+        error = {
+            "status": self.status,
+            "code": self.code,
+            "code_name": self.code_name,
+            "message": self.reason,
+        }
+        return {"ok": False, "error": error}
 
 
 def run_sandbox(args: argparse.Namespace, out: Output) -> int:
     """Serve a sandbox until Ctrl+C or SIGTERM, logging each request and delivery on stderr."""
-    from kenar_api_client.sandbox import DEMO_IDENTIFICATION_KEY, Sandbox, SandboxError
+    from kenar_api_client.sandbox import DEMO_IDENTIFICATION_KEY, SandboxError
 
     key = args.identification_key or DEMO_IDENTIFICATION_KEY
     with Foreground() as foreground:
         try:
-            sandbox = Sandbox(
-                args.port, args.host, webhook_url=args.webhook_url, identification_key=key
-            ).start()
+            sandbox = new_sandbox(args, key).start()
         except (OSError, SandboxError) as exc:
             out.error(f"cannot start the sandbox on {args.host}:{args.port}: {exc}")
             return EXIT_FAILED
@@ -55,18 +82,26 @@ def run_sandbox(args: argparse.Namespace, out: Output) -> int:
 
 
 def _print_banner(sandbox: Sandbox, out: Output, show_key: bool) -> None:
-    """The URL and the demo credentials; they are public values, so printing them is fine."""
+    """The URL and the credentials it accepts: the demo ones are public values, printing them is
+    fine; an API key or access token given on the command line is not printed."""
     from kenar_api_client import sandbox as sb
 
     identification_key = sb.DEMO_IDENTIFICATION_KEY if show_key else None
+    api_key = sb.DEMO_API_KEY if sandbox.state.permissions(sb.DEMO_API_KEY) is not None else None
+    access_token = sb.DEMO_ACCESS_TOKEN if sandbox.state.tokens.status(sb.DEMO_ACCESS_TOKEN).grant else None
+    grant = sandbox.state.tokens.first_grant()
+    user_id = grant.user_id if grant is not None else None
+    posts = sorted(grant.posts) if grant is not None else []
     out.document(
         {
             "url": sandbox.url,
-            "api_key": sb.DEMO_API_KEY,
-            "access_token": sb.DEMO_ACCESS_TOKEN,
+            "api_key": api_key,
+            "access_token": access_token,
             "identification_key": identification_key,
-            "user_id": sb.DEMO_USER_ID,
-            "post_token": sb.DEMO_POST_TOKEN,
+            "user_id": user_id,
+            "post_token": posts[0] if posts else None,
+            "posts": posts,
+            "scopes": sorted(grant.scopes) if grant is not None else [],
             "webhook_url": sandbox.webhook_url,
             "oauth_url": sandbox.oauth_url,
             "app_slug": sb.DEMO_CLIENT_ID,
@@ -77,43 +112,56 @@ def _print_banner(sandbox: Sandbox, out: Output, show_key: bool) -> None:
     out.line(f"Kenar sandbox running at {sandbox.url}")
     out.line("It accepts these public demo values (not secrets: they work nowhere else):")
     out.line(f"  export {ENV_BASE_URL}={sandbox.url}")
-    out.line(f"  export KENAR_API_KEY={sb.DEMO_API_KEY}")
-    out.line(f"  export KENAR_ACCESS_TOKEN={sb.DEMO_ACCESS_TOKEN}")
+    out.line(f"  export KENAR_API_KEY={api_key or '<the key you passed with --api-key>'}")
+    out.line(f"  export KENAR_ACCESS_TOKEN={access_token or '<the token you passed with --access-token>'}")
     if identification_key is not None:
         out.line(f"  export {ENV_IDENTIFICATION_KEY}={identification_key}")
     out.line(f"  export KENAR_OAUTH_URL={sandbox.oauth_url}")
     out.line(f"  export KENAR_APP_SLUG={sb.DEMO_CLIENT_ID}")
     out.line(f"  export KENAR_CLIENT_SECRET={sb.DEMO_CLIENT_SECRET}")
     out.line(f"  export KENAR_REDIRECT_URI={sb.DEMO_REDIRECT_URI}")
-    out.line(f"  demo user {sb.DEMO_USER_ID}, owner of post {sb.DEMO_POST_TOKEN}")
+    if grant is not None:
+        owner = f", owner of post{'s' if len(posts) > 1 else ''} {' '.join(posts)}" if posts else ", no posts"
+        out.line(f"  user {user_id}{owner}; scopes: {' '.join(sorted(grant.scopes)) or 'none'}")
     webhook = sandbox.webhook_url or "none yet (kenar-events trigger --webhook-url URL ... sets one)"
     out.line(f"Webhook URL: {webhook}")
     out.line("Press Ctrl+C to stop.")
 
 
-def admin_call(base_url: str, path: str, document: Dict[str, Any]) -> Dict[str, Any]:
-    """POST ``document`` to a sandbox admin endpoint; raise ``AdminError`` with one line."""
+def admin_call(
+    base_url: str, path: str, document: Optional[Dict[str, Any]] = None, method: str = "POST"
+) -> Dict[str, Any]:
+    """Call a sandbox admin endpoint (with ``document`` as its JSON body); raise ``AdminError``."""
     import urllib.error
     import urllib.request
 
+    data = None if document is None else json.dumps(document).encode("utf-8")
     request = urllib.request.Request(  # noqa: S310 - the caller checked it is an http(s) URL
         f"{base_url.rstrip('/')}{path}",
-        data=json.dumps(document).encode("utf-8"),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+        data=data,
+        headers={} if data is None else {"Content-Type": "application/json"},
+        method=method,
     )
     try:
         with urllib.request.urlopen(request, timeout=ADMIN_TIMEOUT) as response:  # noqa: S310
             answer: Dict[str, Any] = json.loads(response.read().decode("utf-8"))
             return answer
     except urllib.error.HTTPError as exc:
-        raise AdminError(_status_text(exc.code, exc.read())) from exc
+        raise _status_error(exc.code, exc.read()) from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise AdminError(f"no answer from the sandbox at {base_url}: {reason}") from exc
+        reason = f"no answer from the sandbox at {base_url}: {getattr(exc, 'reason', exc)}"
+        raise AdminError(reason, reason) from exc
 
 
-def _status_text(status: int, body: bytes) -> str:
+def sandbox_url(args: argparse.Namespace, command: str) -> str:
+    """The running sandbox's URL from ``--base-url`` or the environment; else a usage error."""
+    base_url = args.base_url or os.environ.get(ENV_BASE_URL, "").strip()
+    if not base_url.lower().startswith(("http://", "https://")):
+        raise UsageError(f"{command} needs the sandbox's URL: pass --base-url or set {ENV_BASE_URL}")
+    return str(base_url)
+
+
+def _status_error(status: int, body: bytes) -> AdminError:
     """``400 FAILED_PRECONDITION (9): <message>`` from a googlerpcStatus body."""
     from kenar_api_client.models import GoogleRpcStatus
 
@@ -121,10 +169,12 @@ def _status_text(status: int, body: bytes) -> str:
     try:
         rpc_status = GoogleRpcStatus.from_json(body.decode("utf-8"))
     except Exception:
-        return f"{status} {raw}"
+        rpc_status = None
     if rpc_status is None or rpc_status.code is None:
-        return f"{status} {raw}"
-    return f"{status} {rpc_status.code_name or 'code'} ({rpc_status.code}): {rpc_status.message or ''}"
+        return AdminError(f"{status} {raw}", raw, status)
+    message = rpc_status.message or ""
+    text = f"{status} {rpc_status.code_name or 'code'} ({rpc_status.code}): {message}"
+    return AdminError(text, message, status, rpc_status.code, rpc_status.code_name)
 
 
 def _fields(args: argparse.Namespace) -> Dict[str, Any]:
@@ -143,9 +193,7 @@ def _fields(args: argparse.Namespace) -> Dict[str, Any]:
 
 def trigger(args: argparse.Namespace, out: Output) -> int:
     """Ask a running sandbox to deliver one event and report the outcome."""
-    base_url = args.base_url or os.environ.get(ENV_BASE_URL, "").strip()
-    if not base_url.lower().startswith(("http://", "https://")):
-        raise UsageError(f"trigger needs the sandbox's URL: pass --base-url or set {ENV_BASE_URL}")
+    base_url = sandbox_url(args, "trigger")
     request = {
         "event_type": args.event_type,
         "fields": _fields(args),
@@ -159,15 +207,19 @@ def trigger(args: argparse.Namespace, out: Output) -> int:
         delivery = admin_call(base_url, "/_sandbox/trigger", request)
     except AdminError as exc:
         out.error(str(exc))
-        out.document({"ok": False, "error": {"message": str(exc)}})
+        out.document(exc.document())
         return EXIT_FAILED
+    return report_delivery(out, delivery, f"{args.event_type} to {delivery.get('url')}")
+
+
+def report_delivery(out: Output, delivery: Dict[str, Any], what: str) -> int:
+    """Print a delivery record (a ``Delivery.to_dict()``); the exit status: 0 if delivered."""
     delivered = delivery.get("outcome") == "delivered"
     out.document({"ok": delivered, "delivery": delivery})
-    attempts = len(delivery.get("attempts") or [])
-    tries = f"{attempts} attempt{'' if attempts == 1 else 's'}"
-    where = f"{args.event_type} to {delivery.get('url')}"
+    attempts = delivery.get("attempts") or []
+    tries = f"{len(attempts)} attempt{'' if len(attempts) == 1 else 's'}"
     if not delivered:
-        out.error(f"delivery of {where} failed after {tries}: {delivery.get('error')}")
+        out.error(f"delivery of {what} failed after {tries}: {delivery.get('error')}")
         return EXIT_FAILED
-    out.line(f"delivered {where}: {delivery.get('status')} after {tries}")
+    out.line(f"delivered {what}: {delivery.get('status')} after {tries}")
     return EXIT_OK

@@ -15,6 +15,7 @@ See docs/OAuth.md and docs/Subscriptions.md. No new dependency: ``RedisTokenStor
 alone needs the ``redis`` extra.
 """
 
+from kenar_api_client import _log  # noqa: F401 - silent loggers unless the app configures logging
 from kenar_api_client.oauth.client import (
     DEFAULT_OAUTH_URL,
     ROTATION_GRACE,

@@ -15,6 +15,7 @@
 Depends on the standard library only; nothing in the SDK core imports it.
 """
 
+from kenar_api_client import _log  # noqa: F401 - silent loggers unless the app configures logging
 from kenar_api_client.sandbox._browser import consent
 from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._clock import SandboxClock
@@ -33,6 +34,7 @@ from kenar_api_client.sandbox._demo import (
 )
 from kenar_api_client.sandbox._errors import SandboxError, SubscriptionRequiredError
 from kenar_api_client.sandbox._events import DOCUMENTED_EVENT_TYPES
+from kenar_api_client.sandbox._faults import FAULTS, FaultRule, InjectedFault
 from kenar_api_client.sandbox._sandbox import Sandbox
 from kenar_api_client.sandbox._state import RequestRecord, SentEvent, Subscription, TokenRequestRecord
 from kenar_api_client.sandbox._tokens import (
@@ -57,11 +59,14 @@ __all__ = [
     "DEMO_SCOPES",
     "DEMO_USER_ID",
     "DOCUMENTED_EVENT_TYPES",
+    "FAULTS",
     "REFRESH_TOKEN_LIFETIME",
     "ROTATION_GRACE",
     "AccessToken",
     "Delivery",
     "DeliveryAttempt",
+    "FaultRule",
+    "InjectedFault",
     "RegisteredClient",
     "RequestRecord",
     "Sandbox",

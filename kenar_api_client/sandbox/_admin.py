@@ -1,4 +1,4 @@
-"""The ``/_sandbox/`` admin endpoints: deliveries, the webhook, state, the clock and the consent."""
+"""The ``/_sandbox/`` admin endpoints: deliveries, the webhook, state, the clock, the consent, faults."""
 
 from __future__ import annotations
 
@@ -96,6 +96,38 @@ def _set_consent(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]
     return {}
 
 
+_FAULT_OPTIONS = (
+    "times",
+    "fraction",
+    "seed",
+    "retry_after",
+    "retry_after_as_date",
+    "delay",
+    "takes_effect",
+)
+
+
+def _get_faults(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+    return sandbox.faults_snapshot()
+
+
+def _add_fault(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+    unknown = sorted(set(request) - {"operation", "fault", *_FAULT_OPTIONS})
+    if unknown:
+        raise RpcError(Code.INVALID_ARGUMENT, f"unknown field {unknown[0]!r} in the fault request")
+    options = {name: request[name] for name in _FAULT_OPTIONS if request.get(name) is not None}
+    try:
+        rule = sandbox.inject_fault(request.get("operation", "*"), request.get("fault"), **options)  # type: ignore[arg-type]
+    except SandboxError as exc:
+        raise RpcError(Code.INVALID_ARGUMENT, str(exc)) from exc
+    return rule.to_dict()
+
+
+def _clear_faults(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+    sandbox.clear_faults()
+    return {}
+
+
 _ENDPOINTS: Dict[Tuple[str, str], _Endpoint] = {
     ("GET", "/_sandbox/state"): _state,
     ("GET", "/_sandbox/webhook"): _get_webhook,
@@ -105,6 +137,9 @@ _ENDPOINTS: Dict[Tuple[str, str], _Endpoint] = {
     ("GET", "/_sandbox/clock"): _get_clock,
     ("POST", "/_sandbox/clock"): _set_clock,
     ("POST", "/_sandbox/consent"): _set_consent,
+    ("GET", "/_sandbox/faults"): _get_faults,
+    ("POST", "/_sandbox/faults"): _add_fault,
+    ("DELETE", "/_sandbox/faults"): _clear_faults,
 }
 
 

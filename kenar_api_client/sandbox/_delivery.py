@@ -138,7 +138,7 @@ def deliver(
     for number in range(1, policy.attempts + 1):
         time.sleep(policy.delay_before(number))
         started = time.monotonic()
-        status, error = _post(url, identification_key, payload, policy.timeout)
+        status, error = post(url, kenar_headers(identification_key), payload, policy.timeout)
         attempt = DeliveryAttempt(number, status, error, time.monotonic() - started)
         attempts.append(attempt)
         _log_attempt(event_type, url, attempt, policy.attempts)
@@ -147,10 +147,19 @@ def deliver(
     return Delivery(event_type=event_type, url=url, body=body, attempts=attempts, at=at)
 
 
-def _post(
-    url: str, identification_key: str, payload: bytes, timeout: float
+def kenar_headers(identification_key: str) -> Dict[str, str]:
+    """The headers of a delivery, as Kenar sends them."""
+    return {
+        "Content-Type": "application/json",
+        "Authorization": identification_key,
+        "User-Agent": USER_AGENT,
+    }
+
+
+def post(
+    url: str, headers: Dict[str, str], payload: bytes, timeout: float
 ) -> Tuple[Optional[int], Optional[str]]:
-    """One POST; the answer's status, or None and a short reason."""
+    """One POST; the answer's status, or None and a short reason. Never raises."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -161,11 +170,6 @@ def _post(
         )
     else:
         connection = http.client.HTTPConnection(host, parts.port, timeout=timeout)
-    headers = {
-        "Content-Type": "application/json",
-        "Authorization": identification_key,
-        "User-Agent": USER_AGENT,
-    }
     try:
         connection.request("POST", path, body=payload, headers=headers)
         response = connection.getresponse()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from types import TracebackType
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Type, Union
 
 from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._clock import SandboxClock, check_seconds
@@ -23,6 +23,7 @@ from kenar_api_client.sandbox._demo import (
 )
 from kenar_api_client.sandbox._errors import SandboxError, SubscriptionRequiredError
 from kenar_api_client.sandbox._events import build_body, post_token_of
+from kenar_api_client.sandbox._faults import FaultPlan, FaultRule, InjectedFault
 from kenar_api_client.sandbox._scopes import OFFLINE_ACCESS, check_scope, parse_scope
 from kenar_api_client.sandbox._server import SandboxHTTPServer
 from kenar_api_client.sandbox._state import (
@@ -76,6 +77,8 @@ class Sandbox:
         self._identification_key = DEMO_IDENTIFICATION_KEY
         self._server: Optional[SandboxHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
+        self._faults = FaultPlan()
+        self._last_port = port
 
         if api_keys is None:
             api_keys = {DEMO_API_KEY: DEMO_API_KEY_PERMISSIONS}
@@ -102,6 +105,7 @@ class Sandbox:
         if self._server is not None:
             raise SandboxError("the sandbox is already running")
         server = SandboxHTTPServer(self._address, self)
+        self._faults.running(True)
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": _POLL_INTERVAL},
@@ -118,6 +122,8 @@ class Sandbox:
         if server is None or thread is None:
             return
         self._server = self._thread = None
+        self._last_port = int(server.server_address[1])
+        self._faults.running(False)
         server.stop()
         thread.join()
 
@@ -139,9 +145,9 @@ class Sandbox:
 
     @property
     def port(self) -> int:
-        """The port it listens on (the one picked for ``port=0`` once started)."""
+        """The port it listens on (the one picked for ``port=0`` once started, and after stop())."""
         if self._server is None:
-            return self._address[1]
+            return self._last_port
         return int(self._server.server_address[1])
 
     @property
@@ -153,6 +159,23 @@ class Sandbox:
         if host in ("", "0.0.0.0"):  # noqa: S104 - reached through loopback when bound to all
             host = "127.0.0.1"
         return f"http://{host}:{self.port}"
+
+    def environment(self) -> Dict[str, str]:
+        """The ``KENAR_*`` variables that point the SDK and ``kenar-events`` at this sandbox.
+
+        ``KENAR_BASE_URL`` and ``KENAR_OAUTH_URL`` are :attr:`url`; the credentials are the
+        demo ones, and ``KENAR_IDENTIFICATION_KEY`` is :attr:`identification_key`.
+        """
+        return {
+            "KENAR_BASE_URL": self.url,
+            "KENAR_API_KEY": DEMO_API_KEY,
+            "KENAR_ACCESS_TOKEN": DEMO_ACCESS_TOKEN,
+            "KENAR_IDENTIFICATION_KEY": self.identification_key,
+            "KENAR_OAUTH_URL": self.oauth_url,
+            "KENAR_APP_SLUG": DEMO_CLIENT_ID,
+            "KENAR_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+            "KENAR_REDIRECT_URI": DEMO_REDIRECT_URI,
+        }
 
     @property
     def oauth_url(self) -> str:
@@ -318,8 +341,10 @@ class Sandbox:
         return self._state.token_requests()
 
     def reset(self) -> None:
-        """Forget all records (subscriptions, sent events, deliveries, requests, token requests)."""
+        """Forget all records (subscriptions, sent events, deliveries, requests, token requests,
+        injected faults) and drop the fault rules that have not fired."""
         self._state.clear_records()
+        self._faults.clear()
 
     def snapshot(self) -> Dict[str, Any]:
         """Records and webhook URL as JSON-ready data, as ``GET /_sandbox/state`` answers."""
@@ -327,6 +352,75 @@ class Sandbox:
             "url": self.url if self.running else None,
             "webhook_url": self.webhook_url,
             **self._state.snapshot(),
+            **self.faults_snapshot(),
+        }
+
+    # -- fault injection ----------------------------------------------------------------
+
+    def inject_fault(
+        self,
+        operation: str,
+        fault: Union[str, int],
+        *,
+        times: Optional[int] = None,
+        fraction: Optional[float] = None,
+        seed: Optional[int] = None,
+        retry_after: Optional[int] = None,
+        retry_after_as_date: bool = False,
+        delay: float = 1.0,
+        takes_effect: Optional[bool] = None,
+    ) -> FaultRule:
+        """Make calls of ``operation`` fail with ``fault``; returns the rule.
+
+        ``operation`` is an SDK method name (``events_send_event``), ``oauth2_auth`` or
+        ``oauth2_token``, or a pattern (``"*"``, ``"events_*"``). ``fault`` is ``429``,
+        ``500``, ``502``, ``503``, ``504``, ``"slow"`` (``delay`` seconds late),
+        ``"drop-before-read"``, ``"drop-after-read"`` or ``"malformed"``. It fails the
+        next ``times`` matching calls (1 if neither ``times`` nor ``fraction`` is given),
+        or each with probability ``fraction`` (``seed`` makes the draw repeatable).
+        ``retry_after``: a ``Retry-After`` header, in seconds or, with
+        ``retry_after_as_date``, as an HTTP date that many seconds ahead. ``takes_effect``
+        overrides whether the operation runs (default: not for 429, 503 and
+        drop-before-read; yes for the others). Each fault that fires is recorded in
+        :attr:`injected_faults`.
+        """
+        rule = FaultRule(
+            operation,
+            fault,
+            times=times,
+            fraction=fraction,
+            seed=seed,
+            retry_after=retry_after,
+            retry_after_as_date=retry_after_as_date,
+            delay=delay,
+            takes_effect=takes_effect,
+        )
+        return self._faults.add(rule)
+
+    def clear_faults(self) -> None:
+        """Drop the fault rules that have not fired (:attr:`injected_faults` is kept)."""
+        self._faults.clear_rules()
+
+    @property
+    def fault_rules(self) -> List[FaultRule]:
+        """The fault rules that can still fire, in the order they were added (a copy)."""
+        return self._faults.rules()
+
+    @property
+    def injected_faults(self) -> List[InjectedFault]:
+        """Every fault that fired, oldest first, with whether the operation took effect (a copy)."""
+        return self._faults.injected()
+
+    @property
+    def fault_plan(self) -> FaultPlan:
+        """The fault rules and records (used by the HTTP handler)."""
+        return self._faults
+
+    def faults_snapshot(self) -> Dict[str, Any]:
+        """The fault rules and injected faults as JSON-ready data."""
+        return {
+            "fault_rules": [rule.to_dict() for rule in self._faults.rules()],
+            "injected_faults": [fault.to_dict() for fault in self._faults.injected()],
         }
 
     # -- webhook deliveries -------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -13,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from kenar_api_client._content_length import parse_content_length
 from kenar_api_client._printable import printable
 from kenar_api_client._threaded_server import ThreadedServer
-from kenar_api_client.sandbox import _admin, _api, _generic, _oauth, _vetting
-from kenar_api_client.sandbox._rpc import Code, RpcError, error_answer
+from kenar_api_client.sandbox import _admin, _api, _faults, _generic, _oauth, _vetting
+from kenar_api_client.sandbox._rpc import Code, Reply, RpcError, error_reply
 from kenar_api_client.sandbox._state import RequestRecord
 
 if TYPE_CHECKING:
@@ -75,34 +76,74 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         # The request line has arrived: the headers and body must follow promptly.
         self.connection.settimeout(self.request_timeout)
-        return super().parse_request()
+        watcher = _LastLineWatcher(self.rfile)
+        self.rfile = watcher  # type: ignore[assignment]
+        try:
+            parsed = super().parse_request()
+        finally:
+            self.rfile = watcher.stream
+        if parsed and watcher.last_line == b"":  # the client closed before the blank line
+            self.close_connection = True
+            message = "the request headers never ended: the connection closed before the blank line"
+            self.send(self.path.partition("?")[0], error_reply(RpcError(Code.INVALID_ARGUMENT, message)))
+            return False
+        return parsed
 
     def handle_request_line(self) -> None:
         """Answer the request of the current request line."""
         path, _, query = self.path.partition("?")
+        fault = self.server.sandbox.fault_plan.take(self.command, path)
+        if fault is not None:  # a fault injected on purpose answers instead
+            _faults.serve(self, fault[0], fault[1], path, query)
+            return
+        body = self.accept_request(path)
+        if body is not None:
+            self.send(path, self.dispatch(path, query, body))
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_request_line
+
+    def accept_request(self, path: str) -> Optional[bytes]:
+        """The request body, read and vetted (see ``_vetting``); None once refused and answered.
+
+        A body that cannot be read is answered 400 and the connection closes; a request a
+        web page could have forged is answered 403.
+        """
         try:
             body = self._read_body()
         except _BodyError as exc:
             self.close_connection = True
-            self._answer_error(path, RpcError(Code.INVALID_ARGUMENT, str(exc)), record=True)
-            return
+            self.send(path, error_reply(RpcError(Code.INVALID_ARGUMENT, str(exc))))
+            return None
         admin = path.startswith(ADMIN_PREFIX)
         try:
             _vetting.vet(self.command, self.headers, body, admin=admin, address=self._address())
         except RpcError as error:
-            self._answer_error(path, error, record=not admin)
-            return
-        if admin:
-            self._handle_admin(path, body)
-        elif path.startswith(_oauth.PREFIX):
+            self.send(path, error_reply(error, recorded=not admin))
+            return None
+        return body
+
+    def dispatch(self, path: str, query: str, body: bytes) -> Reply:
+        """Run the admin endpoint, OAuth endpoint or API operation of ``path``; its reply."""
+        if path.startswith(ADMIN_PREFIX):
+            return self._admin_reply(path, body)
+        if path.startswith(_oauth.PREFIX):
             answer = _oauth.handle(self.server.sandbox.state, self.command, path, query, self.headers, body)
-            self._answer(answer.status, answer.body, answer.headers)
-        else:
-            self._handle_api(path, query, body)
+            return Reply(answer.status, answer.body, answer.headers, recorded=False)
+        return self._api_reply(path, query, body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_request_line
+    def send(self, path: str, reply: Reply) -> None:
+        """Record (if it is an API call) and send ``reply``."""
+        if reply.recorded:
+            self._record(path, reply)
+        self._answer(reply.status, reply.payload, reply.headers)
 
-    def _handle_api(self, path: str, query: str, body: bytes) -> None:
+    def drop(self) -> None:
+        """Close the connection without an answer."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _api_reply(self, path: str, query: str, body: bytes) -> Reply:
         payload = b"{}"
         try:
             operation = _OPERATIONS.get(path)
@@ -116,15 +157,13 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             else:
                 operation(self.server.sandbox, self, query, body)
         except RpcError as error:
-            self._answer_error(path, error, record=True)
+            return error_reply(error)
         except Exception:
             logger.exception("the sandbox failed on %s %s", self.command, printable(path))
-            self._answer_error(path, RpcError(Code.INTERNAL, "internal sandbox error"), record=True)
-        else:
-            self._record(path, 200, None)
-            self._answer(200, payload)
+            return error_reply(RpcError(Code.INTERNAL, "internal sandbox error"))
+        return Reply(200, payload)
 
-    def _handle_admin(self, path: str, body: bytes) -> None:
+    def _admin_reply(self, path: str, body: bytes) -> Reply:
         try:
             if not _is_loopback(self.client_address[0]):
                 raise RpcError(
@@ -132,34 +171,27 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                 )
             result = _admin.handle(self.server.sandbox, self.command, path, body)
         except RpcError as error:
-            self._answer_error(path, error, record=False)
+            return error_reply(error, recorded=False)
         except Exception:
             logger.exception("the sandbox failed on %s %s", self.command, printable(path))
-            self._answer_error(path, RpcError(Code.INTERNAL, "internal sandbox error"), record=False)
-        else:
-            self._answer(200, json.dumps(result, ensure_ascii=False).encode("utf-8"))
+            return error_reply(RpcError(Code.INTERNAL, "internal sandbox error"), recorded=False)
+        return Reply(200, json.dumps(result, ensure_ascii=False).encode("utf-8"), recorded=False)
 
-    def _answer_error(self, path: str, error: RpcError, *, record: bool) -> None:
-        if record:
-            self._record(path, error.http_status, error)
-        status, payload = error_answer(error)
-        self._answer(status, payload, error.headers)
-
-    def _record(self, path: str, status: int, error: Optional[RpcError]) -> None:
-        code = None if error is None else int(error.code)
-        message = None if error is None else error.message
+    def _record(self, path: str, reply: Reply) -> None:
         state = self.server.sandbox.state
-        state.add_request(RequestRecord(self.command, path, status, code, message, state.now()))
-        if error is None:
-            logger.info("%s %s -> %d", self.command, printable(path), status)
+        record = RequestRecord(self.command, path, reply.status, reply.code, reply.message, state.now())
+        state.add_request(record)
+        if reply.message is None:
+            logger.info("%s %s -> %d", self.command, printable(path), reply.status)
         else:
+            code_name = _code_name(reply.code)
             logger.info(
                 "%s %s -> %d %s: %s",
                 self.command,
                 printable(path),
-                status,
-                error.code.name,
-                printable(error.message),
+                reply.status,
+                code_name,
+                printable(reply.message),
             )
 
     def _answer(self, status: int, payload: bytes, headers: Optional[Dict[str, str]] = None) -> None:
@@ -194,7 +226,12 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             raise _BodyError("the Content-Length header is not a number")
         if length > MAX_BODY_BYTES:
             raise _BodyError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise _BodyError(
+                f"the request body ended after {len(body)} of the {length} bytes its Content-Length announced"
+            )
+        return body
 
     def _read_chunked(self) -> bytes:
         chunks: List[bytes] = []
@@ -228,6 +265,28 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default per-request stderr line; requests are logged in ``_record``."""
+
+
+class _LastLineWatcher:
+    """A request stream that remembers the last line read: ``b""`` means the client closed."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.last_line: Optional[bytes] = None
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self.stream.readline(limit)
+        self.last_line = line
+        return line
+
+
+def _code_name(code: Optional[int]) -> str:
+    if code is None:
+        return "-"
+    try:
+        return Code(code).name
+    except ValueError:
+        return str(code)
 
 
 def _is_loopback(address: str) -> bool:

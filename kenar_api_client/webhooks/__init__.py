@@ -1,4 +1,4 @@
-"""Receiving Kenar webhook deliveries: verify, parse into typed events, serve over WSGI.
+"""Receiving Kenar webhook deliveries: verify, parse into typed events, serve over WSGI or ASGI.
 
 Importing this package loads pydantic and the standard library only, never the HTTP
 client, so a receiver stays light (``make_server``, a threaded WSGI server to run
@@ -13,6 +13,7 @@ client, so a receiver stays light (``make_server``, a threaded WSGI server to ru
 
 from typing import TYPE_CHECKING
 
+from kenar_api_client import _log  # noqa: F401 - silent loggers unless the app configures logging
 from kenar_api_client._lazy import lazy_exports
 from kenar_api_client.webhooks import events as _events
 from kenar_api_client.webhooks._errors import (
@@ -21,6 +22,7 @@ from kenar_api_client.webhooks._errors import (
     WebhookPayloadTooLarge,
     WebhookVerificationError,
 )
+from kenar_api_client.webhooks.asgi import make_asgi_app
 from kenar_api_client.webhooks.events import *  # noqa: F403 - the event classes, as listed in events.__all__
 from kenar_api_client.webhooks.sources import KENAR_WEBHOOK_NETWORKS, is_kenar_source
 from kenar_api_client.webhooks.verify import DEFAULT_MAX_BODY_BYTES, WebhookVerifier, parse_event
@@ -50,6 +52,7 @@ __all__ = [
     "WebhookVerifier",
     "is_kenar_source",
     "make_server",
+    "make_asgi_app",
     "make_wsgi_app",
     "parse_event",
     *_events.__all__,

@@ -1,0 +1,142 @@
+"""``kenar-events sandbox state | reset | fault | faults``: inspect and steer a running sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Dict, List
+
+from kenar_api_client._cli.output import EXIT_FAILED, EXIT_OK, Output
+from kenar_api_client._cli.sandbox_commands import AdminError, admin_call, sandbox_url
+
+
+def state(args: argparse.Namespace, out: Output) -> int:
+    """Print what the sandbox recorded: subscriptions, sends, requests, deliveries, faults."""
+    return _call(args, out, "sandbox state", "GET", "/_sandbox/state", None, _print_state)
+
+
+def reset(args: argparse.Namespace, out: Output) -> int:
+    """Make the sandbox forget its records and fault rules (credentials stay)."""
+
+    def done(out: Output, answer: Dict[str, Any]) -> None:
+        out.line("reset: records and fault rules forgotten")
+
+    return _call(args, out, "sandbox reset", "POST", "/_sandbox/reset", {}, done)
+
+
+def faults(args: argparse.Namespace, out: Output) -> int:
+    """Print the fault rules and the faults injected so far; ``--clear`` drops the rules first."""
+    if args.clear:
+        try:
+            admin_call(sandbox_url(args, "sandbox faults"), "/_sandbox/faults", None, "DELETE")
+        except AdminError as exc:
+            out.error(str(exc))
+            out.document(exc.document())
+            return EXIT_FAILED
+    return _call(args, out, "sandbox faults", "GET", "/_sandbox/faults", None, _print_faults)
+
+
+def fault(args: argparse.Namespace, out: Output) -> int:
+    """Add a fault rule to the sandbox."""
+    request: Dict[str, Any] = {"operation": args.operation, "fault": args.fault}
+    for name in ("times", "fraction", "seed", "retry_after", "delay", "takes_effect"):
+        value = getattr(args, name)
+        if value is not None:
+            request[name] = value
+    if args.retry_after_date:
+        request["retry_after_as_date"] = True
+
+    def added(out: Output, rule: Dict[str, Any]) -> None:
+        out.line(f"fault rule added: {_rule_line(rule)}")
+
+    return _call(args, out, "sandbox fault", "POST", "/_sandbox/faults", request, added)
+
+
+def _call(
+    args: argparse.Namespace,
+    out: Output,
+    command: str,
+    method: str,
+    path: str,
+    document: Any,
+    show: Any,
+) -> int:
+    base_url = sandbox_url(args, command)
+    try:
+        answer = admin_call(base_url, path, document, method)
+    except AdminError as exc:
+        out.error(str(exc))
+        out.document(exc.document())
+        return EXIT_FAILED
+    out.document({"ok": True, **answer})
+    show(out, answer)
+    return EXIT_OK
+
+
+def _print_state(out: Output, snapshot: Dict[str, Any]) -> None:
+    out.line(f"sandbox at {snapshot.get('url')}, webhook URL: {snapshot.get('webhook_url') or 'none'}")
+    _section(out, "subscriptions", snapshot.get("subscriptions"), _subscription_line)
+    _section(out, "sent events", snapshot.get("sent_events"), _sent_line)
+    _section(out, "requests", snapshot.get("requests"), _request_line)
+    _section(out, "token requests", snapshot.get("token_requests"), _token_request_line)
+    _section(out, "deliveries", snapshot.get("deliveries"), _delivery_line)
+    _print_faults(out, snapshot)
+
+
+def _print_faults(out: Output, answer: Dict[str, Any]) -> None:
+    _section(out, "fault rules", answer.get("fault_rules"), _rule_line)
+    _section(out, "injected faults", answer.get("injected_faults"), _injected_line)
+
+
+def _section(out: Output, title: str, items: Any, line: Any) -> None:
+    records: List[Dict[str, Any]] = list(items or [])
+    out.line(f"{title} ({len(records)})" + (":" if records else ""))
+    for record in records:
+        out.line(f"  {line(record)}")
+
+
+def _subscription_line(s: Dict[str, Any]) -> str:
+    about = f"post {s['event_resource_id']}" if s.get("event_resource_id") else "all posts"
+    metadata = json.dumps(s.get("metadata") or {}, ensure_ascii=False)
+    expiry = f", until {s['expires_at']}" if s.get("expires_at") else ""
+    return f"{s.get('event_type')} for {about} of user {s.get('user_id')}, metadata {metadata}{expiry}"
+
+
+def _sent_line(e: Dict[str, Any]) -> str:
+    return f"to {e.get('target_type')} {e.get('target_resource_id')}: {e.get('message')!r}"
+
+
+def _request_line(r: Dict[str, Any]) -> str:
+    outcome = "" if r.get("message") is None else f" ({r.get('code')}): {r.get('message')}"
+    return f"{r.get('method')} {r.get('path')} -> {r.get('status')}{outcome}"
+
+
+def _token_request_line(r: Dict[str, Any]) -> str:
+    error = f" {r['error']}" if r.get("error") else ""
+    return f"{r.get('grant_type') or '(no grant_type)'} by {r.get('client_id')} -> {r.get('status')}{error}"
+
+
+def _delivery_line(d: Dict[str, Any]) -> str:
+    attempts = len(d.get("attempts") or [])
+    error = f": {d['error']}" if d.get("error") else ""
+    tries = f"{attempts} attempt{'' if attempts == 1 else 's'}"
+    outcome = f"{d.get('outcome')}, {d.get('status')} after {tries}{error}"
+    return f"{d.get('event_type')} to {d.get('url')}: {outcome}"
+
+
+def _rule_line(rule: Dict[str, Any]) -> str:
+    limit = "no limit" if rule.get("remaining") is None else f"{rule['remaining']} more"
+    fraction = f", fraction {rule['fraction']}" if rule.get("fraction") is not None else ""
+    retry = f", Retry-After {rule['retry_after']} s" if rule.get("retry_after") is not None else ""
+    date = " as a date" if rule.get("retry_after_as_date") else ""
+    delay = f", {rule.get('delay')} s late" if rule.get("fault") == "slow" else ""
+    effect = "takes effect" if rule.get("takes_effect") else "no effect"
+    return f"{rule.get('operation')}: {rule.get('fault')} ({limit}{fraction}{retry}{date}{delay}; {effect})"
+
+
+def _injected_line(f: Dict[str, Any]) -> str:
+    answered = "no answer" if f.get("status") is None else f"answered {f['status']}"
+    effect = "took effect" if f.get("took_effect") else "no effect"
+    return (
+        f"{f.get('operation')}: {f.get('fault')} on {f.get('method')} {f.get('path')}, {answered}, {effect}"
+    )
