@@ -27,6 +27,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 def send_then_half_close(sandbox: Sandbox, data: bytes) -> bytes:
     """Send ``data``, say we are done sending (FIN), and read the whole answer."""
+    data = data.replace(b"Host: 127.0.0.1\r\n", f"Host: 127.0.0.1:{sandbox.port}\r\n".encode())
     with socket.create_connection(("127.0.0.1", sandbox.port), timeout=5) as raw:
         raw.sendall(data)
         raw.shutdown(socket.SHUT_WR)
