@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import socketserver
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
@@ -145,30 +143,15 @@ class _Served:
         raise NotImplementedError
 
 
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the app logs what it wants."""
-
-
 class _ServedWSGI(_Served):
     def __init__(self, app: Callable[..., Any]) -> None:
-        self._server = make_server(
-            "127.0.0.1", 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
-        )
+        from kenar_api_client.webhooks import make_server
+
+        self._server = make_server("127.0.0.1", 0, app).start()
         self.port = int(self._server.server_port)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.stop()
 
 
 class _ServedASGI(_Served):

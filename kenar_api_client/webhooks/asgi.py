@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any, Awaitable, Callable, List, MutableMapping, Optional, Tuple, Union
 
+from kenar_api_client._content_length import parse_content_length
 from kenar_api_client.webhooks._errors import (
     WebhookError,
     WebhookPayloadError,
@@ -123,15 +124,19 @@ async def _serve(
     return 200, []
 
 
+# Any length above every body limit: longer numbers are not converted at all.
+_LENGTH_CAP = 10**18
+
+
 def _declared_length(headers: _Headers) -> Optional[int]:
     """The ``Content-Length`` header as an int, ``None`` if absent; a bad one is a payload error."""
     values = [value for name, value in headers if name.lower() == b"content-length"]
     if not values:
         return None
-    raw = values[0].strip()
-    if len(values) > 1 or not raw.isdigit():
+    length = parse_content_length(values[0].decode("latin-1"), _LENGTH_CAP) if len(values) == 1 else None
+    if length is None:
         raise WebhookPayloadError("webhook request has an invalid Content-Length")
-    return int(raw) if len(raw) <= 20 else 10**20  # past any limit without converting a huge number
+    return length
 
 
 async def _read_body(receive: Receive, headers: _Headers, limit: int) -> bytes:
