@@ -129,7 +129,10 @@ class Operation:
     def validate(self, args: Dict[str, Any]) -> Dict[str, Any]:
         """``args``, checked; values pydantic can convert (a dict for a model) are converted.
 
-        Raises ``pydantic.ValidationError`` naming each wrong argument.
+        A dict given for a model must use only the model's keys, nested dicts included: Kenar
+        ignores keys it does not know, so a misspelt one would be dropped silently (a
+        misspelt ``event_resource_id`` subscribes to every post). Raises
+        ``pydantic.ValidationError`` naming each wrong argument.
         """
         for param in self.params:
             if not param.accepts(args[param.name]):
@@ -144,7 +147,37 @@ class Operation:
             }
             self._validator = create_model(self.name, **fields)
         validated = self._validator.model_validate(args)
-        return {p.name: getattr(validated, p.name) for p in self.params}
+        values = {p.name: getattr(validated, p.name) for p in self.params}
+        from kenar_api_client.models._base import raise_unknown_fields
+
+        for param in self.params:
+            if param.kind == "model" and not isinstance(args[param.name], param.type):
+                raise_unknown_fields(self.name, (param.name,), values[param.name])
+        return values
+
+    def _unsendable(self, args: Mapping[str, Any], error: ValueError) -> Optional[Exception]:
+        """The ``pydantic.ValidationError`` naming the argument that could not be encoded."""
+        from pydantic import ValidationError
+
+        culprit = self._body_param
+        for param in self._query_params:
+            value = args[param.name]
+            if isinstance(value, str) and not _encodable(value):
+                culprit = param
+                break
+        if culprit is None:
+            return None
+        return ValidationError.from_exception_data(
+            self.name,
+            [
+                {
+                    "type": "value_error",
+                    "loc": (culprit.name,),
+                    "input": args[culprit.name],
+                    "ctx": {"error": ValueError(f"cannot be sent: {error}")},
+                }
+            ],
+        )
 
     def query(self, args: Mapping[str, Any]) -> List[Tuple[str, Any]]:
         """The query parameters that have a value, in declaration order."""
@@ -181,15 +214,25 @@ class Operation:
         if extra_headers:
             headers = merge_headers(headers, extra_headers)
 
-        method, url, headers, body = api_client.param_serialize(
-            self.method,
-            self.path,
-            query_params=self.query(args),
-            header_params=headers,
-            body=self.body(args),
-            auth_settings=self.auth,
-            _request_auth=options.get("_request_auth"),
-        )
+        try:
+            method, url, headers, body = api_client.param_serialize(
+                self.method,
+                self.path,
+                query_params=self.query(args),
+                header_params=headers,
+                body=self.body(args),
+                auth_settings=self.auth,
+                _request_auth=options.get("_request_auth"),
+            )
+        except ValueError as error:
+            if isinstance(error, ApiValueError):
+                raise
+            # A lone surrogate in a string (UnicodeEncodeError), or a body value that cannot
+            # be written as JSON (PydanticSerializationError): name the argument.
+            unsendable = self._unsendable(args, error)
+            if unsendable is None:
+                raise
+            raise unsendable from error
         return api_client.call_api(
             method,
             url,
@@ -198,6 +241,14 @@ class Operation:
             _request_timeout=options.get("_request_timeout"),
             _preload_content=preload_content,
         )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def merge_headers(base: Mapping[str, Any], extra: Mapping[str, Any]) -> Dict[str, Any]:

@@ -167,8 +167,9 @@ class ApiClient:
         if serializer is not None:
             # Straight to UTF-8 JSON bytes: no intermediate dict, no \\u escapes.
             return serializer.to_json(body, by_alias=True, exclude_unset=True)  # type: ignore[no-any-return]
+        # allow_nan=False: NaN and Infinity are not JSON, and a server would refuse the body.
         return json.dumps(
-            self.sanitize_for_serialization(body), ensure_ascii=False, separators=(",", ":")
+            self.sanitize_for_serialization(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False
         ).encode("utf-8")
 
     def call_api(

@@ -1,10 +1,10 @@
 """``EventsRegisterEventSubscriptionRequest``: the body of ``events_register_event_subscription``."""
 
-from typing import Any, Dict, Optional
+from typing import Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._base import JsonObject, KenarModel
 from kenar_api_client.models.events_register_event_subscription_request_event_type import (
     EventsRegisterEventSubscriptionRequestEventType,
 )
@@ -18,6 +18,6 @@ class EventsRegisterEventSubscriptionRequest(KenarModel):
         description="The resource the events are about (e.g. a post token); empty means all.",
     )
     event_type: Optional[EventsRegisterEventSubscriptionRequestEventType] = None
-    metadata: Optional[Dict[str, Any]] = Field(
+    metadata: Optional[JsonObject] = Field(
         default=None, description="Free-form data echoed back in every delivery."
     )
