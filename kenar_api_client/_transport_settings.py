@@ -14,7 +14,7 @@ from urllib3.util import make_headers, parse_url
 
 from kenar_api_client._operation import checked_header, merge_headers
 from kenar_api_client._redact import credentials_in
-from kenar_api_client.exceptions import ApiValueError
+from kenar_api_client.exceptions import ApiTypeError, ApiValueError
 
 
 def _is_int(value: Any) -> bool:
@@ -66,7 +66,10 @@ def proxy(url: Any, headers: Any) -> Tuple[Optional[str], Optional[Dict[str, str
         raise ApiValueError(
             f"proxy_headers must be a dict of header names to values, not {type(headers).__name__}"
         )
-    checked = dict(checked_header(name, value) for name, value in (headers or {}).items())
+    try:
+        checked = dict(checked_header(name, value) for name, value in (headers or {}).items())
+    except (ApiTypeError, ApiValueError) as error:  # they name the header, never its value
+        raise type(error)(f"proxy_headers: {error}") from None
     if not url:
         return None, None, []
     if not isinstance(url, str):

@@ -219,7 +219,7 @@ class ApiClient:
             content_type = response_data.getheader("Content-Type") if response_type == "str" else None
             try:
                 data = self.deserialize(raw, response_type, content_type)
-            except (ValueError, TypeError, RecursionError) as error:  # RecursionError: nested too deep
+            except (ValueError, TypeError, AttributeError, RecursionError) as error:  # not the expected shape
                 secrets = self.rest_client.secrets(response_data.request_headers)
                 reason = f"{response_data.reason}, but the body is not valid JSON ({error})"
                 raise ApiException(

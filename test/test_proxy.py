@@ -204,7 +204,7 @@ def test_proxy_headers_that_could_inject_headers_are_refused_when_the_client_is_
     configuration = Configuration(host="http://127.0.0.1:9")
     configuration.proxy = "http://127.0.0.1:3128"
     configuration.proxy_headers = headers
-    with pytest.raises((ApiValueError, ApiTypeError)) as raised:
+    with pytest.raises((ApiValueError, ApiTypeError), match="proxy_headers") as raised:
         ApiClient(configuration)
     assert "c2VjcmV0" not in str(raised.value)
     assert "X-Evil" not in str(raised.value)
