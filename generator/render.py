@@ -38,7 +38,7 @@ _SCALARS = {
     "float": "Union[StrictFloat, StrictInt]",
     "bool": "StrictBool",
     "datetime": "datetime",
-    "any_dict": "Dict[str, Any]",
+    "any_dict": "JsonObject",
 }
 _PYDANTIC_NAMES = ("StrictBool", "StrictFloat", "StrictInt", "StrictStr")
 _TYPING_NAMES = ("Any", "Dict", "List", "Optional", "Union")
@@ -164,8 +164,9 @@ def model_imports(model: ModelDef, body: str) -> str:
         lines.append("from typing_extensions import Literal")
     lines.append("")
     lines.append("from kenar_api_client.models._base import KenarModel")
-    if "Int64" in words:
-        lines.append("from kenar_api_client.models._types import Int64")
+    shared_types = [name for name in ("Int64", "JsonObject") if name in words]
+    if shared_types:
+        lines.append(f"from kenar_api_client.models._types import {', '.join(shared_types)}")
     referenced = set().union(*(classes_in(f.type) for f in model.fields)) if model.fields else set()
     for name in sorted(referenced, key=naming.module_name):
         lines.append(f"from kenar_api_client.models.{naming.module_name(name)} import {name}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from enum import Enum
 from typing import (
     TYPE_CHECKING,
@@ -13,6 +14,7 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Set,
     Tuple,
     Union,
 )
@@ -154,7 +156,10 @@ class Operation:
     def validate(self, args: Dict[str, Any]) -> Dict[str, Any]:
         """``args``, checked; values pydantic can convert (a dict for a model) are converted.
 
-        Raises ``pydantic.ValidationError`` naming each wrong argument.
+        A dict given for a model must use only the model's keys, nested dicts included: Kenar
+        ignores keys it does not know, so a misspelt one would be dropped silently (a
+        misspelt ``event_resource_id`` subscribes to every post). Raises
+        ``pydantic.ValidationError`` naming each wrong argument.
         """
         for param in self.params:
             if not param.accepts(args[param.name]):
@@ -169,7 +174,37 @@ class Operation:
             }
             self._validator = create_model(self.name, **fields)
         validated = self._validator.model_validate(args)
-        return {p.name: getattr(validated, p.name) for p in self.params}
+        values = {p.name: getattr(validated, p.name) for p in self.params}
+        from kenar_api_client.models._base import raise_unknown_fields
+
+        for param in self.params:
+            if param.kind == "model" and not isinstance(args[param.name], param.type):
+                raise_unknown_fields(self.name, (param.name,), values[param.name])
+        return values
+
+    def _unsendable(self, args: Mapping[str, Any], error: ValueError) -> Optional[Exception]:
+        """The ``pydantic.ValidationError`` naming the argument that could not be encoded."""
+        from pydantic import ValidationError
+
+        culprit = self._body_param
+        for param in self._query_params:
+            value = args[param.name]
+            if isinstance(value, str) and not _encodable(value):
+                culprit = param
+                break
+        if culprit is None:
+            return None
+        return ValidationError.from_exception_data(
+            self.name,
+            [
+                {
+                    "type": "value_error",
+                    "loc": (culprit.name,),
+                    "input": args[culprit.name],
+                    "ctx": {"error": ValueError(f"cannot be sent: {error}")},
+                }
+            ],
+        )
 
     def query(self, args: Mapping[str, Any]) -> List[Tuple[str, Any]]:
         """The query parameters that have a value, in declaration order; a list repeats its name."""
@@ -221,16 +256,26 @@ class Operation:
         if extra_headers:
             headers = merge_headers(headers, extra_headers)
 
-        method, url, headers, body = api_client.param_serialize(
-            self.method,
-            self.path,
-            path_params=self.path_values(args),
-            query_params=self.query(args),
-            header_params=headers,
-            body=self.body(args),
-            auth_settings=self.auth,
-            _request_auth=options.get("_request_auth"),
-        )
+        try:
+            method, url, headers, body = api_client.param_serialize(
+                self.method,
+                self.path,
+                path_params=self.path_values(args),
+                query_params=self.query(args),
+                header_params=headers,
+                body=self.body(args),
+                auth_settings=self.auth,
+                _request_auth=options.get("_request_auth"),
+            )
+        except ValueError as error:
+            if isinstance(error, ApiValueError):
+                raise
+            # A lone surrogate in a string (UnicodeEncodeError), or a body value that cannot
+            # be written as JSON (PydanticSerializationError): name the argument.
+            unsendable = self._unsendable(args, error)
+            if unsendable is None:
+                raise
+            raise unsendable from error
         return api_client.call_api(
             method,
             url,
@@ -257,6 +302,14 @@ class Operation:
         return self.invoke(api_client, args, options, preload_content=False).response
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def merge_headers(base: Mapping[str, Any], extra: Mapping[str, Any]) -> Dict[str, Any]:
     """``base`` updated with ``extra``; header names compare case-insensitively."""
     if not isinstance(extra, Mapping):
@@ -274,3 +327,36 @@ def query_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return value if isinstance(value, str) else str(value)
+
+
+_HEADER_NAME = re.compile(r"[^:\s][^:\r\n]*")
+#: Header names already found valid, so that the check per call is one set lookup.
+checked_header_names: Set[str] = set()
+
+
+def checked_header(name: Any, value: Any) -> Tuple[str, str]:
+    """``(name, value)`` as strings safe to put in a request, or ``ApiValueError``.
+
+    The value itself is never quoted in the error: it may be a credential.
+    """
+    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name) or not name.isascii():
+        raise ApiValueError(f"invalid HTTP header name {name!r}")
+    if len(checked_header_names) < 1024:
+        checked_header_names.add(name)
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ApiTypeError(f"header {name!r} must be a string, not {type(value).__name__}")
+    value = str(value)
+    if "\r" in value or "\n" in value:
+        raise ApiValueError(
+            f"header {name!r} contains a line break (CR or LF), which could inject headers; "
+            "refusing to send it"
+        )
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ApiValueError(
+            f"header {name!r} contains characters HTTP headers cannot carry (use ASCII)"
+        ) from None
+    return name, value

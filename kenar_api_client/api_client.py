@@ -6,13 +6,14 @@ import datetime
 import functools
 import json
 import re
+import threading
 from enum import Enum
-from typing import Any, ClassVar, Dict, Iterable, Mapping, Optional, Sequence, Set, Tuple, Type, Union
+from typing import Any, ClassVar, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Type, Union
 from urllib.parse import quote
 
 from kenar_api_client import rest
-from kenar_api_client._operation import merge_headers, query_value
-from kenar_api_client._redact import scrub
+from kenar_api_client._operation import checked_header, checked_header_names, merge_headers, query_value
+from kenar_api_client._redact import scrub, scrub_data, scrub_headers
 from kenar_api_client._version import __version__
 from kenar_api_client.api_response import ApiResponse
 from kenar_api_client.configuration import Configuration
@@ -29,9 +30,6 @@ RequestSerialized = Tuple[str, str, Dict[str, str], Union[bytes, str, None]]
 
 _LIST_TYPE = re.compile(r"^List\[(.+)\]$")
 _DICT_TYPE = re.compile(r"^Dict\[str,\s*(.+)\]$")
-_HEADER_NAME = re.compile(r"[^:\s][^:\r\n]*")
-# Names already found valid, so that the check per call is one set lookup.
-_checked_header_names: Set[str] = set()
 
 
 class ApiClient:
@@ -41,6 +39,7 @@ class ApiClient:
     """
 
     _default: ClassVar[Optional[ApiClient]] = None
+    _default_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -81,15 +80,19 @@ class ApiClient:
 
     def set_default_header(self, header_name: str, header_value: Any) -> None:
         """Send this header with every request of this client."""
-        name, value = _checked_header(header_name, header_value)
+        name, value = checked_header(header_name, header_value)
         self.default_headers = merge_headers(self.default_headers, {name: value})
 
     @classmethod
     def get_default(cls) -> ApiClient:
-        """The client API classes use when given none (created on first use)."""
-        if cls._default is None:
-            cls._default = cls()
-        return cls._default
+        """The client API classes use when given none (created on first use, once)."""
+        default = cls._default
+        if default is None:
+            with cls._default_lock:
+                if cls._default is None:
+                    cls._default = cls()
+                default = cls._default
+        return default
 
     @classmethod
     def set_default(cls, default: Optional[ApiClient]) -> None:
@@ -124,13 +127,13 @@ class ApiClient:
         self._add_auth(headers, auth_settings, _request_auth)
         for name, value in headers.items():
             if (
-                name not in _checked_header_names
+                name not in checked_header_names
                 or type(value) is not str
                 or "\r" in value
                 or "\n" in value
                 or not value.isascii()
             ):
-                headers[name] = _checked_header(name, value)[1]
+                headers[name] = checked_header(name, value)[1]
 
         if path_params:
             for name, value in path_params.items():
@@ -167,8 +170,9 @@ class ApiClient:
         if serializer is not None:
             # Straight to UTF-8 JSON bytes: no intermediate dict, no \\u escapes.
             return serializer.to_json(body, by_alias=True, exclude_unset=True)  # type: ignore[no-any-return]
+        # allow_nan=False: NaN and Infinity are not JSON, and a server would refuse the body.
         return json.dumps(
-            self.sanitize_for_serialization(body), ensure_ascii=False, separators=(",", ":")
+            self.sanitize_for_serialization(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False
         ).encode("utf-8")
 
     def call_api(
@@ -215,21 +219,27 @@ class ApiClient:
             content_type = response_data.getheader("Content-Type") if response_type == "str" else None
             try:
                 data = self.deserialize(raw, response_type, content_type)
-            except (ValueError, TypeError) as error:
+            except (ValueError, TypeError, AttributeError, RecursionError) as error:  # not the expected shape
+                secrets = self.rest_client.secrets(response_data.request_headers)
+                reason = f"{response_data.reason}, but the body is not valid JSON ({error})"
                 raise ApiException(
                     status=status,
-                    reason=self._scrub(f"{response_data.reason}, but the body is not valid JSON ({error})"),
-                    body=self._redacted_text(raw),
-                    headers=response_data.getheaders(),
+                    reason=scrub(reason, secrets),
+                    body=scrub(raw.decode("utf-8", "replace"), secrets),
+                    headers=scrub_headers(response_data.getheaders(), secrets),
                 ) from error
         return ApiResponse(status_code=status, headers=response_data.getheaders(), data=data, raw_data=raw)
 
     def _error_for(self, response: rest.RESTResponse, raw: bytes) -> ApiException:
-        body = self._redacted_text(raw)
+        # Scrubbed of the credentials this request was sent with: a server may echo them in
+        # the reason, the body or a header, and they need not be the configured ones (a
+        # per-call _request_auth or _headers, a token replaced since).
+        secrets = self.rest_client.secrets(response.request_headers)
+        body = scrub(raw.decode("utf-8", "replace"), secrets)
         status_model = None
         try:
-            document = json.loads(body)
-        except ValueError:
+            document = scrub_data(json.loads(body), secrets)
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
             document = None
         if isinstance(document, dict) and ("code" in document or "message" in document):
             from pydantic import ValidationError
@@ -238,7 +248,7 @@ class ApiClient:
 
             try:
                 status_model = GoogleRpcStatus.from_dict(document)
-            except ValidationError:
+            except (ValidationError, RecursionError):
                 status_model = None
         exception_class = exception_class_for_status(response.status)
         kwargs: Dict[str, Any] = {}
@@ -246,21 +256,12 @@ class ApiClient:
             kwargs["retry_after"] = parse_retry_after(response.getheader("Retry-After"))
         return exception_class(
             status=response.status,
-            reason=self._scrub(response.reason or ""),
+            reason=scrub(response.reason or "", secrets),
             body=body,
             data=status_model,
-            headers=response.getheaders(),
+            headers=scrub_headers(response.getheaders(), secrets),
             **kwargs,
         )
-
-    def _redacted_text(self, raw: bytes) -> str:
-        """Body text safe to keep in an exception: decoded leniently, credentials scrubbed."""
-        return self._scrub(raw.decode("utf-8", "replace"))
-
-    def _scrub(self, text: str) -> str:
-        """``text`` without the configured credentials, should a server echo one back."""
-        config = self.configuration
-        return scrub(text, (*config.api_key.values(), config.access_token))
 
     def deserialize(
         self,
@@ -355,31 +356,3 @@ _PRIMITIVES: Dict[str, Any] = {
     "datetime": _parse_datetime,
     "date": _parse_date,
 }
-
-
-def _checked_header(name: Any, value: Any) -> Tuple[str, str]:
-    """``(name, value)`` as strings safe to put in a request, or ``ApiValueError``.
-
-    The value itself is never quoted in the error: it may be a credential.
-    """
-    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name) or not name.isascii():
-        raise ApiValueError(f"invalid HTTP header name {name!r}")
-    if len(_checked_header_names) < 1024:
-        _checked_header_names.add(name)
-    if isinstance(value, Enum):
-        value = value.value
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise ApiTypeError(f"header {name!r} must be a string, not {type(value).__name__}")
-    value = str(value)
-    if "\r" in value or "\n" in value:
-        raise ApiValueError(
-            f"header {name!r} contains a line break (CR or LF), which could inject headers; "
-            "refusing to send it"
-        )
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ApiValueError(
-            f"header {name!r} contains characters HTTP headers cannot carry (use ASCII)"
-        ) from None
-    return name, value

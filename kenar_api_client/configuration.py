@@ -7,12 +7,16 @@ import logging
 import os
 import platform
 import sys
+import threading
 from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from kenar_api_client._log import PACKAGE_LOGGER, has_real_handler
 from kenar_api_client._redact import REDACTED, RedactedDict
 from kenar_api_client._version import __version__
-from kenar_api_client.exceptions import ApiValueError
+from kenar_api_client.exceptions import ApiTypeError, ApiValueError
 
 DEFAULT_HOST = "https://open-api.divar.ir"
 API_VERSION = "1.0"
@@ -23,8 +27,13 @@ ENV_ACCESS_TOKEN = "KENAR_ACCESS_TOKEN"  # noqa: S105 - a variable name, not a s
 
 #: Connect and read timeouts in seconds. Connecting to Kenar takes well under a second,
 #: so 10 s only trips on a dead route; 60 s of silence from a server that answers ``{}``
-#: means it is stuck. Both are per socket operation, as in urllib3.
+#: means it is stuck. Both are per socket operation, as in urllib3: they bound each wait,
+#: not the call in total.
 DEFAULT_TIMEOUT = (10.0, 60.0)
+
+#: The largest answer body (after decompression) the SDK reads: Kenar's answers are tiny,
+#: so this only stops a broken or hostile server (or a gzip bomb) from filling the memory.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 2**20
 
 TimeoutValue = Union[float, Tuple[float, float], Any]  # Any: a urllib3.Timeout
 
@@ -35,20 +44,43 @@ def _env(name: str) -> Optional[str]:
 
 
 def normalize_host(host: str, source: str = "host") -> str:
-    """Check that ``host`` is an http(s) base URL and drop a trailing slash."""
+    """``host`` as an http(s) base URL without a trailing slash, or ``ApiValueError``.
+
+    It is parsed here by urllib3's own parser, the one the transport uses, so that what is
+    accepted here is exactly where requests go: a bad port or a line break in the host is
+    refused now, not found out on the first call.
+    """
     if not isinstance(host, str):
         raise ApiValueError(f"{source} must be a string URL, not {type(host).__name__}")
     scheme, sep, rest = host.partition("://")
+    if "@" in rest.split("/", 1)[0]:
+        # Checked first, and the value never quoted: it holds a password.
+        raise ApiValueError(f"{source} must not contain credentials; use api_key/access_token")
     if not sep or scheme.lower() not in ("http", "https") or not rest or rest[0] in "/?#":
         raise ApiValueError(
             f"{source} must be an http:// or https:// URL such as {DEFAULT_HOST!r}, got {host!r}"
         )
-    authority = rest.split("/", 1)[0]
-    if "@" in authority:
-        raise ApiValueError(f"{source} must not contain credentials; use api_key/access_token")
-    if "?" in rest or "#" in rest:
+    try:
+        parsed = parse_url(host)
+    except LocationParseError:
+        raise ApiValueError(f"{source} has an invalid host or port (0-65535): {host!r}") from None
+    if not parsed.host:
+        raise ApiValueError(f"{source} has no host name: {host!r}")
+    if parsed.query is not None or parsed.fragment is not None:
         raise ApiValueError(f"{source} must not contain a query or fragment, got {host!r}")
-    return host.rstrip("/")
+    return parsed.url.rstrip("/")
+
+
+def _checked_credential(value: Any, name: str) -> str:
+    """``value`` if it can be sent as a credential header, else an error naming ``name``.
+
+    The value itself is never quoted: it is a secret.
+    """
+    if not isinstance(value, str):
+        raise ApiTypeError(f"{name} must be a str, not {type(value).__name__}")
+    if "\r" in value or "\n" in value:
+        raise ApiValueError(f"{name} contains a line break (CR or LF), which could inject headers")
+    return value
 
 
 class Configuration:
@@ -61,6 +93,7 @@ class Configuration:
     """
 
     _default: ClassVar[Optional[Configuration]] = None
+    _default_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -88,9 +121,7 @@ class Configuration:
             api_key = {"APIKey": env_key} if env_key else {}
         self.api_key = api_key
         self.api_key_prefix: Dict[str, str] = dict(api_key_prefix or {})
-        self.access_token: Optional[str] = (
-            access_token if access_token is not None else _env(ENV_ACCESS_TOKEN)
-        )
+        self.access_token = access_token if access_token is not None else _env(ENV_ACCESS_TOKEN)
 
         #: Verify the server's TLS certificate. Turning this off warns once per client.
         self.verify_ssl = True
@@ -114,6 +145,9 @@ class Configuration:
         self.retries = retries
         #: Longest ``Retry-After`` the SDK sleeps through before retrying; see retry.py.
         self.retry_after_max = 60.0
+        #: The largest answer body, in bytes after decompression, that a call reads; a
+        #: larger one raises ``ApiException``. None: no limit.
+        self.max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES
         #: Seconds: one number for both, (connect, read), or a ``urllib3.Timeout``.
         self.timeout: TimeoutValue = DEFAULT_TIMEOUT if timeout is None else timeout
         #: Options set on every new socket, e.g. ``[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]``.
@@ -153,7 +187,22 @@ class Configuration:
 
     @api_key.setter
     def api_key(self, value: Mapping[str, str]) -> None:
-        self._api_key = RedactedDict(value)
+        if not isinstance(value, Mapping):
+            raise ApiTypeError(
+                f"api_key must be a dict such as {{'APIKey': '...'}}, not {type(value).__name__}"
+            )
+        self._api_key = RedactedDict(
+            {name: _checked_credential(key, f"api_key[{name!r}]") for name, key in value.items()}
+        )
+
+    @property
+    def access_token(self) -> Optional[str]:
+        """The user's OAuth access token, sent as ``Authorization: Bearer <token>``; or None."""
+        return self._access_token
+
+    @access_token.setter
+    def access_token(self, value: Optional[str]) -> None:
+        self._access_token = None if value is None else _checked_credential(value, "access_token")
 
     def get_api_key_with_prefix(self, identifier: str, alias: Optional[str] = None) -> Optional[str]:
         """The API key for ``identifier`` with its prefix (``'Bearer abc'``), or None."""
@@ -220,6 +269,7 @@ class Configuration:
 
     @logger_file.setter
     def logger_file(self, value: Optional[str]) -> None:
+        # Only the handler this configuration opened is closed: a copy never owns one.
         if self.logger_file_handler is not None:
             self._detach(self.logger_file_handler)
             self.logger_file_handler.close()
@@ -251,10 +301,14 @@ class Configuration:
 
     @classmethod
     def get_default(cls) -> Configuration:
-        """The configuration used when none is given (created on first use)."""
-        if cls._default is None:
-            cls._default = cls()
-        return cls._default
+        """The configuration used when none is given (created on first use, once)."""
+        default = cls._default
+        if default is None:
+            with cls._default_lock:
+                if cls._default is None:
+                    cls._default = cls()
+                default = cls._default
+        return default
 
     @classmethod
     def get_default_copy(cls) -> Configuration:
@@ -265,9 +319,13 @@ class Configuration:
         clone = copy.copy(self)
         memo[id(self)] = clone
         for name, value in vars(self).items():
-            # Loggers and handlers are process-wide objects: share them, copy the rest.
+            # Loggers are process-wide objects: share them, copy the rest.
             if name not in ("logger", "logger_stream_handler", "logger_file_handler"):
                 setattr(clone, name, copy.deepcopy(value, memo))
+        # The handlers stay attached (the loggers are shared) but belong to the original:
+        # the copy must not detach or close them when its own debug or logger_file changes.
+        clone.logger_stream_handler = None
+        clone.logger_file_handler = None
         return clone
 
     def to_debug_report(self) -> str:

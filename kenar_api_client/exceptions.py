@@ -22,11 +22,14 @@ Invalid arguments to an API method raise ``pydantic.ValidationError`` naming the
 ``except ApiException`` catches everything raised once a request is under way; the
 underlying urllib3/socket/ssl/json error, if any, is chained as ``__cause__``.
 Messages never contain the API key or the access token.
+
+Every exception survives pickling with all its attributes, so that one raised in a worker
+process (``multiprocessing``, ``concurrent.futures.ProcessPoolExecutor``) reaches the parent.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Type
+from typing import Any, Mapping, Optional, Sequence, Tuple, Type
 
 # How much of an unparsed error body ``str(exception)`` shows.
 _BODY_PREVIEW_CHARS = 500
@@ -34,6 +37,17 @@ _BODY_PREVIEW_CHARS = 500
 
 class OpenApiException(Exception):
     """The base of every exception this SDK raises."""
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Exception's own reduce calls ``cls(*self.args)``, which fails for every class whose
+        # __init__ does not take exactly its args back. Rebuild without __init__ instead: args
+        # as they were, then every attribute (status, body, data, headers, retry_after...).
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
+
+def _rebuild(exception_class: Type[OpenApiException], args: Tuple[Any, ...]) -> OpenApiException:
+    """An exception of ``exception_class`` with ``args``, made without calling its __init__."""
+    return exception_class.__new__(exception_class, *args)
 
 
 def _render_path(path_to_item: Sequence[Any]) -> str:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import logging
+import queue
 import socket
 import threading
 import time
 import warnings
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, Union
 
 import urllib3
+from urllib3.connection import port_by_scheme
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
+    ClosedPoolError,
     ConnectTimeoutError,
     EmptyPoolError,
     InsecureRequestWarning,
@@ -27,13 +30,15 @@ from urllib3.exceptions import (
 )
 from urllib3.util import Timeout, parse_url
 
-from kenar_api_client._redact import SENSITIVE_HEADERS, redact_headers, scrub
+from kenar_api_client import _transport_settings
+from kenar_api_client._redact import credentials_in, redact_headers, scrub, scrub_headers, secret_list
 from kenar_api_client.configuration import Configuration
 from kenar_api_client.exceptions import (
     ApiConnectionError,
     ApiException,
     ApiTimeoutError,
     ApiValueError,
+    exception_class_for_status,
 )
 from kenar_api_client.retry import build_retry
 
@@ -46,25 +51,39 @@ RequestTimeout = Union[None, float, Tuple[float, float], Timeout]
 
 _BODY_LOG_PREVIEW = 1000
 
+# Bodies larger than a limit, or of unknown size once decoded, are read this much at a time.
+_READ_CHUNK = 64 * 1024
+
 # Anything urllib3, http.client or the socket layer may raise once a request is under way.
 _TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 
 
 class RESTResponse:
-    """An HTTP answer: status, reason, headers, and the body once read."""
+    """An HTTP answer: status, reason, headers, and the body once read.
 
-    __slots__ = ("data", "reason", "response", "status")
+    ``request_headers`` are the headers the request was sent with: an error built from this
+    answer is scrubbed of the credentials among them, whatever the configuration says now.
+    """
 
-    def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
+    __slots__ = ("_client", "data", "reason", "request_headers", "response", "status")
+
+    def __init__(
+        self,
+        response: urllib3.BaseHTTPResponse,
+        request_headers: Optional[Dict[str, str]] = None,
+        client: Optional[RESTClientObject] = None,
+    ) -> None:
         self.response = response
         self.status = response.status
         self.reason = response.reason
         self.data: Optional[bytes] = None
+        self.request_headers = request_headers
+        self._client = client
 
     def read(self) -> bytes:
-        """The whole body (read once, then cached)."""
+        """The whole body (read once, then cached), within ``Configuration.max_response_bytes``."""
         if self.data is None:
-            self.data = self.response.data
+            self.data = self.response.data if self._client is None else self._client.read_body(self)
         return self.data
 
     def getheaders(self) -> urllib3.HTTPHeaderDict:
@@ -114,7 +133,37 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class _UnverifiedHTTPSConnectionPool(HTTPSConnectionPool):
+class _PoolQueue(queue.LifoQueue):  # type: ignore[type-arg]
+    """A pool's free connections, which can let every caller waiting for one through at once."""
+
+    def release_waiters(self) -> None:
+        """Give each waiting caller a ``None``: urllib3 then opens it a new connection.
+
+        No more callers can be waiting than there are threads; what is left over is drained
+        by urllib3 when the pool goes away.
+        """
+        with self.mutex:
+            self.queue.extend([None] * threading.active_count())
+            self.not_empty.notify_all()
+
+
+class _HTTPConnectionPool(HTTPConnectionPool):
+    """urllib3's pool, whose ``close()`` also releases the callers waiting for a connection."""
+
+    QueueCls = _PoolQueue
+
+    def close(self) -> None:
+        waiting = self.pool
+        super().close()
+        if isinstance(waiting, _PoolQueue):
+            waiting.release_waiters()
+
+
+class _HTTPSConnectionPool(_HTTPConnectionPool, HTTPSConnectionPool):
+    """The https:// pool, releasing its waiters on close like the http:// one."""
+
+
+class _UnverifiedHTTPSConnectionPool(_HTTPSConnectionPool):
     """The pool for ``verify_ssl=False``.
 
     The client has already warned once when it was created; urllib3 would warn again on
@@ -137,20 +186,27 @@ class RESTClientObject:
     log_bodies = True
 
     def __init__(self, configuration: Configuration) -> None:
+        # Every transport setting is checked here, once: a bad one fails now, naming itself,
+        # not on some later call (or never, as a pool that waits forever).
         self._configuration = configuration
         self.retries = build_retry(configuration.retries, configuration.retry_after_max)
         self.timeout, self.pool_timeout = to_timeout(configuration.timeout)
+        self.max_response_bytes = _transport_settings.max_response_bytes(configuration.max_response_bytes)
+        proxy_url, proxy_headers, self._proxy_secrets = _transport_settings.proxy(
+            configuration.proxy, configuration.proxy_headers
+        )
         self._pools: Dict[str, HTTPConnectionPool] = {}
         self._lock = threading.Lock()
 
         pool_kwargs: Dict[str, Any] = {
-            "maxsize": configuration.connection_pool_maxsize,
+            "maxsize": _transport_settings.pool_maxsize(configuration.connection_pool_maxsize),
             "block": True,  # never open more connections than maxsize; callers wait instead
             "timeout": self.timeout,
             "retries": self.retries,
         }
-        if configuration.socket_options is not None:
-            pool_kwargs["socket_options"] = configuration.socket_options
+        socket_options = _transport_settings.socket_options(configuration.socket_options)
+        if socket_options is not None:
+            pool_kwargs["socket_options"] = socket_options
         tls_kwargs: Dict[str, Any] = {
             "cert_reqs": "CERT_REQUIRED" if configuration.verify_ssl else "CERT_NONE",
             "ca_certs": configuration.ssl_ca_cert,
@@ -166,13 +222,14 @@ class RESTClientObject:
         self._tls_kwargs = tls_kwargs
 
         self._proxy_manager: Optional[urllib3.ProxyManager] = None
-        if configuration.proxy:
+        if proxy_url:
             self._proxy_manager = urllib3.ProxyManager(
-                configuration.proxy,
-                proxy_headers=configuration.proxy_headers,
-                **pool_kwargs,
-                **tls_kwargs,
+                proxy_url, proxy_headers=proxy_headers, **pool_kwargs, **tls_kwargs
             )
+            self._proxy_manager.pool_classes_by_scheme = {
+                "http": _HTTPConnectionPool,
+                "https": self._https_pool_class(),
+            }
         if not configuration.verify_ssl:
             warnings.warn(
                 "TLS certificate verification is disabled (verify_ssl=False): anyone between "
@@ -204,27 +261,76 @@ class RESTClientObject:
                 "can read them; use https://",
                 parsed.host,
             )
+        # The port is always given: left to http.client, a bracket-less IPv6 host such as
+        # "::1" would be read as host ":" and port 1.
+        port = parsed.port or port_by_scheme[parsed.scheme]
         if parsed.scheme == "http":
-            return HTTPConnectionPool(parsed.host, parsed.port, **self._pool_kwargs)
-        pool_class = HTTPSConnectionPool if self._configuration.verify_ssl else _UnverifiedHTTPSConnectionPool
-        return pool_class(parsed.host, parsed.port, **self._pool_kwargs, **self._tls_kwargs)
+            return _HTTPConnectionPool(parsed.host, port, **self._pool_kwargs)
+        return self._https_pool_class()(parsed.host, port, **self._pool_kwargs, **self._tls_kwargs)
 
-    def _secrets(self, headers: Optional[Dict[str, str]]) -> List[str]:
-        """What a debug line must not show, wherever it appears (a server may echo it back)."""
+    def _https_pool_class(self) -> Type[_HTTPSConnectionPool]:
+        return _HTTPSConnectionPool if self._configuration.verify_ssl else _UnverifiedHTTPSConnectionPool
+
+    def secrets(self, request_headers: Optional[Mapping[str, Any]]) -> List[str]:
+        """What an exception or a debug line must not show, wherever it appears (a server
+        may echo it back): the credentials the request was sent with, the configured ones
+        (they may have changed since) and the proxy's."""
         config = self._configuration
-        found = [*config.api_key.values(), config.access_token or ""]
-        for name, value in (headers or {}).items():
-            if name.lower() in SENSITIVE_HEADERS and isinstance(value, str):
-                # "Bearer <token>" and "<prefix> <key>": the whole value and its last word.
-                found += [value, value.rsplit(" ", 1)[-1]]
-        # Longest first, so that a secret containing another is replaced whole.
-        return sorted({s for s in found if s}, key=len, reverse=True)
+        return secret_list(
+            [
+                *config.api_key.values(),
+                config.access_token,
+                *credentials_in(request_headers),
+                *self._proxy_secrets,
+            ]
+        )
+
+    def read_body(self, result: RESTResponse) -> bytes:
+        """The whole body of ``result``, or ``ApiException`` once it exceeds the limit.
+
+        An answer that says its size up front and is within the limit is read in one go;
+        any other is read a chunk at a time (decompressed chunk by chunk), so that a gzip
+        bomb or an endless stream stops at the limit, not when the memory runs out.
+        """
+        response = result.response
+        limit = self.max_response_bytes
+        length = response.length_remaining
+        if limit is None or (
+            length is not None and length <= limit and "content-encoding" not in response.headers
+        ):
+            return response.data
+        chunks: List[bytes] = []
+        size = 0
+        while True:
+            chunk = response.read(min(_READ_CHUNK, limit + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                # The rest is never read: the connection is closed, not put back half-read.
+                response.close()
+                response.release_conn()
+                raise self._too_large(result)
+
+    def _too_large(self, result: RESTResponse) -> ApiException:
+        exception_class = exception_class_for_status(result.status)
+        secrets = self.secrets(result.request_headers)
+        return exception_class(
+            status=result.status,
+            reason=scrub(
+                f"{result.reason}, but the answer is larger than Configuration.max_response_bytes "
+                f"({self.max_response_bytes} bytes); it was not read",
+                secrets,
+            ),
+            headers=scrub_headers(result.response.headers, secrets),
+        )
 
     def _has_credentials(self) -> bool:
         return bool(self._configuration.api_key or self._configuration.access_token)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection; calls waiting for one go on with a new one."""
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
@@ -255,7 +361,7 @@ class RESTClientObject:
             timeout, pool_timeout = to_timeout(_request_timeout, "_request_timeout")
         debug = logger.isEnabledFor(logging.DEBUG)
         if debug:
-            secrets = self._secrets(headers)
+            secrets = self.secrets(headers)
             _log_request(method, url, headers, body, secrets, self.log_bodies)
             started = time.perf_counter()
 
@@ -277,8 +383,11 @@ class RESTClientObject:
                 assert_same_host=False,
                 timeout=timeout,
                 pool_timeout=pool_timeout,
-                preload_content=_preload_content,
+                preload_content=False,  # read below, within max_response_bytes
             )
+            result = RESTResponse(response, headers, self)
+            if _preload_content:
+                result.read()
         except _TRANSPORT_ERRORS as error:
             # MaxRetryError only wraps what went wrong on the last attempt (and repeats the
             # URL, query included): chain that failure itself.
@@ -287,8 +396,8 @@ class RESTClientObject:
 
         if debug:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            _log_response(response, elapsed_ms, _preload_content and self.log_bodies, secrets)
-        return RESTResponse(response)
+            _log_response(response, elapsed_ms, result.data if self.log_bodies else None, secrets)
+        return result
 
 
 def transport_exception(error: BaseException, method: str, url: str) -> ApiConnectionError:
@@ -298,6 +407,8 @@ def transport_exception(error: BaseException, method: str, url: str) -> ApiConne
         error = error.reason
     if isinstance(error, ProxyError) and error.original_error is not None:
         return ApiConnectionError(f"{where}: proxy failed: {_detail(error.original_error)}")
+    if isinstance(error, ClosedPoolError):
+        return ApiConnectionError(f"{where}: the ApiClient was closed while this call was under way")
     if isinstance(error, EmptyPoolError):
         return ApiTimeoutError(
             f"{where}: no pooled connection became free in time; "
@@ -330,7 +441,7 @@ def _detail(error: BaseException) -> str:
     # urllib3 prefixes messages with the pool or connection object: drop it.
     for marker in ("): ", ">: "):
         head, sep, tail = text.partition(marker)
-        if sep and head.startswith(("HTTPConnectionPool", "HTTPSConnectionPool", "<urllib3")):
+        if sep and ("ConnectionPool(" in head or head.startswith("<urllib3")):
             text = tail
             break
     return text or type(error).__name__
@@ -357,14 +468,14 @@ def _log_request(
 
 
 def _log_response(
-    response: urllib3.BaseHTTPResponse, elapsed_ms: float, preloaded: bool, secrets: List[str]
+    response: urllib3.BaseHTTPResponse, elapsed_ms: float, body: Optional[bytes], secrets: List[str]
 ) -> None:
     line = "response: {} {} in {:.1f} ms headers={}{}".format(
         response.status,
         response.reason,
         elapsed_ms,
         redact_headers(response.headers),
-        f" body: {_preview(response.data)}" if preloaded and response.data else "",
+        f" body: {_preview(body)}" if body else "",
     )
     logger.debug("%s", scrub(line, secrets))
 

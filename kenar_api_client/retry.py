@@ -30,6 +30,8 @@ from typing_extensions import Self
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
+from kenar_api_client.exceptions import ApiValueError
+
 DEFAULT_RETRIES = 2
 DEFAULT_BACKOFF_FACTOR = 0.5
 DEFAULT_BACKOFF_MAX = 8.0
@@ -43,12 +45,16 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit alone also accepts "²" or "٣"
         return float(value)
-    parsed = email.utils.parsedate_tz(value)
-    if parsed is None:
+    try:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        retry_at = email.utils.mktime_tz(parsed)
+    except (ValueError, OverflowError):  # a date no clock can reach, such as year 99999
         return None
-    return max(0.0, email.utils.mktime_tz(parsed) - (time.time() if now is None else now))
+    return max(0.0, retry_at - (time.time() if now is None else now))
 
 
 class KenarRetry(Retry):
@@ -138,12 +144,18 @@ def build_retry(retries: Union[int, Retry, None], retry_after_max: float) -> Ret
     the last status or redirect itself: the SDK turns that final answer into a typed
     exception (``TooManyRequestsException``, ``ServiceException``...).
     """
+    if (
+        not isinstance(retry_after_max, (int, float))
+        or isinstance(retry_after_max, bool)
+        or not 0 <= retry_after_max < float("inf")
+    ):
+        raise ApiValueError(
+            f"retry_after_max must be a non-negative finite number of seconds, not {retry_after_max!r}"
+        )
     if retries is None:
         return KenarRetry.default(retry_after_max=retry_after_max)
     if isinstance(retries, Retry):
         return retries.new(raise_on_status=False, raise_on_redirect=False)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        from kenar_api_client.exceptions import ApiValueError
-
         raise ApiValueError(f"retries must be a non-negative int or a urllib3.Retry, not {retries!r}")
     return KenarRetry.default(retries, retry_after_max=retry_after_max)

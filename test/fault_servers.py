@@ -32,7 +32,11 @@ class RawServer:
     the server has closed.
     """
 
-    def __init__(self, behaviour: Callable[[RawServer, socket.socket], None]) -> None:
+    def __init__(
+        self,
+        behaviour: Callable[[RawServer, socket.socket], None],
+        address: Tuple[str, int] = ("127.0.0.1", 0),
+    ) -> None:
         self.behaviour = behaviour
         self.requests: List[bytes] = []
         self.connections = 0
@@ -40,13 +44,14 @@ class RawServer:
         self.stopped = threading.Event()
         self._lock = threading.Lock()
         self._open: List[socket.socket] = []
-        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._listener = socket.create_server(address, family=family, backlog=64)
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._listener.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> RawServer:
         self._thread.start()
@@ -223,6 +228,28 @@ def answer_then_close(server: RawServer, conn: socket.socket) -> None:
         return
     conn.sendall(http_response(200, b'{"ok": true}', {"Connection": "keep-alive"}))
     conn.shutdown(socket.SHUT_RDWR)
+
+
+def endless_chunks(server: RawServer, conn: socket.socket) -> None:
+    """A chunked 200 that never ends: 64 KiB chunks until the client hangs up."""
+    server.read_request(conn)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"0" * 65536
+    while not server.stopped.is_set():
+        conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+
+def trickle(gap: float, body: bytes = b'{"ok": true}') -> Callable[[RawServer, socket.socket], None]:
+    """A behaviour that answers 200 with ``body`` sent one byte every ``gap`` seconds."""
+
+    def behaviour(server: RawServer, conn: socket.socket) -> None:
+        server.read_request(conn)
+        conn.sendall(http_response(200, body)[: -len(body)])
+        for byte in body:
+            time.sleep(gap)
+            conn.sendall(bytes([byte]))
+
+    return behaviour
 
 
 # -- TLS ----------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ import datetime
 from typing import Any
 
 import pytest
-from servers import RecordingServer
+from servers import RecordingServer, Reply
 
 from kenar_api_client import (
     ApiClient,
+    ApiException,
     ApiTypeError,
     ApiValueError,
     Configuration,
@@ -121,3 +122,19 @@ def test_argument_errors_locate_the_problem(error: type) -> None:
     raised = error("wrong value", path_to_item=["items", 0, "title"])
     assert "wrong value at ['items'][0]['title']" in str(raised)
     assert raised.path_to_item == ["items", 0, "title"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "response_type"),
+    [(b"[1, 2]", "Dict[str, int]"), (b'{"a": 1}', "List[int]"), (b'"x"', "GoogleRpcStatus")],
+)
+def test_an_answer_of_another_shape_than_expected_is_an_api_exception(
+    server: RecordingServer, answer: bytes, response_type: str
+) -> None:
+    server.queue_reply(Reply(200, answer))
+    with ApiClient(Configuration(host=server.url)) as api_client:
+        response = api_client.call_api(*api_client.param_serialize("POST", "/v1/custom"))
+        with pytest.raises(ApiException) as raised:
+            api_client.response_deserialize(response, {"200": response_type})
+    assert raised.value.status == 200
+    assert raised.value.body == answer.decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,14 @@ import pytest
 from conftest import ACCESS_TOKEN, API_KEY
 from servers import RecordedRequest, RecordingServer, Reply
 
-from kenar_api_client import ApiClient, ApiException, ApiTimeoutError, Configuration, EventsApi
+from kenar_api_client import (
+    ApiClient,
+    ApiConnectionError,
+    ApiException,
+    ApiTimeoutError,
+    Configuration,
+    EventsApi,
+)
 
 THREADS = 32
 CALLS_PER_THREAD = 200
@@ -116,3 +124,71 @@ def test_waiting_for_a_free_connection_is_bounded_by_the_timeout() -> None:
         assert [r.query["message"][0] for r in server.requests] == ["first"]
     finally:
         server.stop()
+
+
+def test_close_lets_the_calls_waiting_for_a_pooled_connection_go_on_at_once() -> None:
+    """Closing a client does not strand the threads waiting for its only connection."""
+    server = RecordingServer(lambda request: Reply(200, {}, delay=0.5)).start()
+    configuration = Configuration(host=server.url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN)
+    configuration.connection_pool_maxsize = 1
+    configuration.timeout = (15.0, 15.0)  # so a caller may wait 30 s for a free connection
+    client = ApiClient(configuration)
+    api = EventsApi(client)
+    outcomes: List[Any] = []
+
+    def call(index: int) -> None:
+        try:
+            outcomes.append(api.events_send_event(message=f"call {index}"))
+        except ApiException as error:
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=call, args=(index,)) for index in range(3)]
+    try:
+        for thread in threads:
+            thread.start()
+        # One call holds the only connection (the server has its request); give the other
+        # two a moment to queue for it.
+        deadline = time.monotonic() + 5
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.2)
+        client.close()
+        for thread in threads:
+            thread.join(timeout=10)  # "did not wait out the 30 s": still generous
+        assert not any(thread.is_alive() for thread in threads)
+        # Each either went on with a new connection or was told the client was closed.
+        assert len(outcomes) == 3
+        for outcome in outcomes:
+            assert outcome == {} or (
+                isinstance(outcome, ApiConnectionError) and not isinstance(outcome, ApiTimeoutError)
+            ), outcome
+    finally:
+        client.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("cls", [Configuration, ApiClient])
+def test_the_default_is_created_once_however_many_threads_ask_for_it(cls: Any) -> None:
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show
+    created: List[Any] = []
+    try:
+        for _ in range(20):
+            cls.set_default(None)
+            start = threading.Barrier(8)
+
+            def ask(start: threading.Barrier = start) -> None:
+                start.wait()
+                created.append(cls.get_default())
+
+            askers = [threading.Thread(target=ask) for _ in range(8)]
+            for thread in askers:
+                thread.start()
+            for thread in askers:
+                thread.join()
+            assert len({id(default) for default in created[-8:]}) == 1
+    finally:
+        sys.setswitchinterval(switch_interval)
+        for default in {id(d): d for d in created}.values():
+            if isinstance(default, ApiClient):
+                default.close()

@@ -9,7 +9,7 @@ import pytest
 from servers import RecordingServer
 
 import kenar_api_client
-from kenar_api_client import ApiClient, ApiValueError, Configuration, EventsApi
+from kenar_api_client import ApiClient, ApiTypeError, ApiValueError, Configuration, EventsApi
 
 
 def test_defaults_without_environment() -> None:
@@ -73,11 +73,42 @@ def test_environment_is_used_on_the_wire(monkeypatch: pytest.MonkeyPatch, server
         "https://user:pw@open-api.divar.ir",
         "https://a.b/?q=1",
         42,
+        "https://open-api.divar.ir:99999",
+        "https://open-api.divar.ir:-1",
+        "https://open-api.divar.ir\r\nX-Evil: 1",
+        "https://open\n-api.divar.ir",
+        "https://:443",
+        "http://[::1",
+        "http://[::1]x",
+        "https://open api.divar.ir",
     ],
 )
 def test_an_invalid_host_is_refused_at_once(host: object) -> None:
     with pytest.raises(ApiValueError):
         Configuration(host=host)  # type: ignore[arg-type]
+    configuration = Configuration()
+    with pytest.raises(ApiValueError):
+        configuration.host = host  # type: ignore[assignment]
+    assert configuration.host == "https://open-api.divar.ir"
+
+
+def test_a_host_with_a_password_is_refused_without_quoting_it() -> None:
+    with pytest.raises(ApiValueError) as raised:
+        Configuration(host="https://user:s3cret-pw@open api.divar.ir")
+    assert "s3cret-pw" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "normalized"),
+    [
+        ("HTTPS://Open-API.Divar.IR/", "https://open-api.divar.ir"),
+        ("http://[::1]", "http://[::1]"),
+        ("http://[::1]:8080/kenar/", "http://[::1]:8080/kenar"),
+        ("https://127.0.0.1:65535", "https://127.0.0.1:65535"),
+    ],
+)
+def test_a_valid_host_is_kept_in_urllib3s_normal_form(host: str, normalized: str) -> None:
+    assert Configuration(host=host).host == normalized
 
 
 def test_an_invalid_base_url_in_the_environment_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,6 +121,27 @@ def test_a_host_with_a_base_path_is_kept(server: RecordingServer) -> None:
     with ApiClient(Configuration(host=server.url + "/kenar/")) as client:
         EventsApi(client).events_send_event(message="m")
     assert server.last.path == "/kenar/experimental/open-platform/events/send"
+
+
+@pytest.mark.parametrize("token", [b"token-as-bytes", 42, ["t"]])
+def test_an_access_token_that_is_not_a_string_is_refused_when_set(token: object) -> None:
+    # bytes used to go out as "Bearer b'...'" and break the error path with a TypeError.
+    with pytest.raises(ApiTypeError, match="access_token") as raised:
+        Configuration(access_token=token)  # type: ignore[arg-type]
+    assert "token-as-bytes" not in str(raised.value)
+    configuration = Configuration(access_token="good-token")
+    with pytest.raises(ApiTypeError, match="access_token"):
+        configuration.access_token = token  # type: ignore[assignment]
+    assert configuration.access_token == "good-token"
+    configuration.access_token = None
+    assert configuration.auth_settings() == {}
+
+
+@pytest.mark.parametrize("api_key", [{"APIKey": b"key-as-bytes"}, {"APIKey": 42}, "key", None])
+def test_an_api_key_that_is_not_a_dict_of_strings_is_refused_when_set(api_key: object) -> None:
+    with pytest.raises(ApiTypeError, match="api_key") as raised:
+        Configuration(host="https://example.test").api_key = api_key  # type: ignore[assignment]
+    assert "key-as-bytes" not in str(raised.value)
 
 
 def test_auth_settings_list_only_configured_schemes() -> None:
@@ -158,6 +210,24 @@ def test_logger_file_receives_records(tmp_path: object, server: RecordingServer)
         text = handle.read()
     assert "/experimental/open-platform/events/send" in text
     assert "file-secret-key" not in text
+
+
+def test_a_copy_changing_logger_file_leaves_the_originals_file_alone(tmp_path: object) -> None:
+    original = Configuration()
+    original.logger_file = f"{tmp_path}/original.log"
+    clone = copy.deepcopy(original)
+    clone.logger_file = f"{tmp_path}/clone.log"
+    package_logger = logging.getLogger("kenar_api_client")
+    try:
+        package_logger.warning("after the copy changed its file")
+    finally:
+        clone.logger_file = None
+        original.logger_file = None
+    with open(f"{tmp_path}/original.log", encoding="utf-8") as handle:
+        assert "after the copy changed its file" in handle.read()
+    with open(f"{tmp_path}/clone.log", encoding="utf-8") as handle:
+        assert "after the copy changed its file" in handle.read()
+    assert not package_logger.handlers
 
 
 def test_debug_report_names_versions_not_secrets() -> None:

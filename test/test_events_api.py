@@ -319,6 +319,67 @@ class TestValidation:
         assert "events_register_event_subscription_request" in str(raised.value)
         assert server.requests == []
 
+    @pytest.mark.parametrize(
+        ("request_dict", "location"),
+        [
+            ({"event_type": "POST_UPDATE", "evnt_resource_id": "wZ3kT9pQ"}, ("evnt_resource_id",)),
+            ({"event_typ": "POST_UPDATE"}, ("event_typ",)),
+        ],
+    )
+    def test_a_dict_with_a_key_the_request_does_not_have_is_refused_before_sending(
+        self,
+        events_api: EventsApi,
+        server: RecordingServer,
+        request_dict: Dict[str, Any],
+        location: Any,
+    ) -> None:
+        # Kenar ignores unknown keys: a misspelt event_resource_id would subscribe to every post.
+        with pytest.raises(pydantic.ValidationError) as raised:
+            events_api.events_register_event_subscription(request_dict)
+        errors = raised.value.errors()
+        assert [(e["type"], e["loc"]) for e in errors] == [
+            ("extra_forbidden", ("events_register_event_subscription_request", *location))
+        ]
+        assert location[-1] in str(raised.value)
+        assert server.requests == []
+
+    @pytest.mark.parametrize("message", ["\ud800", "سلام \udfff", "a\udc80b"])
+    def test_a_message_with_a_lone_surrogate_is_refused_before_sending(
+        self, events_api: EventsApi, server: RecordingServer, message: str
+    ) -> None:
+        with pytest.raises(pydantic.ValidationError) as raised:
+            events_api.events_send_event(message=message, target_type="USER", target_resource_id="u-1")
+        assert [error["loc"] for error in raised.value.errors()] == [("message",)]
+        assert server.requests == []
+
+    @pytest.mark.parametrize(
+        "metadata",
+        [
+            {"score": float("nan")},
+            {"score": float("inf")},
+            {"deep": [1, {"score": -float("inf")}]},
+            {"thing": object()},
+            {"text": "\ud800"},
+        ],
+        ids=["nan", "inf", "nested-inf", "object", "surrogate"],
+    )
+    @pytest.mark.parametrize("as_model", [False, True], ids=["dict", "model"])
+    def test_metadata_that_json_cannot_carry_is_refused_before_sending(
+        self, events_api: EventsApi, server: RecordingServer, metadata: Dict[str, Any], as_model: bool
+    ) -> None:
+        # pydantic would send NaN and infinity as null, and fail mid-serialization on the rest.
+        def subscribe() -> Any:
+            request: Any = {"event_type": "POST_UPDATE", "metadata": metadata}
+            if as_model:  # NaN and infinity are refused as the model is built
+                request = EventsRegisterEventSubscriptionRequest(**request)
+            return events_api.events_register_event_subscription(request)
+
+        with pytest.raises(pydantic.ValidationError) as raised:
+            subscribe()
+        location = raised.value.errors()[0]["loc"]
+        assert location[0] in ("metadata", "events_register_event_subscription_request")
+        assert server.requests == []
+
     def test_a_three_character_button_title_is_refused(self) -> None:
         with pytest.raises(pydantic.ValidationError) as raised:
             kenar_api_client.EventsEventButton(title="Buy")

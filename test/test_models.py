@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pydantic
 import pytest
@@ -111,6 +112,32 @@ def test_unknown_keywords_are_refused_when_building_a_model() -> None:
     with pytest.raises(pydantic.ValidationError) as raised:
         EventsRegisterEventSubscriptionRequest(event_typ="POST_UPDATE")  # type: ignore[call-arg]
     assert raised.value.errors()[0]["loc"] == ("event_typ",)
+
+
+@pytest.mark.parametrize(
+    ("build", "location"),
+    [
+        (lambda: EventsEventButtonList(items=[{"title": "Track it", "actoin": {}}]), ("items", 0, "actoin")),
+        (
+            lambda: EventsEventButton(
+                title="Track it", action={"open_post_page": {"post_token": "p", "mdoe": "full"}}
+            ),
+            ("action", "open_post_page", "mdoe"),
+        ),
+    ],
+)
+def test_unknown_keys_in_nested_dicts_are_refused_when_building_a_model(build: Any, location: Any) -> None:
+    with pytest.raises(pydantic.ValidationError) as raised:
+        build()
+    assert [(e["type"], e["loc"]) for e in raised.value.errors()] == [("extra_forbidden", location)]
+
+
+def test_free_form_fields_take_any_keys_but_no_nan() -> None:
+    request = EventsRegisterEventSubscriptionRequest(metadata={"any": {"key": [1, 2.5, None, True]}})
+    assert request.to_dict() == {"metadata": {"any": {"key": [1, 2.5, None, True]}}}
+    with pytest.raises(pydantic.ValidationError) as raised:
+        EventsRegisterEventSubscriptionRequest(metadata={"a": [float("nan")]})
+    assert raised.value.errors()[0]["loc"] == ("metadata",)
 
 
 def test_unknown_fields_from_the_server_are_kept() -> None:

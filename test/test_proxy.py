@@ -17,7 +17,14 @@ from conftest import ACCESS_TOKEN, API_KEY
 from fault_servers import HTTPSRecordingServer
 from servers import RecordingServer, loopback_server
 
-from kenar_api_client import ApiClient, ApiConnectionError, Configuration, EventsApi
+from kenar_api_client import (
+    ApiClient,
+    ApiConnectionError,
+    ApiTypeError,
+    ApiValueError,
+    Configuration,
+    EventsApi,
+)
 
 SEND_ARGS = {"message": "از طریق پراکسی", "target_type": "USER", "target_resource_id": "demo-user-7f3a"}
 
@@ -161,3 +168,55 @@ def test_an_unreachable_proxy_is_a_connection_error() -> None:
     with ApiClient(configuration) as client, pytest.raises(ApiConnectionError) as raised:
         EventsApi(client).events_send_event(message="m")
     assert "proxy" in str(raised.value)
+
+
+def test_credentials_in_the_proxy_url_are_sent_as_proxy_authorization(
+    proxy: ForwardProxy, server: RecordingServer
+) -> None:
+    configuration = Configuration(host=server.url, api_key={"APIKey": API_KEY})
+    configuration.proxy = proxy.url.replace("http://", "http://proxy-user:proxy-pass@")
+    with ApiClient(configuration) as client:
+        assert EventsApi(client).events_send_event(**SEND_ARGS) == {}
+    _, _, proxy_headers = proxy.seen[0]
+    assert proxy_headers["Proxy-Authorization"] == "Basic cHJveHktdXNlcjpwcm94eS1wYXNz"
+    assert server.last.headers.get("Proxy-Authorization") is None
+
+
+def test_an_explicit_proxy_authorization_wins_over_the_urls_credentials(
+    proxy: ForwardProxy, server: RecordingServer
+) -> None:
+    configuration = Configuration(host=server.url)
+    configuration.proxy = proxy.url.replace("http://", "http://url-user:url-pass@")
+    configuration.proxy_headers = {"proxy-authorization": "Basic ZXhwbGljaXQ6MQ=="}
+    with ApiClient(configuration) as client:
+        EventsApi(client).events_send_event(**SEND_ARGS)
+    _, _, proxy_headers = proxy.seen[0]
+    assert proxy_headers.get_all("Proxy-Authorization") == ["Basic ZXhwbGljaXQ6MQ=="]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Proxy-Authorization": "Basic c2VjcmV0\r\nX-Evil: 1"}, {"X-Bad\nName": "v"}, {"X-Ok": b"bytes"}],
+)
+def test_proxy_headers_that_could_inject_headers_are_refused_when_the_client_is_made(
+    headers: Any,
+) -> None:
+    configuration = Configuration(host="http://127.0.0.1:9")
+    configuration.proxy = "http://127.0.0.1:3128"
+    configuration.proxy_headers = headers
+    with pytest.raises((ApiValueError, ApiTypeError), match="proxy_headers") as raised:
+        ApiClient(configuration)
+    assert "c2VjcmV0" not in str(raised.value)
+    assert "X-Evil" not in str(raised.value)
+
+
+def test_the_proxy_password_stays_out_of_a_proxy_failure() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    configuration = Configuration(host="http://127.0.0.1:9", retries=0)
+    configuration.proxy = f"http://user:pr0xy-pw-8d1@127.0.0.1:{port}"
+    with ApiClient(configuration) as client, pytest.raises(ApiConnectionError) as raised:
+        EventsApi(client).events_send_event(message="m")
+    assert "pr0xy-pw-8d1" not in str(raised.value)
+    assert "pr0xy-pw-8d1" not in repr(client.rest_client._proxy_manager.proxy)  # type: ignore[union-attr]

@@ -238,6 +238,133 @@ def test_an_unsent_request_error_does_not_quote_the_secret(server: RecordingServ
         assert_no_secret(text, "ApiValueError")
 
 
+# -- credentials a server echoes back ----------------------------------------------------
+
+PER_CALL_KEY = "per-call-key-77a1c0"
+PER_CALL_TOKEN = "per-call-token-5d2c9e"
+COOKIE_SECRET = "cookie-secret-9f3e41"
+ECHOED = ("X-API-Key", "Authorization", "Cookie")
+
+
+def echo_all(request: RecordedRequest) -> Reply:
+    """Repeat every credential the request carried: in the message, the details and headers."""
+    sent = {name: request.headers.get(name, "") for name in ECHOED}
+    body = {
+        "code": 16,
+        "message": "rejected " + " ".join(f"{name}={value}" for name, value in sent.items()),
+        "details": [{"@type": "type.googleapis.com/debug", "echo": sent}],
+    }
+    headers = {f"X-Echo-{name}": value for name, value in sent.items() if value}
+    return Reply(401, body, {"Content-Type": "application/json", **headers})
+
+
+def where_an_exception_shows(error: ApiException) -> Dict[str, str]:
+    """Every place a user (or a logging call) may read from an ApiException."""
+    headers = error.headers or {}
+    return {
+        "str(e)": str(error),
+        "repr(e)": repr(error),
+        "e.args": repr(error.args),
+        "e.reason": str(error.reason),
+        "e.body": str(error.body),
+        "e.data": repr(error.data),
+        "e.data.message": str(getattr(error.data, "message", "")),
+        "e.data.details": repr(getattr(error.data, "details", "")),
+        "e.headers": repr(list(headers.items())),
+    }
+
+
+def _per_call_key(api: EventsApi, configuration: Configuration) -> Any:
+    auth = {"in": "header", "type": "api_key", "key": "X-API-Key", "value": PER_CALL_KEY}
+    return api.events_send_event(**SEND_ARGS, _request_auth=auth)
+
+
+def _per_call_bearer(api: EventsApi, configuration: Configuration) -> Any:
+    configuration.access_token = None  # a configured token would replace the header
+    return api.events_send_event(**SEND_ARGS, _headers={"Authorization": f"Bearer {PER_CALL_TOKEN}"})
+
+
+def _per_call_cookie(api: EventsApi, configuration: Configuration) -> Any:
+    return api.events_send_event(**SEND_ARGS, _headers={"Cookie": f"session={COOKIE_SECRET}; theme=dark"})
+
+
+def _configured(api: EventsApi, configuration: Configuration) -> Any:
+    return api.events_send_event(**SEND_ARGS)
+
+
+ECHO_CASES = {
+    "_request_auth": (_per_call_key, [PER_CALL_KEY]),
+    "_headers-authorization": (_per_call_bearer, [PER_CALL_TOKEN, f"Bearer {PER_CALL_TOKEN}"]),
+    "_headers-cookie": (_per_call_cookie, [COOKIE_SECRET]),
+    "configured": (_configured, [API_KEY, ACCESS_TOKEN]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ECHO_CASES))
+def test_credentials_a_request_was_sent_with_are_scrubbed_from_its_exception(
+    server: RecordingServer, case: str
+) -> None:
+    call, sent_secrets = ECHO_CASES[case]
+    server.responder = echo_all
+    configuration = Configuration(host=server.url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN)
+    with ApiClient(configuration) as client, pytest.raises(UnauthorizedException) as caught:
+        call(EventsApi(client), configuration)
+
+    # The server did receive (and echo) them.
+    echoed = server.last.headers
+    assert any(secret in str(echoed.get(name)) for name in ECHOED for secret in sent_secrets)
+    texts = where_an_exception_shows(caught.value)
+    for where, text in texts.items():
+        for secret in sent_secrets:
+            assert secret not in text, f"a credential leaked into {where}"
+    for where in ("str(e)", "e.body", "e.data.message", "e.data.details", "e.headers"):
+        assert REDACTED in texts[where], where
+    # What is not a credential is kept.
+    assert caught.value.status == 401
+    assert caught.value.data is not None
+    assert caught.value.data.code == 16
+
+
+def test_a_token_replaced_while_the_call_was_under_way_is_scrubbed_too(server: RecordingServer) -> None:
+    configuration = Configuration(host=server.url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN)
+
+    def refresh_then_echo(request: RecordedRequest) -> Reply:
+        configuration.access_token = "refreshed-token-31f0aa"  # another thread refreshed it
+        return echo_all(request)
+
+    server.responder = refresh_then_echo
+    with ApiClient(configuration) as client, pytest.raises(UnauthorizedException) as caught:
+        EventsApi(client).events_send_event(**SEND_ARGS)
+    for where, text in where_an_exception_shows(caught.value).items():
+        assert ACCESS_TOKEN not in text, f"the token sent leaked into {where}"
+
+
+def test_a_cookie_the_server_sets_is_not_logged(
+    server: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    cookie = "session=set-cookie-secret-4b; Secure"
+    server.queue_reply(Reply(200, {}, {"Content-Type": "application/json", "Set-Cookie": cookie}))
+    configuration = Configuration(host=server.url, api_key={"APIKey": API_KEY})
+    caplog.set_level(logging.DEBUG)
+    configuration.debug = True
+    try:
+        with ApiClient(configuration) as client:
+            EventsApi(client).events_send_event(**SEND_ARGS)
+    finally:
+        configuration.debug = False
+    assert "set-cookie-secret-4b" not in caplog.text
+    assert f"'Set-Cookie': '{REDACTED}'" in caplog.text
+
+
+def test_a_copy_of_the_api_key_dict_still_hides_its_values() -> None:
+    configuration = Configuration(api_key={"APIKey": API_KEY})
+    copied = configuration.api_key.copy()
+    assert copied == {"APIKey": API_KEY}
+    assert copied is not configuration.api_key
+    assert_no_secret(repr(copied), "repr(api_key.copy())")
+    assert_no_secret(str(copied), "str(api_key.copy())")
+
+
 def _echo_key_in_reason(server: RawServer, conn: Any) -> None:
     head = server.read_request(conn) or b""
     key = next(
@@ -248,16 +375,22 @@ def _echo_key_in_reason(server: RawServer, conn: Any) -> None:
     conn.sendall(http_response(401, b'{"code": 16}', reason=f"Unauthorized key {key}"))
 
 
-def test_a_credential_echoed_in_the_reason_phrase_is_not_in_the_exception() -> None:
+@pytest.mark.parametrize("key", [None, PER_CALL_KEY], ids=["configured", "_request_auth"])
+def test_a_credential_echoed_in_the_reason_phrase_is_not_in_the_exception(key: Optional[str]) -> None:
     raw = RawServer(_echo_key_in_reason).start()
+    options: Dict[str, Any] = {}
+    if key is not None:
+        options["_request_auth"] = {"in": "header", "type": "api_key", "key": "X-API-Key", "value": key}
     try:
         configuration = make_configuration(raw.url, with_prefix=False)
         with ApiClient(configuration) as client, pytest.raises(UnauthorizedException) as caught:
-            EventsApi(client).events_send_event(**SEND_ARGS)
+            EventsApi(client).events_send_event(**SEND_ARGS, **options)
     finally:
         raw.stop()
+    assert caught.value.reason == f"Unauthorized key {REDACTED}"
     for text in exception_texts(caught.value):
         assert_no_secret(text, "the exception")
+        assert PER_CALL_KEY not in text
 
 
 # -- header injection ---------------------------------------------------------------------
@@ -321,9 +454,9 @@ INJECTIONS = {
 @pytest.mark.parametrize("case", sorted(INJECTIONS))
 def test_a_line_break_in_a_header_is_refused_before_sending(server: RecordingServer, case: str) -> None:
     configuration = Configuration(host=server.url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN)
-    call = INJECTIONS[case](configuration)
+    # A key or token is refused as soon as it is set, the others when the call is made.
     with ApiClient(configuration) as client, pytest.raises(ApiValueError) as caught:
-        call(EventsApi(client))
+        INJECTIONS[case](configuration)(EventsApi(client))
     assert server.requests == []
     message = str(caught.value)
     assert "X-Evil: 1" not in message

@@ -9,11 +9,12 @@ proves "did wait".
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import socket
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Type
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 import pytest
 import urllib3
@@ -27,6 +28,7 @@ from fault_servers import (
     bad_chunked,
     bad_gzip,
     close_without_answer,
+    endless_chunks,
     free_port,
     garbage_status_line,
     huge_header_line,
@@ -34,6 +36,7 @@ from fault_servers import (
     short_body_then_close,
     stall,
     stall_mid_body,
+    trickle,
     wait_until,
 )
 from servers import RecordingServer, Reply
@@ -62,7 +65,7 @@ from kenar_api_client import (
     TooManyRequestsException,
     UnauthorizedException,
 )
-from kenar_api_client.retry import KenarRetry
+from kenar_api_client.retry import KenarRetry, parse_retry_after
 from kenar_api_client.sandbox import AccessToken, Sandbox
 
 # Test timeouts: small enough to keep the suite fast, large enough for a loaded machine to
@@ -186,6 +189,16 @@ class TestTimeouts:
         api = make_api(server.url, timeout=0.1)
         assert api.events_send_event(**SEND_ARGS, _request_timeout=(1.0, 3.0)) == {}
 
+    def test_the_read_timeout_bounds_each_wait_not_the_whole_call(self, make_raw: Any, make_api: Any) -> None:
+        # As docs/ErrorHandling.md says: a server that trickles its answer, one byte within
+        # each read timeout, keeps the call alive for longer than the timeout.
+        body, gap, timeout = b'{"ok":1}', 0.06, 0.3
+        raw = make_raw(trickle(gap, body))
+        api = make_api(raw.url, timeout=timeout)
+        started = time.monotonic()
+        assert api.events_send_event(**SEND_ARGS) == {"ok": 1}
+        assert time.monotonic() - started >= len(body) * gap > timeout
+
     @pytest.mark.parametrize(
         "bad",
         [
@@ -215,13 +228,70 @@ class TestTimeouts:
 @pytest.mark.parametrize(
     ("setting", "bad"),
     [("timeout", bad) for bad in (-1, 0, "abc", (1,), None, float("inf"))]
-    + [("retries", bad) for bad in (-1, "2", 1.5, True)],
+    + [("retries", bad) for bad in (-1, "2", 1.5, True)]
+    + [("connection_pool_maxsize", bad) for bad in (0, -1, "4", None, 2.0, True)]
+    + [("retry_after_max", bad) for bad in ("x", None, -1, float("nan"), float("inf"), True)]
+    + [("max_response_bytes", bad) for bad in (0, -1, "1", 1.5, True)]
+    + [
+        ("socket_options", bad)
+        for bad in ("TCP_NODELAY", [(6, 1)], [("6", 1, 1)], [(6, 1, "1")], [[6, 1, 1]], 42)
+    ]
+    + [("proxy", bad) for bad in ("ftp://proxy:21", "proxy:3128", "http://", 42)],
 )
 def test_an_invalid_transport_setting_is_refused_when_the_client_is_made(setting: str, bad: Any) -> None:
     configuration = Configuration(host="http://127.0.0.1:9")
     setattr(configuration, setting, bad)
     with pytest.raises(ApiValueError, match=setting):
         ApiClient(configuration)
+
+
+@pytest.mark.parametrize(
+    "proxy", ["http://user:pr0xy-s3cret@[::1:3128", "http://user:pr0xy-s3cret@proxy:99999"]
+)
+def test_an_invalid_proxy_url_is_refused_without_quoting_its_password(proxy: str) -> None:
+    configuration = Configuration(host="http://127.0.0.1:9")
+    configuration.proxy = proxy
+    with pytest.raises(ApiValueError, match="proxy") as caught:
+        ApiClient(configuration)
+    assert "pr0xy-s3cret" not in str(caught.value)
+    # urllib3's parse error quotes the whole URL: it is not kept, not even as the context.
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
+
+
+# -- hosts --------------------------------------------------------------------------------
+
+
+def test_an_ipv6_host_without_a_port_is_sent_to_the_schemes_default_port() -> None:
+    # http.client reads a bare "::1" as host ":" and port 1; "[::1:8080]" as ::1, port 8080.
+    try:
+        raw = RawServer(answer_then_close, address=("::1", 80)).start()
+    except OSError as error:  # no IPv6, or port 80 needs privileges here
+        pytest.skip(f"cannot listen on [::1]:80 ({error})")
+    try:
+        configuration = Configuration(host="http://[::1]", api_key={"APIKey": "v6-key-0042"}, retries=0)
+        with ApiClient(configuration) as client:
+            assert EventsApi(client).events_send_event(**SEND_ARGS) == {"ok": True}
+        assert len(raw.requests) == 1
+        assert b"X-API-Key: v6-key-0042" in raw.requests[0]
+    finally:
+        raw.stop()
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://[::1]", ("::1", 80)),
+        ("https://[::1]", ("::1", 443)),
+        ("http://[::1:8080]", ("::1:8080", 80)),
+        ("http://[::1]:8443", ("::1", 8443)),
+    ],
+)
+def test_an_ipv6_host_is_connected_to_on_the_port_its_url_says(url: str, address: Tuple[str, int]) -> None:
+    # Without a listener on these ports, where the pool would connect is what can be checked.
+    with ApiClient(Configuration(host=url)) as client:
+        pool = client.rest_client._pool_for(url)
+    assert (pool.host, pool.port) == address
 
 
 # -- no connection ------------------------------------------------------------------------
@@ -478,6 +548,36 @@ class TestRetries:
             api.events_send_event(**SEND_ARGS)
         assert caught.value.retry_after == 0
 
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "²",
+            " ³ ",
+            "Fri, 31 Dec 99999 23:59:59 GMT",
+            "Fri, 31 Dec 9999999999999 23:59:59 GMT",
+            "1e3",
+            "soon",
+        ],
+    )
+    def test_a_malformed_retry_after_is_ignored(
+        self, server: RecordingServer, make_api: Any, value: str
+    ) -> None:
+        server.responder = lambda request: Reply(429, status_body(8, "slow down"), {"Retry-After": value})
+        api = make_api(server.url, retries=fast_retry(1))
+        with pytest.raises(TooManyRequestsException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert caught.value.retry_after is None
+        assert caught.value.data.message == "slow down"
+        # Retried on the policy's own backoff, as if the header were absent.
+        assert len(server.requests) == 2
+
+    def test_parse_retry_after_reads_only_ascii_seconds_and_reachable_dates(self) -> None:
+        assert parse_retry_after(" 120 ") == 120
+        assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0) == 0
+        assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10
+        for value in ("²", "١٢", "12.5", "-1", "", "Wed, 21 Oct 99999 07:28:00 GMT"):
+            assert parse_retry_after(value) is None
+
     def test_503_then_200_succeeds_after_one_backed_off_retry(self, kenar: Sandbox, make_api: Any) -> None:
         kenar.inject_fault("events_register_event_subscription", 503)
         api = make_api(kenar.url)  # the default policy: first backoff 0.5 s (+ up to 0.25 s)
@@ -666,6 +766,31 @@ class TestBodies:
         assert caught.value.data is None
         assert "not-an-int" in (caught.value.body or "")
 
+    @pytest.mark.parametrize("operation", ["send", "subscribe"])
+    def test_a_200_nested_too_deep_to_parse_is_an_api_exception(
+        self, server: RecordingServer, make_api: Any, operation: str
+    ) -> None:
+        server.queue_reply(Reply(200, b"[" * 100_000 + b"]" * 100_000))
+        api = make_api(server.url)
+        with pytest.raises(ApiException) as caught:
+            call(api, operation)
+        assert type(caught.value) is ApiException
+        assert caught.value.status == 200
+        assert "not valid JSON" in str(caught.value)
+        assert isinstance(caught.value.__cause__, RecursionError)
+
+    @pytest.mark.parametrize("body", [b'{"code": ' * 100_000, b'{"code": 7, "details": ' + b"[" * 100_000])
+    def test_an_error_nested_too_deep_to_parse_is_the_typed_exception_without_data(
+        self, server: RecordingServer, make_api: Any, body: bytes
+    ) -> None:
+        server.queue_reply(Reply(500, body))
+        api = make_api(server.url)
+        with pytest.raises(ServiceException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert caught.value.status == 500
+        assert caught.value.data is None
+        assert caught.value.body is not None
+
     def test_a_5_mb_body_is_read_whole(self, server: RecordingServer, make_api: Any) -> None:
         server.queue_reply(Reply(200, {"pad": "x" * 5_000_000}))
         api = make_api(server.url)
@@ -682,6 +807,73 @@ class TestBodies:
         assert caught.value.body == big
         assert len(str(caught.value)) < 1000
         assert "more characters" in str(caught.value)
+
+
+# -- the size of an answer ----------------------------------------------------------------
+
+
+def gzip_bomb(zeros: int) -> bytes:
+    """A JSON document of ``zeros`` characters that gzip shrinks about a thousandfold."""
+    return gzip.compress(b'{"pad": "' + b"0" * zeros + b'"}')
+
+
+GZIP = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+
+
+class TestAnswerSize:
+    def test_the_default_limit_is_16_mib(self) -> None:
+        assert Configuration().max_response_bytes == 16 * 2**20
+
+    @pytest.mark.parametrize("limit", [None, 2**20], ids=["default-limit", "1-MiB"])
+    def test_a_gzip_bomb_stops_at_the_limit(self, server: RecordingServer, make_api: Any, limit: Any) -> None:
+        bomb = gzip_bomb(32 * 2**20)  # 32 MiB once inflated, about 32 KiB on the wire
+        assert len(bomb) < 100_000
+        server.queue_reply(Reply(200, bomb, GZIP))
+        api = make_api(server.url) if limit is None else make_api(server.url, max_response_bytes=limit)
+        with pytest.raises(ApiException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        error = caught.value
+        assert type(error) is ApiException
+        assert error.status == 200
+        assert "max_response_bytes" in str(error)
+        assert error.body is None
+        # The client is still usable: the next call gets a clean answer.
+        assert api.events_send_event(**SEND_ARGS) == {}
+
+    def test_an_error_answer_over_the_limit_keeps_its_status_and_type(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        server.queue_reply(Reply(503, b"x" * 300_000, {"Content-Type": "text/plain"}))
+        api = make_api(server.url, max_response_bytes=100_000, retries=0)
+        with pytest.raises(ServiceException) as caught:
+            api.events_send_event(**SEND_ARGS)
+        assert caught.value.status == 503
+        assert "max_response_bytes" in str(caught.value)
+        assert caught.value.body is None
+
+    def test_an_endless_chunked_answer_stops_at_the_limit(self, make_raw: Any, make_api: Any) -> None:
+        raw = make_raw(endless_chunks)
+        api = make_api(raw.url, max_response_bytes=256 * 1024)
+        with pytest.raises(ApiException, match="max_response_bytes") as caught:
+            api.events_register_event_subscription(SUBSCRIPTION)
+        assert caught.value.status == 200
+        # The client hung up on the stream instead of reading on (or keeping the connection).
+        assert wait_until(lambda: raw.closed == 1)
+
+    def test_an_answer_within_the_limit_is_read_whole_compressed_or_not(
+        self, server: RecordingServer, make_api: Any
+    ) -> None:
+        api = make_api(server.url, max_response_bytes=2**20)
+        document = {"pad": "y" * 500_000}
+        compressed = gzip.compress(json.dumps(document).encode())
+        server.queue_reply(Reply(200, compressed, GZIP), Reply(200, document))
+        assert api.events_send_event(**SEND_ARGS) == document
+        assert api.events_send_event(**SEND_ARGS) == document
+
+    def test_none_lifts_the_limit(self, server: RecordingServer, make_api: Any) -> None:
+        server.queue_reply(Reply(200, gzip_bomb(20 * 2**20), GZIP))
+        api = make_api(server.url, max_response_bytes=None)
+        assert len(api.events_send_event(**SEND_ARGS)["pad"]) == 20 * 2**20
 
 
 # -- one net for everything ---------------------------------------------------------------
@@ -742,6 +934,11 @@ FAULTS: Dict[str, Callable[..., str]] = {
     "non-utf8-200": _replying(Reply(200, b"\xff\xfe\xfa")),
     "non-utf8-400": _replying(Reply(400, b"\xff\xfe\xfa")),
     "5mb-500": _replying(Reply(500, b"z" * 5_000_000)),
+    "deep-json-200": _replying(Reply(200, b"[" * 100_000)),
+    "deep-json-400": _replying(Reply(400, b'{"code":' * 100_000)),
+    "gzip-bomb": _replying(Reply(200, gzip_bomb(32 * 2**20), GZIP)),
+    "malformed-retry-after": _replying(Reply(429, b"", {"Retry-After": "²"})),
+    "endless-chunks": _raw(endless_chunks),
 }
 
 

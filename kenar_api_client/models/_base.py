@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import pprint
-from typing import Any, ClassVar, Dict, FrozenSet, Optional, Union
+from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import Self
 
 from kenar_api_client.models._enum import reading_answer
+
+#: Where in a model a value sits: field names, list indexes, dict keys.
+Location = Tuple[Union[str, int], ...]
 
 
 class KenarModel(BaseModel):
@@ -18,7 +21,7 @@ class KenarModel(BaseModel):
     Two rules shape it:
 
     * Building a model by keyword (``Model(field=...)``) rejects names the model does not
-      know, so a typo fails loudly instead of being dropped on the way to the server.
+      know, in nested dicts too, so a typo fails loudly instead of being sent and ignored.
     * Parsing what the server (or a webhook) sent (``from_dict``/``from_json``) keeps
       unknown fields: Kenar's Events API is experimental and grows new fields, and a
       client must not break on them. They are available as ``model.additional_properties``
@@ -36,6 +39,8 @@ class KenarModel(BaseModel):
     # Set to False by schemas whose OpenAPI definition allows arbitrary extra keys.
     _reject_unknown_keywords: ClassVar[bool] = True
     _known_keywords: ClassVar[FrozenSet[str]] = frozenset()
+    # The fields whose values may hold other models (checked for unknown keys on build).
+    _model_fields: ClassVar[Tuple[str, ...]] = ()
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -43,6 +48,9 @@ class KenarModel(BaseModel):
         names = set(cls.model_fields)
         names.update(f.alias for f in cls.model_fields.values() if f.alias)
         cls._known_keywords = frozenset(names)
+        cls._model_fields = tuple(
+            name for name, field in cls.model_fields.items() if _mentions_a_model(field.annotation)
+        )
 
     def __init__(self, /, **data: Any) -> None:
         if self._reject_unknown_keywords and not data.keys() <= self._known_keywords:
@@ -52,6 +60,9 @@ class KenarModel(BaseModel):
                 [{"type": "extra_forbidden", "loc": (name,), "input": data[name]} for name in unknown],
             )
         super().__init__(**data)
+        if self._model_fields:
+            # Nested dicts were parsed the way answers are (unknown keys kept): refuse them.
+            raise_unknown_fields(type(self).__name__, (), self, top_level=False)
 
     # Our __init__ only vets keyword names before the usual validation, so pydantic may treat
     # it as its own: parsing (model_validate, nested dicts) then stays on pydantic's fast path
@@ -90,3 +101,42 @@ class KenarModel(BaseModel):
     def from_json(cls, json_str: Union[str, bytes]) -> Optional[Self]:
         """Build the model from a JSON document as received on the wire."""
         return cls.from_dict(json.loads(json_str))
+
+
+def _mentions_a_model(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, KenarModel):
+        return True
+    return any(_mentions_a_model(argument) for argument in get_args(annotation))
+
+
+def unknown_fields(value: Any, top_level: bool = True) -> Iterator[Tuple[Location, Any]]:
+    """Where ``value`` (a model, or a list or dict of them) holds keys its schema does not know.
+
+    Only models that reject unknown keywords count; ``top_level=False`` skips ``value``'s
+    own keys (already checked) and looks only inside its fields.
+    """
+    if isinstance(value, KenarModel):
+        if top_level and value._reject_unknown_keywords:
+            for key, item in (value.__pydantic_extra__ or {}).items():
+                yield (key,), item
+        for name in value._model_fields:
+            for location, item in unknown_fields(getattr(value, name)):
+                yield (name, *location), item
+    elif isinstance(value, (list, tuple)):
+        for index, element in enumerate(value):
+            for location, item in unknown_fields(element):
+                yield (index, *location), item
+    elif isinstance(value, dict):
+        for key, element in value.items():
+            for location, item in unknown_fields(element):
+                yield (key, *location), item
+
+
+def raise_unknown_fields(title: str, prefix: Location, value: Any, top_level: bool = True) -> None:
+    """``ValidationError`` (titled ``title``) naming each unknown key in ``value``, if any."""
+    errors: List[Any] = [
+        {"type": "extra_forbidden", "loc": (*prefix, *location), "input": item}
+        for location, item in unknown_fields(value, top_level)
+    ]
+    if errors:
+        raise ValidationError.from_exception_data(title, errors)

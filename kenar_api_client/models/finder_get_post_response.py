@@ -2,12 +2,13 @@
 """The ``FinderGetPostResponse`` model of the Kenar API."""
 
 from datetime import datetime
-from typing import Any, Dict, Optional, Union
+from typing import Optional, Union
 
 from pydantic import Field, StrictBool, StrictStr
 from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.finder_get_post_response_business_data import FinderGetPostResponseBusinessData
 from kenar_api_client.models.finder_post_ext_state import FinderPostExtState
 
@@ -19,7 +20,7 @@ class FinderGetPostResponse(KenarModel):
     category: Optional[StrictStr] = None
     chat_enabled: Optional[StrictBool] = None
     city: Optional[StrictStr] = None
-    data: Optional[Dict[str, Any]] = None
+    data: Optional[JsonObject] = None
     district: Optional[StrictStr] = None
     first_published_at: Optional[datetime] = None
     is_phone_hidden: Optional[StrictBool] = Field(

@@ -2,11 +2,12 @@
 """The ``FinderSearchPostItem`` model of the Kenar API."""
 
 from datetime import datetime
-from typing import Any, Dict, Optional
+from typing import Optional
 
 from pydantic import StrictStr
 
 from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.search_post_item_price import SearchPostItemPrice
 from kenar_api_client.models.search_post_item_real_estate_fields import SearchPostItemRealEstateFields
 from kenar_api_client.models.search_post_item_vehicles_fields import SearchPostItemVehiclesFields
@@ -17,17 +18,17 @@ class FinderSearchPostItem(KenarModel):
 
     category: Optional[StrictStr] = None
     city: Optional[StrictStr] = None
-    community_fields: Optional[Dict[str, Any]] = None
-    electronic_devices_fields: Optional[Dict[str, Any]] = None
-    home_kitchen_fields: Optional[Dict[str, Any]] = None
-    jobs_fields: Optional[Dict[str, Any]] = None
+    community_fields: Optional[JsonObject] = None
+    electronic_devices_fields: Optional[JsonObject] = None
+    home_kitchen_fields: Optional[JsonObject] = None
+    jobs_fields: Optional[JsonObject] = None
     last_modified_at: Optional[datetime] = None
-    leisure_hobbies_fields: Optional[Dict[str, Any]] = None
-    personal_goods_fields: Optional[Dict[str, Any]] = None
+    leisure_hobbies_fields: Optional[JsonObject] = None
+    personal_goods_fields: Optional[JsonObject] = None
     price: Optional[SearchPostItemPrice] = None
     real_estate_fields: Optional[SearchPostItemRealEstateFields] = None
-    services_fields: Optional[Dict[str, Any]] = None
+    services_fields: Optional[JsonObject] = None
     title: Optional[StrictStr] = None
     token: Optional[StrictStr] = None
-    tools_materials_equipment_fields: Optional[Dict[str, Any]] = None
+    tools_materials_equipment_fields: Optional[JsonObject] = None
     vehicles_fields: Optional[SearchPostItemVehiclesFields] = None
