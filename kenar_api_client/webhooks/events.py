@@ -9,7 +9,6 @@ from pydantic import (
     AfterValidator,
     AliasChoices,
     Field,
-    ModelWrapValidatorHandler,
     PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
@@ -17,6 +16,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic.functional_validators import ModelWrapValidatorHandler
 from typing_extensions import Annotated, Literal, Self
 
 from kenar_api_client.models._base import KenarModel
