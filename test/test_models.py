@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Type, Union
 
 import pydantic
 import pytest
+from typing_extensions import Literal, get_args, get_origin
 
 import kenar_api_client
 from kenar_api_client import (
@@ -25,13 +26,17 @@ from kenar_api_client import (
 from kenar_api_client.models import KenarModel
 
 
-def test_every_model_shares_the_one_base() -> None:
+def exported_models() -> List[Type[KenarModel]]:
     exported = [getattr(kenar_api_client.models, name) for name in kenar_api_client.models.__all__]
-    models = [
+    return [
         item
         for item in exported
         if isinstance(item, type) and issubclass(item, pydantic.BaseModel) and item is not KenarModel
     ]
+
+
+def test_every_model_shares_the_one_base() -> None:
+    models = exported_models()
     assert len(models) >= 10
     for model in models:
         assert issubclass(model, KenarModel)
@@ -207,3 +212,78 @@ def test_generated_style_module_paths_import() -> None:
     assert ByModule is EventsRegisterEventSubscriptionRequest
     assert GooglerpcStatus is GoogleRpcStatus
     assert ApiException is kenar_api_client.ApiException
+
+
+# -- enum fields: Union[E, Literal[...]] for type checkers, E for pydantic ----------------------
+
+
+def _type_parts(annotation: Any) -> Iterator[Any]:
+    yield annotation
+    for arg in get_args(annotation):
+        yield from _type_parts(arg)
+
+
+def test_no_model_validates_an_enum_field_as_a_literal() -> None:
+    """Each enum field is validated as its enum (a string becomes the member), never as a Literal."""
+    enum_fields: List[Tuple[str, Any]] = []
+    for model in exported_models():
+        for name, field in model.model_fields.items():
+            parts = list(_type_parts(field.annotation))
+            assert not [p for p in parts if get_origin(p) is Literal], f"{model.__name__}.{name}"
+            enum_fields += [
+                (f"{model.__name__}.{name}", p)
+                for p in parts
+                if isinstance(p, type) and issubclass(p, kenar_api_client.models.KenarEnum)
+            ]
+    assert (
+        "EventsRegisterEventSubscriptionRequest.event_type",
+        EventsRegisterEventSubscriptionRequestEventType,
+    ) in enum_fields
+
+
+def test_a_plain_string_for_an_enum_field_becomes_the_member() -> None:
+    for request in (
+        EventsRegisterEventSubscriptionRequest(event_type="POST_UPDATE"),
+        EventsRegisterEventSubscriptionRequest.from_dict({"event_type": "POST_UPDATE"}),
+        EventsRegisterEventSubscriptionRequest.model_validate_json('{"event_type": "POST_UPDATE"}'),
+    ):
+        assert request.event_type is EventsRegisterEventSubscriptionRequestEventType.POST_UPDATE
+    request = EventsRegisterEventSubscriptionRequest()
+    request.event_type = "NEW_MESSAGE_ON_POST"
+    assert request.event_type is EventsRegisterEventSubscriptionRequestEventType.NEW_MESSAGE_ON_POST
+
+
+def test_a_wrong_enum_value_is_one_error_listing_the_values() -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        EventsRegisterEventSubscriptionRequest(event_type="POST_UPDATES")  # type: ignore[arg-type]
+    errors = caught.value.errors()
+    assert [(e["loc"], e["type"]) for e in errors] == [(("event_type",), "enum")]
+    assert "'NEW_MESSAGE_ON_POST' or 'POST_UPDATE'" in errors[0]["msg"]
+
+
+def define_model(name: str, annotations: Dict[str, Any], **defaults: Any) -> Any:
+    """A KenarModel subclass with real (not string) annotations: this module defers its own."""
+    return type(name, (KenarModel,), {"__annotations__": annotations, "__module__": __name__, **defaults})
+
+
+def test_enum_fields_inside_lists_and_dicts_are_narrowed_too() -> None:
+    color = Union[SendEventRequestTargetType, Literal["USER", "POST"]]
+    palette_model = define_model(
+        "Palette",
+        {"main": color, "others": Optional[List[color]], "by_name": Optional[Dict[str, color]]},
+        others=None,
+        by_name=None,
+    )
+
+    palette = palette_model(main="USER", others=["POST"], by_name={"owner": "POST"})
+
+    assert palette.main is SendEventRequestTargetType.USER
+    assert palette.others == [SendEventRequestTargetType.POST]
+    assert palette.others[0] is SendEventRequestTargetType.POST
+    assert palette.by_name["owner"] is SendEventRequestTargetType.POST
+
+
+def test_a_literal_that_does_not_match_its_enum_is_refused_when_the_model_is_defined() -> None:
+    wrong = Union[SendEventRequestTargetType, Literal["USER"]]
+    with pytest.raises(TypeError, match=r"Broken\.target: .*values of SendEventRequestTargetType"):
+        define_model("Broken", {"target": wrong})

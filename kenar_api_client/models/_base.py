@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import pprint
-from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union, get_args
+import types
+import typing
+from enum import Enum
+from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Optional, Tuple, Union, get_args, overload
 
+import typing_extensions
 from pydantic import BaseModel, ConfigDict, ValidationError
 from typing_extensions import Self
 
@@ -27,6 +31,12 @@ class KenarModel(BaseModel):
       client must not break on them. They are available as ``model.additional_properties``
       and are sent back unchanged by ``to_dict``/``to_json``. Enum values it does not know
       are kept too (see ``KenarEnum``).
+
+    A field of enum type ``E`` is annotated ``Union[E, Literal["V1", "V2", ...]]`` with the
+    values of ``E``, so that type checkers accept the plain strings the docs use
+    (``event_type="POST_UPDATE"``). pydantic validates it as ``E`` alone (see
+    ``__init_subclass__``): a string becomes the member, and a wrong value gets one error
+    listing the values.
     """
 
     model_config: ClassVar[ConfigDict] = ConfigDict(
@@ -41,6 +51,14 @@ class KenarModel(BaseModel):
     _known_keywords: ClassVar[FrozenSet[str]] = frozenset()
     # The fields whose values may hold other models (checked for unknown keys on build).
     _model_fields: ClassVar[Tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Runs inside class creation, before pydantic reads the annotations to build fields.
+        super().__init_subclass__(**kwargs)
+        # The class's own dict, changed in place: that is the one pydantic reads.
+        annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063
+        for name, annotation in annotations.items():
+            annotations[name] = enum_for_validation(annotation, f"{cls.__name__}.{name}")
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -86,6 +104,14 @@ class KenarModel(BaseModel):
         """A readable, pretty-printed form of ``to_dict()``."""
         return pprint.pformat(self.to_dict())
 
+    @overload
+    @classmethod
+    def from_dict(cls, obj: Dict[str, Any]) -> Self: ...
+
+    @overload
+    @classmethod
+    def from_dict(cls, obj: None) -> None: ...
+
     @classmethod
     def from_dict(cls, obj: Optional[Dict[str, Any]]) -> Optional[Self]:
         """Build the model from a dict as received on the wire; ``None`` gives ``None``."""
@@ -100,7 +126,8 @@ class KenarModel(BaseModel):
     @classmethod
     def from_json(cls, json_str: Union[str, bytes]) -> Optional[Self]:
         """Build the model from a JSON document as received on the wire."""
-        return cls.from_dict(json.loads(json_str))
+        document: Optional[Dict[str, Any]] = json.loads(json_str)
+        return cls.from_dict(document)
 
 
 def _mentions_a_model(annotation: Any) -> bool:
@@ -140,3 +167,50 @@ def raise_unknown_fields(title: str, prefix: Location, value: Any, top_level: bo
     ]
     if errors:
         raise ValidationError.from_exception_data(title, errors)
+
+
+_LITERALS = (typing.Literal, typing_extensions.Literal)
+_UNIONS = (Union, getattr(types, "UnionType", Union))  # X | Y is a types.UnionType from 3.10 on
+
+
+def enum_for_validation(annotation: Any, where: str) -> Any:
+    """``annotation`` with each ``Union[E, Literal[<values of E>]]`` in it narrowed to ``E``.
+
+    Keeps ``None`` and other union members (``Optional[E]``) and looks inside ``List``,
+    ``Dict`` and ``Annotated``. A ``Literal`` that does not list exactly the values of the
+    enum beside it is a mistake in the model: ``TypeError`` naming ``where``.
+    """
+    origin = typing_extensions.get_origin(annotation)
+    args = typing_extensions.get_args(annotation)
+    if origin is None or not args:
+        return annotation
+    if origin is typing_extensions.Annotated:
+        inner = enum_for_validation(args[0], where)
+        if inner is args[0]:
+            return annotation
+        params = (inner, *annotation.__metadata__)
+        return typing_extensions.Annotated[params]
+    narrowed = tuple(enum_for_validation(arg, where) for arg in args)
+    if origin in _UNIONS:
+        narrowed = _drop_enum_literal(narrowed, where)
+        if narrowed == args:
+            return annotation
+        return Union[narrowed] if len(narrowed) > 1 else narrowed[0]
+    if narrowed == args:
+        return annotation
+    return origin[narrowed]
+
+
+def _drop_enum_literal(members: Tuple[Any, ...], where: str) -> Tuple[Any, ...]:
+    enums = [m for m in members if isinstance(m, type) and issubclass(m, Enum)]
+    literals = [m for m in members if typing_extensions.get_origin(m) in _LITERALS]
+    if len(enums) != 1 or len(literals) != 1:
+        return members
+    values = {member.value for member in enums[0]}
+    listed = set(typing_extensions.get_args(literals[0]))
+    if listed != values:
+        raise TypeError(
+            f"{where}: Literal{sorted(listed)} must list exactly the values of {enums[0].__name__}: "
+            f"{sorted(values)}"
+        )
+    return tuple(m for m in members if m is not literals[0])
