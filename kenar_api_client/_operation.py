@@ -140,8 +140,8 @@ class Operation:
         self.name = name
         self.method = method
         self.path = path
-        self.params = tuple(params)
-        self.response_types = dict(response_types)
+        self.params: Tuple[Param, ...] = tuple(params)
+        self.response_types: Dict[str, Optional[str]] = dict(response_types)
         self.content_type = content_type
         self.accept = accept
         self.auth = auth

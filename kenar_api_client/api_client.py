@@ -48,8 +48,10 @@ class ApiClient:
         header_value: Optional[str] = None,
         cookie: Optional[str] = None,
     ) -> None:
-        self.configuration = configuration if configuration is not None else Configuration.get_default()
-        self.rest_client = rest.RESTClientObject(self.configuration)
+        self.configuration: Configuration = (
+            configuration if configuration is not None else Configuration.get_default()
+        )
+        self.rest_client: rest.RESTClientObject = rest.RESTClientObject(self.configuration)
         self.default_headers: Dict[str, str] = {}
         if header_name is not None:
             self.set_default_header(header_name, header_value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, Mapping, Optional, TypeVar
+from typing import Any, ClassVar, Generic, Mapping, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -20,10 +20,10 @@ class ApiResponse(Generic[T]):
         data: T,
         raw_data: bytes,
     ) -> None:
-        self.status_code = status_code
-        self.headers = headers
-        self.data = data
-        self.raw_data = raw_data
+        self.status_code: int = status_code
+        self.headers: Optional[Mapping[str, str]] = headers
+        self.data: T = data
+        self.raw_data: bytes = raw_data
 
     def __repr__(self) -> str:
         return f"ApiResponse(status_code={self.status_code}, data={self.data!r})"
@@ -33,4 +33,4 @@ class ApiResponse(Generic[T]):
             return NotImplemented
         return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__: ClassVar[None] = None  # type: ignore[assignment]

@@ -8,7 +8,7 @@ import os
 import platform
 import sys
 import threading
-from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
@@ -17,6 +17,9 @@ from kenar_api_client._log import PACKAGE_LOGGER, has_real_handler
 from kenar_api_client._redact import REDACTED, RedactedDict
 from kenar_api_client._version import __version__
 from kenar_api_client.exceptions import ApiTypeError, ApiValueError
+
+if TYPE_CHECKING:
+    from urllib3.util import Retry, Timeout
 
 DEFAULT_HOST = "https://open-api.divar.ir"
 API_VERSION = "1.0"
@@ -35,7 +38,10 @@ DEFAULT_TIMEOUT = (10.0, 60.0)
 #: so this only stops a broken or hostile server (or a gzip bomb) from filling the memory.
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 2**20
 
-TimeoutValue = Union[float, Tuple[float, float], Any]  # Any: a urllib3.Timeout
+#: Seconds for both (an int is fine), a (connect, read) pair, or a ``urllib3.Timeout``.
+TimeoutValue = Union[float, Tuple[float, float], "Timeout"]
+#: None (the default policy), a number of retries, or a ``urllib3.Retry``.
+RetriesValue = Union[int, "Retry", None]
 
 
 def _env(name: str) -> Optional[str]:
@@ -102,7 +108,7 @@ class Configuration:
         api_key_prefix: Optional[Dict[str, str]] = None,
         access_token: Optional[str] = None,
         ssl_ca_cert: Optional[str] = None,
-        retries: Union[int, Any, None] = None,
+        retries: RetriesValue = None,
         ca_cert_data: Union[str, bytes, None] = None,
         *,
         debug: Optional[bool] = None,
@@ -140,11 +146,11 @@ class Configuration:
         self.proxy: Optional[str] = None
         self.proxy_headers: Optional[Dict[str, str]] = None
         #: Connections kept per host; calls beyond it wait for a free one.
-        self.connection_pool_maxsize = max(10, (os.cpu_count() or 1) * 5)
+        self.connection_pool_maxsize: int = max(10, (os.cpu_count() or 1) * 5)
         #: None (the default policy), a number of retries, or a ``urllib3.Retry``.
-        self.retries = retries
+        self.retries: RetriesValue = retries
         #: Longest ``Retry-After`` the SDK sleeps through before retrying; see retry.py.
-        self.retry_after_max = 60.0
+        self.retry_after_max: float = 60.0
         #: The largest answer body, in bytes after decompression, that a call reads; a
         #: larger one raises ``ApiException``. None: no limit.
         self.max_response_bytes: Optional[int] = DEFAULT_MAX_RESPONSE_BYTES
@@ -156,7 +162,7 @@ class Configuration:
         #: this SDK version does not know yet.
         self.client_side_validation = True
 
-        self.logger = {
+        self.logger: Dict[str, logging.Logger] = {
             "package_logger": logging.getLogger(PACKAGE_LOGGER),
             "urllib3_logger": logging.getLogger("urllib3"),
         }

@@ -29,7 +29,10 @@ process (``multiprocessing``, ``concurrent.futures.ProcessPoolExecutor``) reache
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Tuple, Type
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Tuple, Type
+
+if TYPE_CHECKING:
+    from kenar_api_client.models.google_rpc_status import GoogleRpcStatus
 
 # How much of an unparsed error body ``str(exception)`` shows.
 _BODY_PREVIEW_CHARS = 500
@@ -97,6 +100,12 @@ class ApiException(OpenApiException):
     ``headers`` (the answer's headers).
     """
 
+    status: Optional[int]
+    reason: Optional[str]
+    body: Optional[str]
+    data: Optional[GoogleRpcStatus]
+    headers: Optional[Mapping[str, str]]
+
     def __init__(
         self,
         status: Optional[int] = None,
@@ -104,7 +113,7 @@ class ApiException(OpenApiException):
         http_resp: Any = None,
         *,
         body: Optional[str] = None,
-        data: Any = None,
+        data: Optional[GoogleRpcStatus] = None,
         headers: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.status = status
@@ -128,7 +137,7 @@ class ApiException(OpenApiException):
         *,
         http_resp: Any,
         body: Optional[str],
-        data: Any,
+        data: Optional[GoogleRpcStatus],
         headers: Optional[Mapping[str, str]] = None,
     ) -> ApiException:
         """Build the exception class matching ``http_resp.status``."""
@@ -139,11 +148,9 @@ class ApiException(OpenApiException):
         message = f"({self.status})"
         if self.reason:
             message += f" {self.reason}"
-        code = getattr(self.data, "code", None)
-        if code is not None:
-            code_name = getattr(self.data, "code_name", None)
-            message += f": {code_name or 'code'} ({code})"
-            if getattr(self.data, "message", None):
+        if self.data is not None and self.data.code is not None:
+            message += f": {self.data.code_name or 'code'} ({self.data.code})"
+            if self.data.message:
                 message += f": {self.data.message}"
         elif self.body:
             preview = self.body[:_BODY_PREVIEW_CHARS]

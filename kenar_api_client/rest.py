@@ -28,7 +28,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
-from urllib3.util import Timeout, parse_url
+from urllib3.util import Retry, Timeout, parse_url
 
 from kenar_api_client import _transport_settings
 from kenar_api_client._redact import credentials_in, redact_headers, scrub, scrub_headers, secret_list
@@ -45,7 +45,7 @@ from kenar_api_client.retry import build_retry
 # Re-exported: generated examples import ``ApiException`` from ``kenar_api_client.rest``.
 __all__ = ["ApiException", "RESTClientObject", "RESTResponse"]
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 RequestTimeout = Union[None, float, Tuple[float, float], Timeout]
 
@@ -73,9 +73,9 @@ class RESTResponse:
         request_headers: Optional[Dict[str, str]] = None,
         client: Optional[RESTClientObject] = None,
     ) -> None:
-        self.response = response
-        self.status = response.status
-        self.reason = response.reason
+        self.response: urllib3.BaseHTTPResponse = response
+        self.status: int = response.status
+        self.reason: Optional[str] = response.reason
         self.data: Optional[bytes] = None
         self.request_headers = request_headers
         self._client = client
@@ -189,7 +189,9 @@ class RESTClientObject:
         # Every transport setting is checked here, once: a bad one fails now, naming itself,
         # not on some later call (or never, as a pool that waits forever).
         self._configuration = configuration
-        self.retries = build_retry(configuration.retries, configuration.retry_after_max)
+        self.retries: Retry = build_retry(configuration.retries, configuration.retry_after_max)
+        self.timeout: Timeout
+        self.pool_timeout: Optional[float]
         self.timeout, self.pool_timeout = to_timeout(configuration.timeout)
         self.max_response_bytes = _transport_settings.max_response_bytes(configuration.max_response_bytes)
         proxy_url, proxy_headers, self._proxy_secrets = _transport_settings.proxy(

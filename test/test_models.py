@@ -174,9 +174,11 @@ def test_protobuf_any_uses_the_at_type_wire_name() -> None:
     assert ProtobufAny(type="t").to_dict() == {"@type": "t"}
 
 
-def test_from_dict_and_from_json_of_null() -> None:
+def test_from_dict_of_none_is_none_but_from_json_wants_an_object() -> None:
     assert GoogleRpcStatus.from_dict(None) is None
-    assert GoogleRpcStatus.from_json("null") is None
+    for document in ("null", "[]", '"code"'):
+        with pytest.raises(pydantic.ValidationError, match="valid dictionary"):
+            GoogleRpcStatus.from_json(document)
 
 
 def test_grpc_code_name() -> None:

@@ -117,17 +117,23 @@ class KenarModel(BaseModel):
         """Build the model from a dict as received on the wire; ``None`` gives ``None``."""
         if obj is None:
             return None
-        token = reading_answer.set(True)
-        try:
-            return cls.model_validate(obj)
-        finally:
-            reading_answer.reset(token)
+        return cls._from_answer(obj)
 
     @classmethod
-    def from_json(cls, json_str: Union[str, bytes]) -> Optional[Self]:
-        """Build the model from a JSON document as received on the wire."""
-        document: Optional[Dict[str, Any]] = json.loads(json_str)
-        return cls.from_dict(document)
+    def from_json(cls, json_str: Union[str, bytes]) -> Self:
+        """Build the model from a JSON object as received on the wire.
+
+        Anything but an object (``null`` included) raises ``pydantic.ValidationError``.
+        """
+        return cls._from_answer(json.loads(json_str))
+
+    @classmethod
+    def _from_answer(cls, document: Any) -> Self:
+        token = reading_answer.set(True)
+        try:
+            return cls.model_validate(document)
+        finally:
+            reading_answer.reset(token)
 
 
 def _mentions_a_model(annotation: Any) -> bool:

@@ -36,7 +36,7 @@ from kenar_api_client.oauth.errors import (
 from kenar_api_client.oauth.scopes import Scope, scope_list
 from kenar_api_client.oauth.token import OAuthToken
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 DEFAULT_OAUTH_URL = "https://oauth.divar.ir"
 AUTHORIZE_PATH = "/oauth2/auth"
@@ -99,12 +99,12 @@ class OAuthClient:
         timeout: Any = None,
         clock: Optional[Clock] = None,
     ) -> None:
-        self.client_id = _checked_text(_setting(client_id, ENV_APP_SLUG), "client_id")
+        self.client_id: Optional[str] = _checked_text(_setting(client_id, ENV_APP_SLUG), "client_id")
         self._client_secret = _checked_text(_setting(client_secret, ENV_CLIENT_SECRET), "client_secret")
         redirect = _setting(redirect_uri, ENV_REDIRECT_URI)
-        self.redirect_uri = None if redirect is None else _checked_redirect_uri(redirect)
+        self.redirect_uri: Optional[str] = None if redirect is None else _checked_redirect_uri(redirect)
         oauth = _setting(oauth_url, ENV_OAUTH_URL)
-        self.oauth_url = normalize_host(oauth, "oauth_url") if oauth is not None else DEFAULT_OAUTH_URL
+        self.oauth_url: str = normalize_host(oauth, "oauth_url") if oauth is not None else DEFAULT_OAUTH_URL
         self.clock: Clock = clock if clock is not None else time.time
 
         transport_settings = copy.deepcopy(configuration) if configuration is not None else Configuration()

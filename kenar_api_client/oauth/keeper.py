@@ -23,7 +23,7 @@ from kenar_api_client.oauth.errors import ConsentRequiredError
 from kenar_api_client.oauth.manager import ManagedApiClient, TokenManager
 from kenar_api_client.oauth.token import OAuthToken
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 SUBSCRIPTIONS_KEY_PREFIX = "subscriptions:"
 RENEW_LEASE_PREFIX = "renew:"
@@ -121,7 +121,7 @@ class SubscriptionKeeper:
         if not isinstance(tokens, TokenManager):
             raise ApiValueError(f"tokens must be a TokenManager, not {type(tokens).__name__}")
         self.tokens = tokens
-        self.api_client = api_client if api_client is not None else ApiClient.get_default()
+        self.api_client: ApiClient = api_client if api_client is not None else ApiClient.get_default()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None

@@ -19,7 +19,7 @@ from kenar_api_client.oauth.store import MemoryTokenStore, TokenStore
 from kenar_api_client.oauth.token import OAuthToken
 from kenar_api_client.rest import RESTResponse
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 TOKEN_KEY_PREFIX = "token:"  # noqa: S105 - a key prefix
 REFRESH_LEASE_PREFIX = "refresh:"
@@ -71,8 +71,8 @@ class TokenManager:
             )
         self.oauth = oauth
         self.store: TokenStore = store if store is not None else MemoryTokenStore()
-        self.leeway = float(leeway)
-        self.lease_ttl = float(lease_ttl)
+        self.leeway: float = float(leeway)
+        self.lease_ttl: float = float(lease_ttl)
         self.clock: Clock = clock if clock is not None else oauth.clock
         self._cache: Dict[str, _Entry] = {}
         self._locks: Dict[str, threading.Lock] = {}

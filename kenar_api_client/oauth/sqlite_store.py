@@ -31,7 +31,7 @@ class SQLiteTokenStore:
     """
 
     def __init__(self, path: Union[str, os.PathLike[str]]) -> None:
-        self.path = os.fspath(path)
+        self.path: str = os.fspath(path)
         if not self.path or self.path == ":memory:":
             raise ApiValueError("SQLiteTokenStore needs a file path (use MemoryTokenStore for memory)")
         if not os.path.exists(self.path):

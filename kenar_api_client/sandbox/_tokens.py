@@ -40,7 +40,7 @@ class AccessToken:
     def __init__(self, user_id: str, scopes: Iterable[str] = (), posts: Iterable[str] = ()) -> None:
         if isinstance(scopes, str) or isinstance(posts, str):
             raise TypeError("scopes and posts must be collections of strings, not one string")
-        self.user_id = user_id
+        self.user_id: str = user_id
         self.scopes: FrozenSet[str] = frozenset(scopes)
         self.posts: FrozenSet[str] = frozenset(posts)
 
