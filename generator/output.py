@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -61,9 +62,21 @@ def generate(root: Path) -> Dict[str, str]:
     files.update(api_docs(document, HAND_WRITTEN_API_DOCS))
     files.update(model_docs(document))
     readme = (root / "README.md").read_text(encoding="utf-8")
-    pages = {name: f"docs/{name}.md" for name in HAND_WRITTEN_API_DOCS}
-    files["README.md"] = section_between(readme, *README_MARKERS, readme_table(document, pages))
+    # The README is the PyPI page too: its links are absolute, under the project's Homepage.
+    docs_url = f"{homepage(root)}/blob/main/docs"
+    pages = {name: f"{docs_url}/{name}.md" for name in HAND_WRITTEN_API_DOCS}
+    files["README.md"] = section_between(readme, *README_MARKERS, readme_table(document, pages, docs_url))
     return files
+
+
+def homepage(root: Path) -> str:
+    """The ``Homepage`` of ``[project.urls]`` in pyproject.toml."""
+    found = re.search(
+        r'^Homepage\s*=\s*"([^"]+)"', (root / "pyproject.toml").read_text(encoding="utf-8"), re.M
+    )
+    if found is None:
+        raise ValueError("pyproject.toml has no Homepage in [project.urls]")
+    return found.group(1)
 
 
 def package_init(root: Path, document: spec.Spec) -> str:

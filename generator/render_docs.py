@@ -236,11 +236,11 @@ def model_docs(spec: Spec) -> Dict[str, str]:
 # -- README ---------------------------------------------------------------------------------
 
 
-def readme_table(spec: Spec, hand_written_pages: Mapping[str, str]) -> str:
+def readme_table(spec: Spec, hand_written_pages: Mapping[str, str], docs_url: str) -> str:
     rows = ["| API | Method | HTTP request | Summary |", "|---|---|---|---|"]
     for tag in spec.tags:
         class_name = naming.api_class_name(tag)
-        page = hand_written_pages.get(class_name, f"docs/{class_name}.md")
+        page = hand_written_pages.get(class_name, f"{docs_url}/{class_name}.md")
         for op in spec.operations_of(tag):
             rows.append(
                 f"| [{class_name}]({page}) | [`{op.method_name}`]({page}#{op.method_name}) "

@@ -7,8 +7,12 @@ HTTP client.
 
 from typing import TYPE_CHECKING
 
+from kenar_api_client import _install_check, _log_env
 from kenar_api_client._lazy import lazy_exports
 from kenar_api_client._version import __version__
+
+_install_check.warn_if_mixed(__path__[0])
+_log_env.configure_from_environment()
 
 _EXPORTS = {
     # client

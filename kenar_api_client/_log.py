@@ -8,6 +8,8 @@ webhook) on the user's stderr. Importing this module adds it, once.
 import logging
 
 PACKAGE_LOGGER = "kenar_api_client"
+#: The format of the handlers the SDK adds (``Configuration.debug``, ``KENAR_LOG``).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _package_logger = logging.getLogger(PACKAGE_LOGGER)
 if not any(isinstance(handler, logging.NullHandler) for handler in _package_logger.handlers):

@@ -63,14 +63,16 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``kenar-events`` argument parser with all its commands."""
-    from kenar_api_client._version import __version__
-
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Send, subscribe to, receive and simulate Kenar events. "
         "Try 'kenar-events demo' to see the whole event loop on this machine.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="show the version and where it is installed, and exit (1 if mixed with the official SDK)",
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     # Every command takes --json too, without overriding a --json given before the command.
     common = argparse.ArgumentParser(add_help=False)
@@ -89,6 +91,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_token(commands, common)
     _add_subscriptions(commands, common)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: this SDK's version and location; a mix with the official SDK is an error."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: Optional[str] = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: Optional[str] = None,
+    ) -> None:
+        from kenar_api_client._install_check import describe_installation
+        from kenar_api_client._version import __version__
+
+        line, problems = describe_installation()
+        print(f"{PROG} {__version__}\n{line}")
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        parser.exit(1 if problems else 0)
 
 
 def _command(

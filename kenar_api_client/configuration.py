@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, List, Mapping, 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from kenar_api_client._log import PACKAGE_LOGGER, has_real_handler
+from kenar_api_client._log import LOG_FORMAT, PACKAGE_LOGGER, has_real_handler
 from kenar_api_client._redact import REDACTED, RedactedDict
 from kenar_api_client._version import __version__
 from kenar_api_client.exceptions import ApiTypeError, ApiValueError
@@ -166,7 +166,7 @@ class Configuration:
             "package_logger": logging.getLogger(PACKAGE_LOGGER),
             "urllib3_logger": logging.getLogger("urllib3"),
         }
-        self.logger_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        self.logger_format = LOG_FORMAT
         self.logger_stream_handler: Optional[logging.Handler] = None
         self.logger_file_handler: Optional[logging.FileHandler] = None
         self._logger_file: Optional[str] = None

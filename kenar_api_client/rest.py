@@ -361,11 +361,14 @@ class RESTClientObject:
             timeout, pool_timeout = self.timeout, self.pool_timeout
         else:
             timeout, pool_timeout = to_timeout(_request_timeout, "_request_timeout")
+        # DEBUG: each request and answer in full, scrubbed; INFO: one line per call, no query.
         debug = logger.isEnabledFor(logging.DEBUG)
+        info = debug or logger.isEnabledFor(logging.INFO)
+        if info:
+            started = time.perf_counter()
         if debug:
             secrets = self.secrets(headers)
             _log_request(method, url, headers, body, secrets, self.log_bodies)
-            started = time.perf_counter()
 
         try:
             opener: Any
@@ -394,11 +397,18 @@ class RESTClientObject:
             # MaxRetryError only wraps what went wrong on the last attempt (and repeats the
             # URL, query included): chain that failure itself.
             cause = error.reason if isinstance(error, MaxRetryError) and error.reason else error
-            raise transport_exception(error, method, url) from cause
+            failure = transport_exception(error, method, url)
+            if info:
+                logger.info("%s", failure)
+            raise failure from cause
 
-        if debug:
+        if info:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            _log_response(response, elapsed_ms, result.data if self.log_bodies else None, secrets)
+            if debug:
+                _log_response(response, elapsed_ms, result.data if self.log_bodies else None, secrets)
+            else:
+                where = url.split("?", 1)[0]
+                logger.info("%s %s -> %d in %.1f ms", method, where, response.status, elapsed_ms)
         return result
 
 

@@ -704,7 +704,7 @@ def test_python_dash_m_and_a_light_import() -> None:
         text=True,
         timeout=30,
     )
-    assert version.stdout == f"kenar-events {kenar_api_client.__version__}\n"
+    assert version.stdout.splitlines()[0] == f"kenar-events {kenar_api_client.__version__}"
     probe = (
         "import sys, kenar_api_client.cli, kenar_api_client\n"
         "kenar_api_client.EventsApi, kenar_api_client.Configuration\n"
