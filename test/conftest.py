@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, List
 
 import pytest
+from checkout_tools import load_generator
 from servers import RecordingServer
 
 import kenar_api_client
 from kenar_api_client import ApiClient, Configuration, EventsApi
+
+load_generator()
 
 API_KEY = "test-api-key-4f1c9a7e"
 ACCESS_TOKEN = "test-access-token-b83d2e61"

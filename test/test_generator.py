@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Dict
 
@@ -129,6 +130,8 @@ def test_templates_write_the_typing_convention_and_one_declaration_per_operation
 
 
 def test_the_committed_output_is_what_the_generator_writes() -> None:
+    if importlib.util.find_spec("ruff") is None:
+        pytest.skip("the generator formats its output with ruff: pip install -e '.[lint]'")
     for name, text in generate(ROOT).items():
         assert (ROOT / name).read_text(encoding="utf-8") == text, f"{name} is stale: run python -m generator"
 
