@@ -77,7 +77,7 @@ class RESTResponse:
         self.status: int = response.status
         self.reason: Optional[str] = response.reason
         self.data: Optional[bytes] = None
-        self.request_headers = request_headers
+        self.request_headers: Optional[Dict[str, str]] = request_headers
         self._client = client
 
     def read(self) -> bytes:
@@ -193,7 +193,9 @@ class RESTClientObject:
         self.timeout: Timeout
         self.pool_timeout: Optional[float]
         self.timeout, self.pool_timeout = to_timeout(configuration.timeout)
-        self.max_response_bytes = _transport_settings.max_response_bytes(configuration.max_response_bytes)
+        self.max_response_bytes: Optional[int] = _transport_settings.max_response_bytes(
+            configuration.max_response_bytes
+        )
         proxy_url, proxy_headers, self._proxy_secrets = _transport_settings.proxy(
             configuration.proxy, configuration.proxy_headers
         )

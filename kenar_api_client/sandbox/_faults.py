@@ -94,8 +94,8 @@ class FaultRule:
         delay: float = 1.0,
         takes_effect: Optional[bool] = None,
     ) -> None:
-        self.operation = _check_operation(operation)
-        self.fault = _check_fault(fault)
+        self.operation: str = _check_operation(operation)
+        self.fault: str = _check_fault(fault)
         if times is None and fraction is None:
             times = 1
         if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
@@ -114,12 +114,12 @@ class FaultRule:
         if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 3600:
             raise SandboxError("delay must be a number of seconds from 0 to 3600")
         self.remaining = times
-        self.fraction = None if fraction is None else float(fraction)
+        self.fraction: Optional[float] = None if fraction is None else float(fraction)
         self.seed = seed
         self.retry_after = retry_after
-        self.retry_after_as_date = bool(retry_after_as_date)
-        self.delay = float(delay)
-        self.takes_effect = _check_effect(self.fault, takes_effect)
+        self.retry_after_as_date: bool = bool(retry_after_as_date)
+        self.delay: float = float(delay)
+        self.takes_effect: bool = _check_effect(self.fault, takes_effect)
         self._random = random.Random(seed)  # noqa: S311 - chance, not secrecy
 
     def matches(self, operation: str) -> bool:

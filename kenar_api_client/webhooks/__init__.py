@@ -31,7 +31,6 @@ from kenar_api_client.webhooks.wsgi import make_wsgi_app
 # The server loads http.server and wsgiref: only on first use, as receivers under gunicorn
 # or a framework never need it.
 _SERVER_EXPORTS = {name: ".server" for name in ("DEFAULT_READ_TIMEOUT", "WebhookServer", "make_server")}
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _SERVER_EXPORTS)
 
 if TYPE_CHECKING:
     from kenar_api_client.webhooks.server import (
@@ -39,6 +38,8 @@ if TYPE_CHECKING:
         WebhookServer as WebhookServer,
         make_server as make_server,
     )
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, globals(), _SERVER_EXPORTS)
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",

@@ -25,7 +25,7 @@ __all__ = ["DEFAULT_READ_TIMEOUT", "WebhookServer", "make_server"]
 DEFAULT_READ_TIMEOUT = 10.0
 
 _MAX_REQUEST_LINE = 65536
-logger = logging.getLogger(LOGGER_NAME)
+logger: logging.Logger = logging.getLogger(LOGGER_NAME)
 
 
 class _ServerHandler(ServerHandler):
@@ -79,7 +79,7 @@ class WebhookServer(ThreadedServer, WSGIServer):
     def __init__(self, address: Tuple[str, int], app: WSGIApplication, read_timeout: float) -> None:
         if isinstance(read_timeout, bool) or not isinstance(read_timeout, (int, float)) or read_timeout <= 0:
             raise ValueError("read_timeout must be a number of seconds above 0")
-        self.read_timeout = float(read_timeout)
+        self.read_timeout: float = float(read_timeout)
         self._thread: Optional[threading.Thread] = None
         self._serving = threading.Event()
         self._app = app
