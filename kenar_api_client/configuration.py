@@ -66,6 +66,9 @@ def normalize_host(host: str, source: str = "host") -> str:
         raise ApiValueError(
             f"{source} must be an http:// or https:// URL such as {DEFAULT_HOST!r}, got {host!r}"
         )
+    if any(character.isspace() or not character.isprintable() for character in host):
+        # Checked here, not left to urllib3: its parser lets a line break through before 2.8.
+        raise ApiValueError(f"{source} must not contain spaces or control characters, got {host!r}")
     try:
         parsed = parse_url(host)
     except LocationParseError:

@@ -204,7 +204,11 @@ def enum_for_validation(annotation: Any, where: str) -> Any:
         return Union[narrowed] if len(narrowed) > 1 else narrowed[0]
     if narrowed == args:
         return annotation
-    return origin[narrowed]
+    if isinstance(annotation, types.GenericAlias):  # written as list[...], dict[...]
+        return origin[narrowed]
+    # typing.List[...] and the like stay typing aliases: on Python 3.9 a list[...] passes
+    # isinstance(..., type) but not issubclass(), which breaks code walking annotations.
+    return annotation.copy_with(narrowed)
 
 
 def _drop_enum_literal(members: Tuple[Any, ...], where: str) -> Tuple[Any, ...]:
