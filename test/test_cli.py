@@ -662,7 +662,7 @@ def test_demo_fails_when_a_step_fails(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A listener that refuses every delivery (wrong key): the five deliveries fail.
-    from kenar_api_client._cli import demo
+    from kenar_api_client.cli import demo
 
     original = demo.Listener.__init__
     monkeypatch.setattr(demo.Listener, "__init__", lambda self, key: original(self, "some-other-key"))
@@ -708,7 +708,7 @@ def test_python_dash_m_and_a_light_import() -> None:
     probe = (
         "import sys, kenar_api_client.cli, kenar_api_client\n"
         "kenar_api_client.EventsApi, kenar_api_client.Configuration\n"
-        "heavy = ('kenar_api_client.sandbox', 'kenar_api_client.webhooks', 'kenar_api_client._cli',"
+        "heavy = ('kenar_api_client.sandbox', 'kenar_api_client.webhooks', 'kenar_api_client.cli.demo',"
         " 'wsgiref.simple_server', 'http.server')\n"
         "loaded = [m for m in heavy if m in sys.modules]\n"
         "print(loaded)\n"

@@ -18,8 +18,8 @@ import pytest
 from servers import RecordingServer, Reply
 
 import kenar_api_client
-from kenar_api_client._cli.output import reachable_url
 from kenar_api_client.cli import main
+from kenar_api_client.cli.output import reachable_url
 from kenar_api_client.sandbox import (
     DEMO_ACCESS_TOKEN,
     DEMO_API_KEY,

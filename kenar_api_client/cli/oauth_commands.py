@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from kenar_api_client._cli.output import EXIT_FAILED, EXIT_OK, Output, UsageError, failure_text
+from kenar_api_client.cli.output import EXIT_FAILED, EXIT_OK, Output, UsageError, failure_text
 
 if TYPE_CHECKING:
     from kenar_api_client.api_client import ApiClient

@@ -6,8 +6,8 @@ import argparse
 import json
 from typing import Any, Dict, List
 
-from kenar_api_client._cli.output import EXIT_FAILED, EXIT_OK, Output
-from kenar_api_client._cli.sandbox_commands import AdminError, admin_call, sandbox_url
+from kenar_api_client.cli.output import EXIT_FAILED, EXIT_OK, Output
+from kenar_api_client.cli.sandbox_commands import AdminError, admin_call, sandbox_url
 
 
 def state(args: argparse.Namespace, out: Output) -> int:

@@ -8,8 +8,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
 
-from kenar_api_client._cli.output import EXIT_FAILED, EXIT_OK, Output, failure_text
-from kenar_api_client._cli.receiver import describe_event, make_receiver
+from kenar_api_client.cli.output import EXIT_FAILED, EXIT_OK, Output, failure_text
+from kenar_api_client.cli.receiver import describe_event, make_receiver
 from kenar_api_client.sandbox._demo import DEMO_POST_TOKEN
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ class Lifecycle:
         self.api_client.close()
 
     def log_in(self) -> str:
-        from kenar_api_client._cli.oauth_commands import follow_consent
+        from kenar_api_client.cli.oauth_commands import follow_consent
         from kenar_api_client.oauth import Scope
         from kenar_api_client.oauth.loopback import authorize_on_loopback
         from kenar_api_client.sandbox import DEMO_POST_TOKEN

@@ -1,17 +1,8 @@
-"""``kenar-events``: send, subscribe, listen and trigger Kenar events from the command line.
-
-A thin argparse layer over ``EventsApi``, ``kenar_api_client.webhooks`` and
-``kenar_api_client.sandbox``. The commands live in ``kenar_api_client._cli`` and are
-imported only when they run, so importing this module stays light.
-
-Exit status: 0 success; 1 an API, delivery or connection error (one ``error:`` line on
-stderr); 2 a usage error; 130 interrupted.
-"""
+"""The ``kenar-events`` argument parser: every command, its flags, and the module that runs it."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -119,7 +110,7 @@ class _VersionAction(argparse.Action):
 def _command(
     commands: Any, common: argparse.ArgumentParser, name: str, run: str, summary: str, description: str
 ) -> argparse.ArgumentParser:
-    """Add command ``name``; ``run`` names its function as ``module:function`` in ``_cli``."""
+    """Add command ``name``; ``run`` names its function as ``module:function`` in this package."""
     parser: argparse.ArgumentParser = commands.add_parser(
         name, parents=[common], help=summary, description=description
     )
@@ -554,56 +545,3 @@ def _add_demo(commands: Any, common: argparse.ArgumentParser) -> None:
         "event, trigger one delivery of each documented event type and check that the listener "
         "verified and parsed each one. Exits 0 only if every step worked.",
     )
-
-
-# -- entry point ----------------------------------------------------------------------------
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``kenar-events`` with ``argv`` (default: the command line); return the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-
-    from kenar_api_client._cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Output, UsageError
-
-    out = Output(as_json=bool(args.json))
-    module_name, function_name = str(args.run).split(":")
-    run = getattr(importlib.import_module(f"kenar_api_client._cli.{module_name}"), function_name)
-    try:
-        status: int = run(args, out)
-    except UsageError as exc:
-        out.error(f"{exc} (see: {PROG} {args.command} --help)")
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    except BrokenPipeError as exc:
-        if not _printing_failed(exc):  # a connection's, not ours to silence
-            raise
-        _discard_stdout()  # the reader went away: `kenar-events demo | head -1`
-        return EXIT_FAILED
-    return status
-
-
-def _printing_failed(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised while the command printed (not by a socket, say)."""
-    import traceback
-
-    from kenar_api_client._cli import output
-
-    frames = traceback.walk_tb(exc.__traceback__)
-    return any(frame.f_code.co_filename == output.__file__ for frame, _ in frames)
-
-
-def _discard_stdout() -> None:
-    """Send what is left on stdout nowhere, so exiting does not report the closed pipe again."""
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # no real stdout (captured in tests)
-        pass
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
 
-from kenar_api_client._cli.output import Output
+from kenar_api_client.cli.output import Output
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -7,7 +7,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any, Dict, Optional, Type
 
-from kenar_api_client._cli.output import EXIT_INTERRUPTED, EXIT_OK
+from kenar_api_client.cli.output import EXIT_INTERRUPTED, EXIT_OK
 
 _POLL_SECONDS = 0.1  # how soon wait() notices a signal
 

@@ -11,9 +11,9 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional
 
-from kenar_api_client._cli.foreground import Foreground
-from kenar_api_client._cli.forward import forwarding
-from kenar_api_client._cli.output import (
+from kenar_api_client.cli.foreground import Foreground
+from kenar_api_client.cli.forward import forwarding
+from kenar_api_client.cli.output import (
     ENV_IDENTIFICATION_KEY,
     EXIT_FAILED,
     Output,

@@ -8,8 +8,8 @@ import os
 import sys
 from typing import Any, Dict
 
-from kenar_api_client._cli.output import ENV_IDENTIFICATION_KEY, Output, UsageError
-from kenar_api_client._cli.sandbox_commands import report_delivery
+from kenar_api_client.cli.output import ENV_IDENTIFICATION_KEY, Output, UsageError
+from kenar_api_client.cli.sandbox_commands import report_delivery
 
 
 def deliver(args: argparse.Namespace, out: Output) -> int:

@@ -8,8 +8,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from kenar_api_client._cli.foreground import Foreground
-from kenar_api_client._cli.output import (
+from kenar_api_client.cli.foreground import Foreground
+from kenar_api_client.cli.output import (
     ENV_BASE_URL,
     ENV_IDENTIFICATION_KEY,
     EXIT_FAILED,
@@ -17,8 +17,8 @@ from kenar_api_client._cli.output import (
     Output,
     UsageError,
 )
-from kenar_api_client._cli.receiver import stderr_logging
-from kenar_api_client._cli.sandbox_setup import new_sandbox
+from kenar_api_client.cli.receiver import stderr_logging
+from kenar_api_client.cli.sandbox_setup import new_sandbox
 
 if TYPE_CHECKING:
     from kenar_api_client.sandbox import Sandbox

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from kenar_api_client._cli.output import UsageError
+from kenar_api_client.cli.output import UsageError
 
 if TYPE_CHECKING:
     from kenar_api_client.sandbox import Sandbox

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
-from kenar_api_client._cli.output import (
+from kenar_api_client.cli.output import (
     EXIT_FAILED,
     EXIT_OK,
     Output,
@@ -49,7 +49,7 @@ def _call(args: argparse.Namespace, out: Output, call: Callable[[EventsApi], obj
     with kenar_api_client.ApiClient(configuration) as api_client:
         try:
             if args.user:
-                from kenar_api_client._cli.oauth_commands import token_manager
+                from kenar_api_client.cli.oauth_commands import token_manager
 
                 return call(
                     kenar_api_client.EventsApi(token_manager(args)[0].api_client_for(args.user, api_client))
