@@ -12,7 +12,7 @@ from urllib.parse import unquote
 from urllib3.exceptions import LocationParseError
 from urllib3.util import make_headers, parse_url
 
-from kenar_api_client._operation import checked_header, merge_headers
+from kenar_api_client._http_values import checked_header, merge_headers
 from kenar_api_client._redact import credentials_in
 from kenar_api_client.exceptions import ApiTypeError, ApiValueError
 

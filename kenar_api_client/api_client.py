@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Dict, Iterable, Mapping, Optional, Sequence, T
 from urllib.parse import quote
 
 from kenar_api_client import rest
-from kenar_api_client._operation import checked_header, checked_header_names, merge_headers, query_value
+from kenar_api_client._http_values import checked_header, checked_header_names, merge_headers, query_value
 from kenar_api_client._redact import scrub, scrub_data, scrub_headers
 from kenar_api_client._version import __version__
 from kenar_api_client.api_response import ApiResponse

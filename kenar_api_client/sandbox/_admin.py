@@ -10,20 +10,20 @@ from kenar_api_client.sandbox._errors import SandboxError
 from kenar_api_client.sandbox._rpc import Code, RpcError
 
 if TYPE_CHECKING:
-    from kenar_api_client.sandbox._sandbox import Sandbox
+    from kenar_api_client.sandbox._core import SandboxCore
 
-_Endpoint = Callable[["Sandbox", Mapping[str, Any]], Dict[str, Any]]
+_Endpoint = Callable[["SandboxCore", Mapping[str, Any]], Dict[str, Any]]
 
 
-def _state(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+def _state(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     return sandbox.snapshot()
 
 
-def _get_webhook(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+def _get_webhook(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     return {"url": sandbox.webhook_url}
 
 
-def _set_webhook(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+def _set_webhook(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     url = request.get("url")
     key = request.get("identification_key")
     if url is not None and not isinstance(url, str):
@@ -37,7 +37,7 @@ def _set_webhook(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]
     return {"url": sandbox.webhook_url}
 
 
-def _trigger(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+def _trigger(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     event_type = request.get("event_type")
     fields = request.get("fields") or {}
     metadata = request.get("metadata")
@@ -57,16 +57,16 @@ def _trigger(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
     return delivery.to_dict()
 
 
-def _reset(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+def _reset(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     sandbox.reset()
     return {}
 
 
-def _get_clock(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+def _get_clock(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     return {"now": sandbox.clock.now()}
 
 
-def _set_clock(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+def _set_clock(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     given = [name for name in ("advance", "set") if name in request]
     if len(given) != 1:
         raise RpcError(
@@ -82,7 +82,7 @@ def _set_clock(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
     return {"now": now}
 
 
-def _set_consent(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+def _set_consent(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     user_id = request.get("user_id", DEMO_USER_ID)
     posts = request.get("posts", [DEMO_POST_TOKEN])
     refuse = request.get("refuse", False)
@@ -107,11 +107,11 @@ _FAULT_OPTIONS = (
 )
 
 
-def _get_faults(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+def _get_faults(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     return sandbox.faults_snapshot()
 
 
-def _add_fault(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+def _add_fault(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     unknown = sorted(set(request) - {"operation", "fault", *_FAULT_OPTIONS})
     if unknown:
         raise RpcError(Code.INVALID_ARGUMENT, f"unknown field {unknown[0]!r} in the fault request")
@@ -123,7 +123,7 @@ def _add_fault(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
     return rule.to_dict()
 
 
-def _clear_faults(sandbox: Sandbox, request: Mapping[str, Any]) -> Dict[str, Any]:
+def _clear_faults(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     sandbox.clear_faults()
     return {}
 
@@ -143,7 +143,7 @@ _ENDPOINTS: Dict[Tuple[str, str], _Endpoint] = {
 }
 
 
-def handle(sandbox: Sandbox, method: str, path: str, body: bytes) -> Dict[str, Any]:
+def handle(sandbox: SandboxCore, method: str, path: str, body: bytes) -> Dict[str, Any]:
     """Run the admin endpoint for ``method`` and ``path``; raise ``RpcError`` on a bad call."""
     endpoint = _ENDPOINTS.get((method, path))
     if endpoint is None:

@@ -31,13 +31,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from kenar_api_client.sandbox._errors import SandboxError
 from kenar_api_client.sandbox._rpc import Code, Reply, RpcError, error_reply
-
-if TYPE_CHECKING:
-    from kenar_api_client.sandbox._server import SandboxRequestHandler
 
 STATUS_FAULTS = ("429", "500", "502", "503", "504")
 FAULTS = (*STATUS_FAULTS, "slow", "drop-before-read", "drop-after-read", "malformed")
@@ -268,55 +265,6 @@ class FaultPlan:
     def wait(self, seconds: float) -> bool:
         """Sleep ``seconds``; False if the sandbox stopped meanwhile."""
         return not self._stopping.wait(seconds)
-
-
-def serve(handler: SandboxRequestHandler, rule: FaultRule, operation: str, path: str, query: str) -> None:
-    """Answer the request in ``handler`` with the fault ``rule`` injects, and record it."""
-    sandbox = handler.server.sandbox
-    plan = sandbox.fault_plan
-    recorded = path not in OAUTH_OPERATIONS
-
-    def note(took_effect: bool, status: Optional[int]) -> None:
-        plan.record(
-            InjectedFault(
-                operation, rule.fault, handler.command, path, took_effect, status, sandbox.state.now()
-            )
-        )
-
-    # Each fault is on record before the client can see it.
-    if rule.fault == "drop-before-read":
-        note(False, None)
-        handler.drop()
-        return
-    body = handler.accept_request(path)
-    if body is None:  # unreadable: answered 400 like any such request
-        return
-    if not rule.takes_effect:
-        refusal = rule.reply(recorded) if rule.fault in STATUS_FAULTS else None
-        note(False, None if refusal is None else refusal.status)
-        _finish(handler, path, refusal)
-        return
-    real = handler.dispatch(path, query, body)
-    took_effect = real.status < 400
-    reply: Optional[Reply] = real
-    if rule.fault in STATUS_FAULTS:
-        reply = rule.reply(recorded)
-    elif rule.fault == "drop-after-read":
-        reply = None
-    elif rule.fault == "malformed":
-        headers = {**real.headers, "Content-Type": "application/json"}
-        reply = Reply(real.status, MALFORMED_BODY, headers, real.code, real.message, real.recorded)
-    note(took_effect, None if reply is None else reply.status)
-    if rule.fault == "slow" and not plan.wait(rule.delay):
-        reply = None  # the sandbox stopped meanwhile
-    _finish(handler, path, reply)
-
-
-def _finish(handler: SandboxRequestHandler, path: str, reply: Optional[Reply]) -> None:
-    if reply is None:
-        handler.drop()
-    else:
-        handler.send(path, reply)
 
 
 def _check_operation(operation: str) -> str:

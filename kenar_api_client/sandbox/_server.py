@@ -19,7 +19,7 @@ from kenar_api_client.sandbox._rpc import Code, Reply, RpcError, error_reply
 from kenar_api_client.sandbox._state import RequestRecord
 
 if TYPE_CHECKING:
-    from kenar_api_client.sandbox._sandbox import Sandbox
+    from kenar_api_client.sandbox._core import SandboxCore
 
 logger = logging.getLogger("kenar_api_client.sandbox")
 
@@ -29,14 +29,16 @@ _MAX_LINE_BYTES = 1024  # a chunk-size or trailer line
 _MAX_TRAILER_LINES = 32
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
-_Operation = Callable[["Sandbox", "SandboxRequestHandler", str, bytes], None]
+_Operation = Callable[["SandboxCore", "SandboxRequestHandler", str, bytes], None]
 
 
-def _send_event(sandbox: Sandbox, handler: SandboxRequestHandler, query: str, body: bytes) -> None:
+def _send_event(sandbox: SandboxCore, handler: SandboxRequestHandler, query: str, body: bytes) -> None:
     _api.send_event(sandbox.state, handler.headers, query)
 
 
-def _register_subscription(sandbox: Sandbox, handler: SandboxRequestHandler, query: str, body: bytes) -> None:
+def _register_subscription(
+    sandbox: SandboxCore, handler: SandboxRequestHandler, query: str, body: bytes
+) -> None:
     _api.register_subscription(sandbox.state, handler.headers, body)
 
 
@@ -53,7 +55,7 @@ class _BodyError(Exception):
 class SandboxHTTPServer(ThreadedServer, HTTPServer):
     """A threaded server that also closes its open keep-alive connections when stopping."""
 
-    def __init__(self, address: Tuple[str, int], sandbox: Sandbox) -> None:
+    def __init__(self, address: Tuple[str, int], sandbox: SandboxCore) -> None:
         self.sandbox = sandbox
         super().__init__(address, SandboxRequestHandler)
 
@@ -94,7 +96,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         fault = self.server.sandbox.fault_plan.take(self.command, path)
         if fault is not None:  # a fault injected on purpose answers instead
-            _faults.serve(self, fault[0], fault[1], path, query)
+            self.serve_fault(fault[0], fault[1], path, query)
             return
         body = self.accept_request(path)
         if body is not None:
@@ -136,6 +138,53 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         if reply.recorded:
             self._record(path, reply)
         self._answer(reply.status, reply.payload, reply.headers)
+
+    def serve_fault(self, rule: _faults.FaultRule, operation: str, path: str, query: str) -> None:
+        """Answer this request with the fault ``rule`` injects, and record it."""
+        sandbox = self.server.sandbox
+        plan = sandbox.fault_plan
+        recorded = path not in _faults.OAUTH_OPERATIONS
+
+        def note(took_effect: bool, status: Optional[int]) -> None:
+            fault = _faults.InjectedFault(
+                operation, rule.fault, self.command, path, took_effect, status, sandbox.state.now()
+            )
+            plan.record(fault)
+
+        # Each fault is on record before the client can see it.
+        if rule.fault == "drop-before-read":
+            note(False, None)
+            self.drop()
+            return
+        body = self.accept_request(path)
+        if body is None:  # unreadable or refused: answered like any such request
+            return
+        if not rule.takes_effect:
+            refusal = rule.reply(recorded) if rule.fault in _faults.STATUS_FAULTS else None
+            note(False, None if refusal is None else refusal.status)
+            self._send_or_drop(path, refusal)
+            return
+        real = self.dispatch(path, query, body)
+        reply: Optional[Reply] = real
+        if rule.fault in _faults.STATUS_FAULTS:
+            reply = rule.reply(recorded)
+        elif rule.fault == "drop-after-read":
+            reply = None
+        elif rule.fault == "malformed":
+            headers = {**real.headers, "Content-Type": "application/json"}
+            reply = Reply(
+                real.status, _faults.MALFORMED_BODY, headers, real.code, real.message, real.recorded
+            )
+        note(real.status < 400, None if reply is None else reply.status)
+        if rule.fault == "slow" and not plan.wait(rule.delay):
+            reply = None  # the sandbox stopped meanwhile
+        self._send_or_drop(path, reply)
+
+    def _send_or_drop(self, path: str, reply: Optional[Reply]) -> None:
+        if reply is None:
+            self.drop()
+        else:
+            self.send(path, reply)
 
     def drop(self) -> None:
         """Close the connection without an answer."""
