@@ -91,8 +91,13 @@ def annotation(t: TypeRef) -> str:
         assert t.item is not None
         return f"Dict[str, {annotation(t.item)}]"
     if t.kind == "enum":
-        return f"Union[{t.name}, {literal(t.enum_values)}]"
+        return f"Union[{t.name}, {value_alias(str(t.name))}]"
     return str(t.name)
+
+
+def value_alias(enum_class: str) -> str:
+    """The name of the ``Literal`` alias of an enum's values, defined beside the enum."""
+    return f"{enum_class}Value"
 
 
 def literal(values: Sequence[str]) -> str:
@@ -104,6 +109,18 @@ def classes_in(t: TypeRef) -> Set[str]:
     if t.item is not None:
         return classes_in(t.item)
     return {str(t.name)} if t.kind in ("model", "enum") else set()
+
+
+def enums_in(t: TypeRef) -> Set[str]:
+    """The enum classes a type refers to."""
+    if t.item is not None:
+        return enums_in(t.item)
+    return {str(t.name)} if t.kind == "enum" else set()
+
+
+def import_names(name: str, enums: Set[str]) -> str:
+    """What to import from a class's module: the class, and its values alias for an enum."""
+    return f"{name}, {value_alias(name)}" if name in enums else name
 
 
 # -- models ---------------------------------------------------------------------------------
@@ -168,8 +185,10 @@ def model_imports(model: ModelDef, body: str) -> str:
     if shared_types:
         lines.append(f"from kenar_api_client.models._types import {', '.join(shared_types)}")
     referenced = set().union(*(classes_in(f.type) for f in model.fields)) if model.fields else set()
+    enums = set().union(*(enums_in(f.type) for f in model.fields)) if model.fields else set()
     for name in sorted(referenced, key=naming.module_name):
-        lines.append(f"from kenar_api_client.models.{naming.module_name(name)} import {name}")
+        module = naming.module_name(name)
+        lines.append(f"from kenar_api_client.models.{module} import {import_names(name, enums)}")
     return "\n".join(lines).replace("\n\n\n", "\n\n").strip("\n")
 
 
@@ -182,6 +201,7 @@ def render_enum(enum: EnumDef) -> str:
         schema_name=enum.schema_name,
         docstring=doc,
         members=members,
+        values=literal(enum.values),
     )
 
 
@@ -261,7 +281,7 @@ def param_annotation(p: ParamDef) -> str:
     """The method parameter's annotation and default."""
     kind, type_name, many = param_kind(p)
     if kind == "enum":
-        base = f"Union[{type_name}, {literal(p.type.enum_values)}"
+        base = f"Union[{type_name}, {value_alias(str(type_name))}"
         return base + ("]" if p.required else ", None] = None")
     if kind == "model":
         base = f"Union[{type_name}, Dict[str, Any]]"
@@ -363,9 +383,11 @@ def render_api(
     declarations = "\n\n".join(render_operation(op, c) for op, c in zip(operations, constants))
     methods = "".join(render_methods(op, c, overrides) for op, c in zip(operations, constants))
     type_names: Set[str] = set()
+    enum_params: Set[str] = set()
     for op in operations:
         for p in op.params:
             type_names |= classes_in(p.type)
+            enum_params |= enums_in(p.type)
         if op.response is not None:
             type_names |= classes_in(op.response)
     text = declarations + methods
@@ -390,6 +412,9 @@ def render_api(
         lines.append("    from kenar_api_client.models import (")
         lines.extend(f"        {name}," for name in sorted(type_names))
         lines.append("    )")
+    for name in sorted(enum_params):
+        module = naming.module_name(name)
+        lines.append(f"    from kenar_api_client.models.{module} import {value_alias(name)}")
     return API_MODULE.substitute(
         header=HEADER,
         class_name=class_name,

@@ -22,7 +22,12 @@ $fields
 
 ENUM = Template('''$header"""The ``$class_name`` enum of the Kenar API."""
 
+from typing_extensions import Literal
+
 from kenar_api_client.models._enum import KenarEnum
+
+#: The values as a type: where the enum is expected, a plain string among them type-checks too.
+${class_name}Value = $values
 
 
 class $class_name(KenarEnum):

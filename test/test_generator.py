@@ -10,8 +10,8 @@ import pytest
 
 from generator import naming
 from generator.output import ROOT, generate, write
-from generator.render import render_field, render_operation
-from generator.spec import PERMISSIONS_HEADING, FieldDef, TypeRef, interpret
+from generator.render import render_enum, render_field, render_operation
+from generator.spec import PERMISSIONS_HEADING, EnumDef, FieldDef, TypeRef, interpret
 from generator.templates import HEADER
 
 
@@ -120,7 +120,9 @@ def test_a_spec_becomes_typed_operations_and_models() -> None:
 def test_templates_write_the_typing_convention_and_one_declaration_per_operation() -> None:
     color = TypeRef("enum", "ShopColor", enum_values=("RED", "BLUE"))
     field = FieldDef("color", "color", color, required=False, description="")
-    assert render_field(field) == '    color: Optional[Union[ShopColor, Literal["RED", "BLUE"]]] = None'
+    assert render_field(field) == "    color: Optional[Union[ShopColor, ShopColorValue]] = None"
+    enum_module = render_enum(EnumDef("shopColor", "ShopColor", "shop_color", "", ("RED", "BLUE")))
+    assert 'ShopColorValue = Literal["RED", "BLUE"]' in enum_module  # the values, written once
     (op,) = interpret(tiny_spec()).operations
     declaration = render_operation(op, "PAINT_ITEM")
     color_param = 'Param("color", "enum", "query", type_name="ShopPaintColor", enum_values=("RED", "BLUE"))'

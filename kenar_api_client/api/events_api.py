@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
-from typing_extensions import Literal, Unpack
+from typing_extensions import Unpack
 
 from kenar_api_client._operation import Operation, Param, RequestOptions
 from kenar_api_client.api._base import ApiBase
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         EventsRegisterEventSubscriptionRequest,
         SendEventRequestTargetType,
     )
+    from kenar_api_client.models.send_event_request_target_type import SendEventRequestTargetTypeValue
 
 REGISTER_EVENT_SUBSCRIPTION = Operation(
     name="events_register_event_subscription",
@@ -133,7 +134,7 @@ class EventsApi(ApiBase):
     def events_send_event(
         self,
         message: Optional[str] = None,
-        target_type: Union[SendEventRequestTargetType, Literal["USER", "POST"], None] = None,
+        target_type: Union[SendEventRequestTargetType, SendEventRequestTargetTypeValue, None] = None,
         target_resource_id: Optional[str] = None,
         **options: Unpack[RequestOptions],
     ) -> object:
@@ -160,7 +161,7 @@ class EventsApi(ApiBase):
     def events_send_event_with_http_info(
         self,
         message: Optional[str] = None,
-        target_type: Union[SendEventRequestTargetType, Literal["USER", "POST"], None] = None,
+        target_type: Union[SendEventRequestTargetType, SendEventRequestTargetTypeValue, None] = None,
         target_resource_id: Optional[str] = None,
         **options: Unpack[RequestOptions],
     ) -> ApiResponse[object]:
@@ -174,7 +175,7 @@ class EventsApi(ApiBase):
     def events_send_event_without_preload_content(
         self,
         message: Optional[str] = None,
-        target_type: Union[SendEventRequestTargetType, Literal["USER", "POST"], None] = None,
+        target_type: Union[SendEventRequestTargetType, SendEventRequestTargetTypeValue, None] = None,
         target_resource_id: Optional[str] = None,
         **options: Unpack[RequestOptions],
     ) -> urllib3.BaseHTTPResponse:

@@ -5,12 +5,11 @@ from datetime import datetime
 from typing import List, Optional, Union
 
 from pydantic import StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.addons_status import AddonsStatus
+from kenar_api_client.models.addons_status import AddonsStatus, AddonsStatusValue
 from kenar_api_client.models.apps_app import AppsApp
-from kenar_api_client.models.apps_service_tag import AppsServiceTag
+from kenar_api_client.models.apps_service_tag import AppsServiceTag, AppsServiceTagValue
 
 
 class AddonsAddonMetaData(KenarModel):
@@ -20,23 +19,5 @@ class AddonsAddonMetaData(KenarModel):
     created_at: Optional[datetime] = None
     id: Optional[StrictStr] = None
     last_modified: Optional[datetime] = None
-    service_tags: Optional[
-        List[
-            Union[
-                AppsServiceTag,
-                Literal[
-                    "VERIFIED",
-                    "IDENTITY_VERIFIED",
-                    "POST_VERIFIED",
-                    "SECURE_PAYMENT",
-                    "POST_OWNERSHIP_VERIFIED",
-                    "EXPERT_INSPECTED",
-                    "CAR_EXPERT_INSPECTED",
-                    "HOME_EXPERT_INSPECTED",
-                    "MOBILE_EXPERT_INSPECTED",
-                    "ONLINE_RESERVATION",
-                ],
-            ]
-        ]
-    ] = None
-    status: Optional[Union[AddonsStatus, Literal["ACTIVE", "HIDDEN", "DELETED"]]] = None
+    service_tags: Optional[List[Union[AppsServiceTag, AppsServiceTagValue]]] = None
+    status: Optional[Union[AddonsStatus, AddonsStatusValue]] = None

@@ -3,12 +3,11 @@
 
 from typing import Optional, Union
 
-from typing_extensions import Literal
-
 from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.addons_addon_secondary_linkage_position import (
     AddonsAddonSecondaryLinkagePosition,
+    AddonsAddonSecondaryLinkagePositionValue,
 )
 
 
@@ -16,9 +15,6 @@ class AddonsAddonSecondaryLinkage(KenarModel):
     """The ``addonsAddonSecondaryLinkage`` schema."""
 
     position: Optional[
-        Union[
-            AddonsAddonSecondaryLinkagePosition,
-            Literal["POST_SPEC_HEAD", "POST_SPEC_TAIL", "POST_PRICE_SPEC", "POST_DESC_TAIL"],
-        ]
+        Union[AddonsAddonSecondaryLinkagePosition, AddonsAddonSecondaryLinkagePositionValue]
     ] = None
     widgets: Optional[JsonObject] = None

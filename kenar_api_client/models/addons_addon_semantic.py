@@ -3,29 +3,47 @@
 
 from typing import Optional, Union
 
-from typing_extensions import Literal
-
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.addon_semantic_car_verification_stage import AddonSemanticCarVerificationStage
+from kenar_api_client.models.addon_semantic_car_verification_stage import (
+    AddonSemanticCarVerificationStage,
+    AddonSemanticCarVerificationStageValue,
+)
 from kenar_api_client.models.addon_semantic_identity_verification_result import (
     AddonSemanticIdentityVerificationResult,
+    AddonSemanticIdentityVerificationResultValue,
 )
 from kenar_api_client.models.addon_semantic_identity_verification_stage import (
     AddonSemanticIdentityVerificationStage,
+    AddonSemanticIdentityVerificationStageValue,
 )
-from kenar_api_client.models.addon_semantic_inspection_result import AddonSemanticInspectionResult
+from kenar_api_client.models.addon_semantic_inspection_result import (
+    AddonSemanticInspectionResult,
+    AddonSemanticInspectionResultValue,
+)
 from kenar_api_client.models.addon_semantic_new_face_verification_result import (
     AddonSemanticNewFaceVerificationResult,
+    AddonSemanticNewFaceVerificationResultValue,
 )
 from kenar_api_client.models.addon_semantic_online_reservation_capability import (
     AddonSemanticOnlineReservationCapability,
+    AddonSemanticOnlineReservationCapabilityValue,
 )
-from kenar_api_client.models.addon_semantic_ownership_result import AddonSemanticOwnershipResult
+from kenar_api_client.models.addon_semantic_ownership_result import (
+    AddonSemanticOwnershipResult,
+    AddonSemanticOwnershipResultValue,
+)
 from kenar_api_client.models.addon_semantic_post_verification_result import (
     AddonSemanticPostVerificationResult,
+    AddonSemanticPostVerificationResultValue,
 )
-from kenar_api_client.models.addons_addon_semantic_payment_method import AddonsAddonSemanticPaymentMethod
-from kenar_api_client.models.addons_addon_semantic_status import AddonsAddonSemanticStatus
+from kenar_api_client.models.addons_addon_semantic_payment_method import (
+    AddonsAddonSemanticPaymentMethod,
+    AddonsAddonSemanticPaymentMethodValue,
+)
+from kenar_api_client.models.addons_addon_semantic_status import (
+    AddonsAddonSemanticStatus,
+    AddonsAddonSemanticStatusValue,
+)
 
 
 class AddonsAddonSemantic(KenarModel):
@@ -38,66 +56,34 @@ class AddonsAddonSemantic(KenarModel):
     """
 
     car_verification_failure_reason: Optional[
-        Union[
-            AddonSemanticCarVerificationStage,
-            Literal[
-                "CARVERIFICATIONSTAGE_NOT_STARTED",
-                "CARVERIFICATIONSTAGE_SHAHKAR",
-                "CAR_CARD_VERIFICATION",
-                "CAR_MODEL_VERIFICATION",
-            ],
-        ]
+        Union[AddonSemanticCarVerificationStage, AddonSemanticCarVerificationStageValue]
     ] = None
     car_verification_last_successful_stage: Optional[
-        Union[
-            AddonSemanticCarVerificationStage,
-            Literal[
-                "CARVERIFICATIONSTAGE_NOT_STARTED",
-                "CARVERIFICATIONSTAGE_SHAHKAR",
-                "CAR_CARD_VERIFICATION",
-                "CAR_MODEL_VERIFICATION",
-            ],
-        ]
+        Union[AddonSemanticCarVerificationStage, AddonSemanticCarVerificationStageValue]
     ] = None
     identity_verification_failure_reason: Optional[
-        Union[
-            AddonSemanticIdentityVerificationStage,
-            Literal[
-                "IDENTITYVERIFICATIONSTAGE_NOT_STARTED",
-                "NATIONAL_INFO_VERIFICATION",
-                "IMAGE_VERIFICATION",
-                "VIDEO_VERIFICATION",
-            ],
-        ]
+        Union[AddonSemanticIdentityVerificationStage, AddonSemanticIdentityVerificationStageValue]
     ] = None
     identity_verification_last_successful_stage: Optional[
-        Union[
-            AddonSemanticIdentityVerificationStage,
-            Literal[
-                "IDENTITYVERIFICATIONSTAGE_NOT_STARTED",
-                "NATIONAL_INFO_VERIFICATION",
-                "IMAGE_VERIFICATION",
-                "VIDEO_VERIFICATION",
-            ],
-        ]
+        Union[AddonSemanticIdentityVerificationStage, AddonSemanticIdentityVerificationStageValue]
     ] = None
     identity_verification_result: Optional[
-        Union[AddonSemanticIdentityVerificationResult, Literal["FACE_AND_ID_MATCHED"]]
+        Union[AddonSemanticIdentityVerificationResult, AddonSemanticIdentityVerificationResultValue]
     ] = None
-    inspection_result: Optional[Union[AddonSemanticInspectionResult, Literal["INSPECTION_APPROVED"]]] = None
+    inspection_result: Optional[Union[AddonSemanticInspectionResult, AddonSemanticInspectionResultValue]] = (
+        None
+    )
     new_face_verification_result: Optional[
-        Union[AddonSemanticNewFaceVerificationResult, Literal["NEW_FACE_VERIFICATION_FAILED"]]
+        Union[AddonSemanticNewFaceVerificationResult, AddonSemanticNewFaceVerificationResultValue]
     ] = None
     online_reservation_capability: Optional[
-        Union[AddonSemanticOnlineReservationCapability, Literal["ONLINE_RESERVATION_AVAILABLE"]]
+        Union[AddonSemanticOnlineReservationCapability, AddonSemanticOnlineReservationCapabilityValue]
     ] = None
-    ownership_result: Optional[
-        Union[AddonSemanticOwnershipResult, Literal["OWNERSHIP_CONFIRMED", "OWNERSHIP_DELEGATION_CONFIRMED"]]
+    ownership_result: Optional[Union[AddonSemanticOwnershipResult, AddonSemanticOwnershipResultValue]] = None
+    payment_method: Optional[
+        Union[AddonsAddonSemanticPaymentMethod, AddonsAddonSemanticPaymentMethodValue]
     ] = None
-    payment_method: Optional[Union[AddonsAddonSemanticPaymentMethod, Literal["SECURE"]]] = None
     post_verification_result: Optional[
-        Union[AddonSemanticPostVerificationResult, Literal["POST_INFORMATION_MATCHED"]]
+        Union[AddonSemanticPostVerificationResult, AddonSemanticPostVerificationResultValue]
     ] = None
-    status: Optional[
-        Union[AddonsAddonSemanticStatus, Literal["SUCCEEDED", "FAILED", "EXPIRED", "PENDING"]]
-    ] = None
+    status: Optional[Union[AddonsAddonSemanticStatus, AddonsAddonSemanticStatusValue]] = None

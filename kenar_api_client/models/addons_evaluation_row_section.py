@@ -4,25 +4,13 @@
 from typing import Optional, Union
 
 from pydantic import StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.addons_widget_color import AddonsWidgetColor
+from kenar_api_client.models.addons_widget_color import AddonsWidgetColor, AddonsWidgetColorValue
 
 
 class AddonsEvaluationRowSection(KenarModel):
     """The ``addonsEvaluationRowSection`` schema."""
 
-    section_color: Optional[
-        Union[
-            AddonsWidgetColor,
-            Literal[
-                "WARNING_SECONDARY",
-                "WARNING_PRIMARY",
-                "ERROR_PRIMARY",
-                "SUCCESS_PRIMARY",
-                "SUCCESS_SECONDARY",
-            ],
-        ]
-    ] = None
+    section_color: Optional[Union[AddonsWidgetColor, AddonsWidgetColorValue]] = None
     text: Optional[StrictStr] = None

@@ -4,11 +4,10 @@
 from typing import Dict, List, Optional, Union
 
 from pydantic import Field, StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models._types import JsonObject
-from kenar_api_client.models.addons_addon_linkage import AddonsAddonLinkage
+from kenar_api_client.models.addons_addon_linkage import AddonsAddonLinkage, AddonsAddonLinkageValue
 from kenar_api_client.models.addons_addon_meta_data import AddonsAddonMetaData
 from kenar_api_client.models.addons_addon_secondary_links import AddonsAddonSecondaryLinks
 from kenar_api_client.models.addons_addon_selector import AddonsAddonSelector
@@ -20,7 +19,7 @@ class AddonsPostAddon(KenarModel):
     """The ``addonsPostAddon`` schema."""
 
     app: Optional[AppsApp] = None
-    linkage: Optional[Union[AddonsAddonLinkage, Literal["POST_DETAILS", "POST_MANAGEMENT"]]] = None
+    linkage: Optional[Union[AddonsAddonLinkage, AddonsAddonLinkageValue]] = None
     meta_data: Optional[AddonsAddonMetaData] = None
     score: Optional[StrictStr] = None
     secondary_links: Optional[AddonsAddonSecondaryLinks] = None

@@ -4,12 +4,11 @@
 from typing import List, Optional, Union
 
 from pydantic import Field, StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models.apps_app_status import AppsAppStatus
-from kenar_api_client.models.apps_service_tag import AppsServiceTag
-from kenar_api_client.models.apps_service_type import AppsServiceType
+from kenar_api_client.models.apps_service_tag import AppsServiceTag, AppsServiceTagValue
+from kenar_api_client.models.apps_service_type import AppsServiceType, AppsServiceTypeValue
 
 
 class AppsApp(KenarModel):
@@ -18,61 +17,9 @@ class AppsApp(KenarModel):
     avatar: Optional[StrictStr] = None
     display: Optional[StrictStr] = None
     divar_identification_key: Optional[StrictStr] = None
-    service_tags: Optional[
-        List[
-            Union[
-                AppsServiceTag,
-                Literal[
-                    "VERIFIED",
-                    "IDENTITY_VERIFIED",
-                    "POST_VERIFIED",
-                    "SECURE_PAYMENT",
-                    "POST_OWNERSHIP_VERIFIED",
-                    "EXPERT_INSPECTED",
-                    "CAR_EXPERT_INSPECTED",
-                    "HOME_EXPERT_INSPECTED",
-                    "MOBILE_EXPERT_INSPECTED",
-                    "ONLINE_RESERVATION",
-                ],
-            ]
-        ]
-    ] = Field(default=None, description="منسوخ شده - از AddonMetaData.service_tags استفاده کنید")
-    service_type: Optional[
-        Union[
-            AppsServiceType,
-            Literal[
-                "FUNC_CLICK_AND_COLLECT",
-                "FUNC_DELIVERY",
-                "FUNC_SECURE_PAYMENT",
-                "LEAD_GEN_PURE",
-                "LEAD_GEN_LOAN",
-                "REPORT_INSPECTION",
-                "REPORT_PRICE_EVALUATION",
-                "REPORT_VERIFICATION",
-                "FUNC_CONTRACT",
-                "FUNC_FINANCING",
-                "USER_FACE_ID_VERIFICATION",
-                "POST_VERIFICATION",
-                "INTERNAL",
-                "USER_BACKGROUND_VERIFICATION",
-                "USER_BUSINESS_VERIFICATION",
-                "CHARITY",
-                "SECURE_PAYMENT_POST_PROMOTION",
-                "PHOTOGRAPHY",
-                "DOWNLOADABLE_CONTENT_GENERATION",
-                "REPORT_INSPECTION_CHAT",
-                "ADDITIONAL_INFORMATION",
-                "ACCOUNTING",
-                "ASSISTANT",
-                "ADVERTISEMENT",
-                "CONTRACT_POST",
-                "SITE_BUILDER",
-                "FORM_BUILDER",
-                "AUCTION",
-                "POST_DETAIL_ENHANCER",
-                "POST_REORDER",
-            ],
-        ]
-    ] = None
+    service_tags: Optional[List[Union[AppsServiceTag, AppsServiceTagValue]]] = Field(
+        default=None, description="منسوخ شده - از AddonMetaData.service_tags استفاده کنید"
+    )
+    service_type: Optional[Union[AppsServiceType, AppsServiceTypeValue]] = None
     slug: Optional[StrictStr] = None
     status: Optional[AppsAppStatus] = None

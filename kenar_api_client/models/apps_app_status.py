@@ -3,15 +3,11 @@
 
 from typing import Optional, Union
 
-from typing_extensions import Literal
-
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.apps_app_status_status import AppsAppStatusStatus
+from kenar_api_client.models.apps_app_status_status import AppsAppStatusStatus, AppsAppStatusStatusValue
 
 
 class AppsAppStatus(KenarModel):
     """The ``appsAppStatus`` schema."""
 
-    status: Optional[
-        Union[AppsAppStatusStatus, Literal["ACTIVE", "INACTIVE", "SUSPENDED", "DEVELOPMENT"]]
-    ] = None
+    status: Optional[Union[AppsAppStatusStatus, AppsAppStatusStatusValue]] = None

@@ -4,11 +4,11 @@
 from typing import Optional, Union
 
 from pydantic import StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models.assets_get_permissions_response_life_cycle_state import (
     AssetsGetPermissionsResponseLifeCycleState,
+    AssetsGetPermissionsResponseLifeCycleStateValue,
 )
 
 
@@ -18,9 +18,6 @@ class AssetsGetPermissionsResponsePermission(KenarModel):
     description: Optional[StrictStr] = None
     display: Optional[StrictStr] = None
     lifecycle_state: Optional[
-        Union[
-            AssetsGetPermissionsResponseLifeCycleState,
-            Literal["EXPERIMENTAL", "ACTIVE", "DEPRECATING_SOON", "DEPRECATED"],
-        ]
+        Union[AssetsGetPermissionsResponseLifeCycleState, AssetsGetPermissionsResponseLifeCycleStateValue]
     ] = None
     slug: Optional[StrictStr] = None

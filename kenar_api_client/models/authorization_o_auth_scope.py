@@ -4,10 +4,9 @@
 from typing import Optional, Union
 
 from pydantic import StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.o_auth_scope_scope import OAuthScopeScope
+from kenar_api_client.models.o_auth_scope_scope import OAuthScopeScope, OAuthScopeScopeValue
 
 
 class AuthorizationOAuthScope(KenarModel):
@@ -18,46 +17,4 @@ class AuthorizationOAuthScope(KenarModel):
     """
 
     resource_id: Optional[StrictStr] = None
-    scope: Optional[
-        Union[
-            OAuthScopeScope,
-            Literal[
-                "POST_ADDON_CREATE",
-                "USER_PHONE",
-                "USER_ID",
-                "USER_ADDON_CREATE",
-                "CHAT_MESSAGE_SEND",
-                "CHAT_CONVERSATION_READ",
-                "USER_POSTS_GET",
-                "USER_POSTS_STATS_READ",
-                "CHAT_POST_CONVERSATIONS_READ",
-                "CHAT_POST_CONVERSATIONS_MESSAGE_SEND",
-                "CHAT_SUPPLIER_ALL_CONVERSATIONS_READ",
-                "CHAT_SUPPLIER_ALL_CONVERSATIONS_MESSAGE_SEND",
-                "CHAT_BOT_USER_MESSAGE_SEND",
-                "USER_VERIFICATION_CREATE",
-                "OFFLINE_ACCESS",
-                "OPENID",
-                "PAYMENT_ALL_POSTS_PRICING_READ",
-                "PAYMENT_ALL_POSTS_REORDER",
-                "PAYMENT_ALL_POSTS_RENEW",
-                "MANAGEMENT_APPS_READ",
-                "MANAGEMENT_APPS_WRITE",
-                "POST_ONGOING_IMAGES_GET",
-                "USER_POSTS_ADDON_CREATE",
-                "POST_EDIT",
-                "CONVERSATION_SEND_MESSAGE",
-                "BUSINESS_ADDON_CREATE",
-                "POST_SEMANTIC_CREATE",
-                "NOTIFICATION_ACCESS_REVOCATION",
-                "SEND_EVENT",
-                "CREATE_WALLET_PAYMENT",
-                "SUBMIT_USER_POST",
-                "SUBMIT_USER_PAYMENT",
-                "USER_SET_CUSTOMIZED_BUTTON",
-                "BUSINESS_CREATE_CUSTOMIZED_BUTTON",
-                "DELETE_USER_POST",
-                "EDIT_USER_POST",
-            ],
-        ]
-    ] = None
+    scope: Optional[Union[OAuthScopeScope, OAuthScopeScopeValue]] = None

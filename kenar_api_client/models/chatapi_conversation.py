@@ -4,10 +4,12 @@
 from typing import Optional, Union
 
 from pydantic import StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.chatapi_conversation_type import ChatapiConversationType
+from kenar_api_client.models.chatapi_conversation_type import (
+    ChatapiConversationType,
+    ChatapiConversationTypeValue,
+)
 
 
 class ChatapiConversation(KenarModel):
@@ -15,4 +17,4 @@ class ChatapiConversation(KenarModel):
 
     id: Optional[StrictStr] = None
     post_token: Optional[StrictStr] = None
-    type: Optional[Union[ChatapiConversationType, Literal["POST", "BOT"]]] = None
+    type: Optional[Union[ChatapiConversationType, ChatapiConversationTypeValue]] = None

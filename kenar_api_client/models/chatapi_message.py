@@ -5,11 +5,10 @@ from datetime import datetime
 from typing import Optional, Union
 
 from pydantic import StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models.chatapi_conversation import ChatapiConversation
-from kenar_api_client.models.chatapi_message_type import ChatapiMessageType
+from kenar_api_client.models.chatapi_message_type import ChatapiMessageType, ChatapiMessageTypeValue
 from kenar_api_client.models.message_contact_data import MessageContactData
 from kenar_api_client.models.message_file_data import MessageFileData
 from kenar_api_client.models.message_image_data import MessageImageData
@@ -31,8 +30,6 @@ class ChatapiMessage(KenarModel):
     sender: Optional[MessageSender] = None
     sent_at: Optional[datetime] = None
     text: Optional[StrictStr] = None
-    type: Optional[
-        Union[ChatapiMessageType, Literal["TEXT", "IMAGE", "FILE", "VOICE", "LOCATION", "VIDEO", "CONTACT"]]
-    ] = None
+    type: Optional[Union[ChatapiMessageType, ChatapiMessageTypeValue]] = None
     video_data: Optional[MessageVideoData] = None
     voice_data: Optional[MessageVoiceData] = None

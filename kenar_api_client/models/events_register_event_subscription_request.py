@@ -4,12 +4,12 @@
 from typing import Optional, Union
 
 from pydantic import StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.events_register_event_subscription_request_event_type import (
     EventsRegisterEventSubscriptionRequestEventType,
+    EventsRegisterEventSubscriptionRequestEventTypeValue,
 )
 
 
@@ -18,6 +18,9 @@ class EventsRegisterEventSubscriptionRequest(KenarModel):
 
     event_resource_id: Optional[StrictStr] = None
     event_type: Optional[
-        Union[EventsRegisterEventSubscriptionRequestEventType, Literal["NEW_MESSAGE_ON_POST", "POST_UPDATE"]]
+        Union[
+            EventsRegisterEventSubscriptionRequestEventType,
+            EventsRegisterEventSubscriptionRequestEventTypeValue,
+        ]
     ] = None
     metadata: Optional[JsonObject] = None

@@ -5,12 +5,11 @@ from datetime import datetime
 from typing import Optional, Union
 
 from pydantic import Field, StrictBool, StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.finder_get_post_response_business_data import FinderGetPostResponseBusinessData
-from kenar_api_client.models.finder_post_ext_state import FinderPostExtState
+from kenar_api_client.models.finder_post_ext_state import FinderPostExtState, FinderPostExtStateValue
 
 
 class FinderGetPostResponse(KenarModel):
@@ -27,8 +26,6 @@ class FinderGetPostResponse(KenarModel):
         default=None, description="این فیلد فقط در درخواست‌های webhook در دسترس است"
     )
     last_modified_at: Optional[datetime] = None
-    state: Optional[
-        Union[FinderPostExtState, Literal["PUBLISHED", "REVIEW_REQ", "PAYMENT_REQ", "RETIRED"]]
-    ] = None
+    state: Optional[Union[FinderPostExtState, FinderPostExtStateValue]] = None
     supplier_chat_assistant_enabled: Optional[StrictBool] = None
     token: Optional[StrictStr] = None

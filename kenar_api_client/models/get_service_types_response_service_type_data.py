@@ -4,50 +4,13 @@
 from typing import Optional, Union
 
 from pydantic import StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.apps_service_type import AppsServiceType
+from kenar_api_client.models.apps_service_type import AppsServiceType, AppsServiceTypeValue
 
 
 class GetServiceTypesResponseServiceTypeData(KenarModel):
     """The ``GetServiceTypesResponseServiceTypeData`` schema."""
 
     display: Optional[StrictStr] = None
-    slug: Optional[
-        Union[
-            AppsServiceType,
-            Literal[
-                "FUNC_CLICK_AND_COLLECT",
-                "FUNC_DELIVERY",
-                "FUNC_SECURE_PAYMENT",
-                "LEAD_GEN_PURE",
-                "LEAD_GEN_LOAN",
-                "REPORT_INSPECTION",
-                "REPORT_PRICE_EVALUATION",
-                "REPORT_VERIFICATION",
-                "FUNC_CONTRACT",
-                "FUNC_FINANCING",
-                "USER_FACE_ID_VERIFICATION",
-                "POST_VERIFICATION",
-                "INTERNAL",
-                "USER_BACKGROUND_VERIFICATION",
-                "USER_BUSINESS_VERIFICATION",
-                "CHARITY",
-                "SECURE_PAYMENT_POST_PROMOTION",
-                "PHOTOGRAPHY",
-                "DOWNLOADABLE_CONTENT_GENERATION",
-                "REPORT_INSPECTION_CHAT",
-                "ADDITIONAL_INFORMATION",
-                "ACCOUNTING",
-                "ASSISTANT",
-                "ADVERTISEMENT",
-                "CONTRACT_POST",
-                "SITE_BUILDER",
-                "FORM_BUILDER",
-                "AUCTION",
-                "POST_DETAIL_ENHANCER",
-                "POST_REORDER",
-            ],
-        ]
-    ] = None
+    slug: Optional[Union[AppsServiceType, AppsServiceTypeValue]] = None

@@ -4,16 +4,16 @@
 from typing import Optional, Union
 
 from pydantic import StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.open_platformpost_http_method import OpenPlatformpostHTTPMethod
+from kenar_api_client.models.open_platformpost_http_method import (
+    OpenPlatformpostHTTPMethod,
+    OpenPlatformpostHTTPMethodValue,
+)
 
 
 class GetUploadURLsV2ResponseUploadFormat(KenarModel):
     """The ``GetUploadURLsV2ResponseUploadFormat`` schema."""
 
-    http_method: Optional[
-        Union[OpenPlatformpostHTTPMethod, Literal["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]]
-    ] = None
+    http_method: Optional[Union[OpenPlatformpostHTTPMethod, OpenPlatformpostHTTPMethodValue]] = None
     url: Optional[StrictStr] = None

@@ -3,15 +3,19 @@
 
 from typing import Optional, Union
 
-from typing_extensions import Literal
-
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.chatapi_message_sender_side import ChatapiMessageSenderSide
-from kenar_api_client.models.chatapi_message_sender_type import ChatapiMessageSenderType
+from kenar_api_client.models.chatapi_message_sender_side import (
+    ChatapiMessageSenderSide,
+    ChatapiMessageSenderSideValue,
+)
+from kenar_api_client.models.chatapi_message_sender_type import (
+    ChatapiMessageSenderType,
+    ChatapiMessageSenderTypeValue,
+)
 
 
 class MessageSender(KenarModel):
     """The ``MessageSender`` schema."""
 
-    side: Optional[Union[ChatapiMessageSenderSide, Literal["BUYER", "SELLER"]]] = None
-    type: Optional[Union[ChatapiMessageSenderType, Literal["HUMAN", "BOT"]]] = None
+    side: Optional[Union[ChatapiMessageSenderSide, ChatapiMessageSenderSideValue]] = None
+    type: Optional[Union[ChatapiMessageSenderType, ChatapiMessageSenderTypeValue]] = None

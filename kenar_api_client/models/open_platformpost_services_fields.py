@@ -4,30 +4,18 @@
 from typing import List, Union
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.services_fields_category import ServicesFieldsCategory
+from kenar_api_client.models.services_fields_category import (
+    ServicesFieldsCategory,
+    ServicesFieldsCategoryValue,
+)
 
 
 class OpenPlatformpostServicesFields(KenarModel):
     """The ``open_platformpostServicesFields`` schema."""
 
-    category: Union[
-        ServicesFieldsCategory,
-        Literal[
-            "CATEGORY_CAR_AND_MOTOR",
-            "CATEGORY_CATERING",
-            "CATEGORY_COMPUTER_AND_MOBILE",
-            "CATEGORY_ACCOUNTING_AND_FINANCE",
-            "CATEGORY_TRANSPORT",
-            "CATEGORY_CRAFTSMEN",
-            "CATEGORY_BEAUTY_AND_HAIRCARE",
-            "CATEGORY_CLEANING",
-            "CATEGORY_GARDEN_AND_LANDSCAPING",
-            "CATEGORY_TEACHING",
-        ],
-    ]
+    category: Union[ServicesFieldsCategory, ServicesFieldsCategoryValue]
     expertise_ids: List[StrictStr] = Field(description="فهرست شناسه‌های تخصص", examples=[["1", "2"]])
     work_hours_end: StrictInt = Field(
         description=(

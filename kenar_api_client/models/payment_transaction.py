@@ -5,11 +5,16 @@ from datetime import datetime
 from typing import Optional, Union
 
 from pydantic import Field, StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.payment_transaction_state import PaymentTransactionState
-from kenar_api_client.models.payment_transaction_type import PaymentTransactionType
+from kenar_api_client.models.payment_transaction_state import (
+    PaymentTransactionState,
+    PaymentTransactionStateValue,
+)
+from kenar_api_client.models.payment_transaction_type import (
+    PaymentTransactionType,
+    PaymentTransactionTypeValue,
+)
 
 
 class PaymentTransaction(KenarModel):
@@ -26,20 +31,5 @@ class PaymentTransaction(KenarModel):
         default=None, description="همان جزئیات اضافی که در درخواست ارسال کردید"
     )
     id: Optional[StrictStr] = Field(default=None, description="همان uuid هنگام ایجاد تراکنش")
-    state: Optional[
-        Union[
-            PaymentTransactionState,
-            Literal[
-                "TRANSACTION_STATE_PENDING",
-                "TRANSACTION_STATE_COMPLETED",
-                "TRANSACTION_STATE_FAILED",
-                "TRANSACTION_STATE_REFUNDED",
-            ],
-        ]
-    ] = None
-    type: Optional[
-        Union[
-            PaymentTransactionType,
-            Literal["TRANSACTION_TYPE_REORDER", "TRANSACTION_TYPE_SUBMIT", "TRANSACTION_TYPE_RENEW"],
-        ]
-    ] = None
+    state: Optional[Union[PaymentTransactionState, PaymentTransactionStateValue]] = None
+    type: Optional[Union[PaymentTransactionType, PaymentTransactionTypeValue]] = None

@@ -4,17 +4,17 @@
 from typing import Optional, Union
 
 from pydantic import StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.payment_wallet_transaction_status import PaymentWalletTransactionStatus
+from kenar_api_client.models.payment_wallet_transaction_status import (
+    PaymentWalletTransactionStatus,
+    PaymentWalletTransactionStatusValue,
+)
 
 
 class PaymentWalletTransaction(KenarModel):
     """The ``paymentWalletTransaction`` schema."""
 
     amount_rials: Optional[StrictStr] = None
-    status: Optional[
-        Union[PaymentWalletTransactionStatus, Literal["CREATED", "EXPIRED", "PAID", "COMMITTED"]]
-    ] = None
+    status: Optional[Union[PaymentWalletTransactionStatus, PaymentWalletTransactionStatusValue]] = None
     token: Optional[StrictStr] = None

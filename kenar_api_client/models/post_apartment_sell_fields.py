@@ -4,10 +4,9 @@
 from typing import Union
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.post_rooms_count import PostRoomsCount
+from kenar_api_client.models.post_rooms_count import PostRoomsCount, PostRoomsCountValue
 
 
 class PostApartmentSellFields(KenarModel):
@@ -22,16 +21,6 @@ class PostApartmentSellFields(KenarModel):
     has_parking: StrictBool = Field(description="آیا ملک پارکینگ دارد", examples=[True])
     has_warehouse: StrictBool = Field(description="آیا ملک انباری دارد", examples=[True])
     price: StrictStr = Field(description="قیمت ملک به تومان", examples=[1000000000])
-    rooms_count: Union[
-        PostRoomsCount,
-        Literal[
-            "ROOMS_COUNT_0",
-            "ROOMS_COUNT_1",
-            "ROOMS_COUNT_2",
-            "ROOMS_COUNT_3",
-            "ROOMS_COUNT_4",
-            "ROOMS_COUNT_5_OR_MORE",
-        ],
-    ]
+    rooms_count: Union[PostRoomsCount, PostRoomsCountValue]
     size: StrictInt = Field(description="مساحت ملک بر حسب متر مربع", examples=[100])
     year_built: StrictInt = Field(description="سال ساخت ملک (تقویم شمسی)", examples=[1404])

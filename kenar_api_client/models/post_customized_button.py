@@ -3,18 +3,16 @@
 
 from typing import Union
 
-from typing_extensions import Literal
-
 from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models.addons_action import AddonsAction
-from kenar_api_client.models.post_customized_button_type import PostCustomizedButtonType
+from kenar_api_client.models.post_customized_button_type import (
+    PostCustomizedButtonType,
+    PostCustomizedButtonTypeValue,
+)
 
 
 class PostCustomizedButton(KenarModel):
     """The ``postCustomizedButton`` schema."""
 
     action: AddonsAction
-    type: Union[
-        PostCustomizedButtonType,
-        Literal["ACCOMMODATION_BOOKING", "EXTERNAL_PRODUCT_STORE", "RESUME_SUBMISSION"],
-    ]
+    type: Union[PostCustomizedButtonType, PostCustomizedButtonTypeValue]

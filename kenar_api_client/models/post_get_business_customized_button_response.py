@@ -4,10 +4,12 @@
 from typing import Optional, Union
 
 from pydantic import StrictBool, StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.post_customized_button_type import PostCustomizedButtonType
+from kenar_api_client.models.post_customized_button_type import (
+    PostCustomizedButtonType,
+    PostCustomizedButtonTypeValue,
+)
 
 
 class PostGetBusinessCustomizedButtonResponse(KenarModel):
@@ -16,9 +18,4 @@ class PostGetBusinessCustomizedButtonResponse(KenarModel):
     app_name: Optional[StrictStr] = None
     app_slug: Optional[StrictStr] = None
     is_active: Optional[StrictBool] = None
-    type: Optional[
-        Union[
-            PostCustomizedButtonType,
-            Literal["ACCOMMODATION_BOOKING", "EXTERNAL_PRODUCT_STORE", "RESUME_SUBMISSION"],
-        ]
-    ] = None
+    type: Optional[Union[PostCustomizedButtonType, PostCustomizedButtonTypeValue]] = None

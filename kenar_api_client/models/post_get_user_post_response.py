@@ -4,11 +4,13 @@
 from typing import Optional, Union
 
 from pydantic import StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models._types import JsonObject
-from kenar_api_client.models.open_platformpost_post_state import OpenPlatformpostPostState
+from kenar_api_client.models.open_platformpost_post_state import (
+    OpenPlatformpostPostState,
+    OpenPlatformpostPostStateValue,
+)
 from kenar_api_client.models.post_get_user_post_response_business_data import (
     PostGetUserPostResponseBusinessData,
 )
@@ -22,19 +24,4 @@ class PostGetUserPostResponse(KenarModel):
     category_data: Optional[JsonObject] = None
     general_data: Optional[PostPostGeneralData] = None
     reject_reason: Optional[StrictStr] = None
-    state: Optional[
-        Union[
-            OpenPlatformpostPostState,
-            Literal[
-                "POST_STATE_IN_PUBLISH_QUEUE",
-                "POST_STATE_PUBLISHED",
-                "POST_STATE_WAITING_FOR_EDIT",
-                "POST_STATE_WAITING_FOR_PAYMENT",
-                "POST_STATE_WAITING_FOR_REVIEW",
-                "POST_STATE_PUBLISHED_AND_EDIT_REJECTED",
-                "POST_STATE_REJECTED",
-                "POST_STATE_DELETED",
-                "POST_STATE_RETIRED",
-            ],
-        ]
-    ] = None
+    state: Optional[Union[OpenPlatformpostPostState, OpenPlatformpostPostStateValue]] = None

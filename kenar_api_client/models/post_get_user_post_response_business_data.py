@@ -4,11 +4,11 @@
 from typing import Optional, Union
 
 from pydantic import StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models.premium_panel_business_data_sub_business_type import (
     PremiumPanelBusinessDataSubBusinessType,
+    PremiumPanelBusinessDataSubBusinessTypeValue,
 )
 
 
@@ -17,8 +17,5 @@ class PostGetUserPostResponseBusinessData(KenarModel):
 
     business_name: Optional[StrictStr] = None
     business_type: Optional[
-        Union[
-            PremiumPanelBusinessDataSubBusinessType,
-            Literal["CAR", "REAL_ESTATE", "JOBS", "MARKETPLACE", "SERVICES", "PERSONAL"],
-        ]
+        Union[PremiumPanelBusinessDataSubBusinessType, PremiumPanelBusinessDataSubBusinessTypeValue]
     ] = None

@@ -4,13 +4,24 @@
 from typing import List, Optional, Union
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.home_presell_fields_construction_phase import HomePresellFieldsConstructionPhase
-from kenar_api_client.models.home_presell_fields_delivery_month import HomePresellFieldsDeliveryMonth
-from kenar_api_client.models.home_presell_fields_delivery_year import HomePresellFieldsDeliveryYear
-from kenar_api_client.models.home_presell_fields_unit_type import HomePresellFieldsUnitType
+from kenar_api_client.models.home_presell_fields_construction_phase import (
+    HomePresellFieldsConstructionPhase,
+    HomePresellFieldsConstructionPhaseValue,
+)
+from kenar_api_client.models.home_presell_fields_delivery_month import (
+    HomePresellFieldsDeliveryMonth,
+    HomePresellFieldsDeliveryMonthValue,
+)
+from kenar_api_client.models.home_presell_fields_delivery_year import (
+    HomePresellFieldsDeliveryYear,
+    HomePresellFieldsDeliveryYearValue,
+)
+from kenar_api_client.models.home_presell_fields_unit_type import (
+    HomePresellFieldsUnitType,
+    HomePresellFieldsUnitTypeValue,
+)
 
 
 class PostHomePresellFields(KenarModel):
@@ -20,68 +31,15 @@ class PostHomePresellFields(KenarModel):
         default=None, description="قیمت پایه هر متر مربع به تومان", examples=[50000000]
     )
     construction_phase: Optional[
-        Union[
-            HomePresellFieldsConstructionPhase,
-            Literal[
-                "CONSTRUCTION_PHASE_PERMIT_AND_LAND_PREPARATION",
-                "CONSTRUCTION_PHASE_EXCAVATION",
-                "CONSTRUCTION_PHASE_FOUNDATION",
-                "CONSTRUCTION_PHASE_STRUCTURE",
-                "CONSTRUCTION_PHASE_ROOFING",
-                "CONSTRUCTION_PHASE_MASONRY",
-                "CONSTRUCTION_PHASE_MEP_ROUGH_IN",
-                "CONSTRUCTION_PHASE_INTERIOR_PLASTERING",
-                "CONSTRUCTION_PHASE_FACADE",
-                "CONSTRUCTION_PHASE_TILING_AND_FLOORING",
-                "CONSTRUCTION_PHASE_PAINTING_AND_INTERIOR_DECORATION",
-                "CONSTRUCTION_PHASE_DOOR_AND_WINDOW_INSTALLATION",
-                "CONSTRUCTION_PHASE_FINAL_MEP_INSTALLATION",
-                "CONSTRUCTION_PHASE_LANDSCAPING",
-                "CONSTRUCTION_PHASE_COMPLETION_CERTIFICATE",
-                "CONSTRUCTION_PHASE_FINAL_DELIVERY",
-            ],
-        ]
+        Union[HomePresellFieldsConstructionPhase, HomePresellFieldsConstructionPhaseValue]
     ] = None
-    delivery_month: Optional[
-        Union[
-            HomePresellFieldsDeliveryMonth,
-            Literal[
-                "DELIVERY_MONTH_FARVARDIN",
-                "DELIVERY_MONTH_ORDIBEHESHT",
-                "DELIVERY_MONTH_KHORDAD",
-                "DELIVERY_MONTH_TIR",
-                "DELIVERY_MONTH_MORDAD",
-                "DELIVERY_MONTH_SHAHRIVAR",
-                "DELIVERY_MONTH_MEHR",
-                "DELIVERY_MONTH_ABAN",
-                "DELIVERY_MONTH_AZAR",
-                "DELIVERY_MONTH_DEY",
-                "DELIVERY_MONTH_BAHMAN",
-                "DELIVERY_MONTH_ESFAND",
-            ],
-        ]
-    ] = None
+    delivery_month: Optional[Union[HomePresellFieldsDeliveryMonth, HomePresellFieldsDeliveryMonthValue]] = (
+        None
+    )
     delivery_payment_percentage: Optional[StrictInt] = Field(
         default=None, description="درصد پرداخت مورد نیاز در زمان تحویل", examples=[60]
     )
-    delivery_year: Optional[
-        Union[
-            HomePresellFieldsDeliveryYear,
-            Literal[
-                "DELIVERY_YEAR_1404",
-                "DELIVERY_YEAR_1405",
-                "DELIVERY_YEAR_1406",
-                "DELIVERY_YEAR_1407",
-                "DELIVERY_YEAR_1408",
-                "DELIVERY_YEAR_1409",
-                "DELIVERY_YEAR_1410",
-                "DELIVERY_YEAR_1411",
-                "DELIVERY_YEAR_1412",
-                "DELIVERY_YEAR_1413",
-                "DELIVERY_YEAR_1414",
-            ],
-        ]
-    ] = None
+    delivery_year: Optional[Union[HomePresellFieldsDeliveryYear, HomePresellFieldsDeliveryYearValue]] = None
     developer_company_name: Optional[StrictStr] = Field(
         default=None, description="نام شرکت سازنده", examples=["Mehr Construction Group"]
     )
@@ -98,17 +56,10 @@ class PostHomePresellFields(KenarModel):
     project_physical_progress_percentage: Optional[StrictInt] = Field(
         default=None, description="درصد پیشرفت فیزیکی پروژه", examples=[10]
     )
-    unit_types_offered: Optional[
-        List[
-            Union[
-                HomePresellFieldsUnitType,
-                Literal[
-                    "UNIT_TYPE_RESIDENTIAL_APARTMENT", "UNIT_TYPE_COMMERCIAL_UNIT", "UNIT_TYPE_OFFICE_UNIT"
-                ],
-            ]
-        ]
-    ] = Field(
-        default=None,
-        description="فهرست انواع واحد ارائه شده در پروژه",
-        examples=[["UNIT_TYPE_RESIDENTIAL_APARTMENT", "UNIT_TYPE_COMMERCIAL_UNIT"]],
+    unit_types_offered: Optional[List[Union[HomePresellFieldsUnitType, HomePresellFieldsUnitTypeValue]]] = (
+        Field(
+            default=None,
+            description="فهرست انواع واحد ارائه شده در پروژه",
+            examples=[["UNIT_TYPE_RESIDENTIAL_APARTMENT", "UNIT_TYPE_COMMERCIAL_UNIT"]],
+        )
     )

@@ -4,11 +4,10 @@
 from typing import List, Optional, Union
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models.post_general_data_post_video import PostGeneralDataPostVideo
-from kenar_api_client.models.post_location_type import PostLocationType
+from kenar_api_client.models.post_location_type import PostLocationType, PostLocationTypeValue
 
 
 class PostPostGeneralData(KenarModel):
@@ -29,9 +28,7 @@ class PostPostGeneralData(KenarModel):
     latitude: Optional[Union[StrictFloat, StrictInt]] = Field(
         default=None, description="عرض جغرافیایی آگهی", examples=[35.7152]
     )
-    location_type: Union[
-        PostLocationType, Literal["LOCATION_TYPE_EMPTY", "LOCATION_TYPE_EXACT", "LOCATION_TYPE_APPROXIMATE"]
-    ]
+    location_type: Union[PostLocationType, PostLocationTypeValue]
     longitude: Optional[Union[StrictFloat, StrictInt]] = Field(
         default=None, description="طول جغرافیایی آگهی", examples=[51.4043]
     )

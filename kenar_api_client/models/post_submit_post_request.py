@@ -4,13 +4,12 @@
 from typing import List, Optional, Union
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models.open_platformpost_services_fields import OpenPlatformpostServicesFields
 from kenar_api_client.models.post_apartment_sell_fields import PostApartmentSellFields
 from kenar_api_client.models.post_home_presell_fields import PostHomePresellFields
-from kenar_api_client.models.post_location_type import PostLocationType
+from kenar_api_client.models.post_location_type import PostLocationType, PostLocationTypeValue
 from kenar_api_client.models.post_temporary_residence_fields import PostTemporaryResidenceFields
 
 
@@ -33,9 +32,7 @@ class PostSubmitPostRequest(KenarModel):
     latitude: Optional[Union[StrictFloat, StrictInt]] = Field(
         default=None, description="عرض جغرافیایی آگهی", examples=[35.7152]
     )
-    location_type: Union[
-        PostLocationType, Literal["LOCATION_TYPE_EMPTY", "LOCATION_TYPE_EXACT", "LOCATION_TYPE_APPROXIMATE"]
-    ]
+    location_type: Union[PostLocationType, PostLocationTypeValue]
     longitude: Optional[Union[StrictFloat, StrictInt]] = Field(
         default=None, description="طول جغرافیایی آگهی", examples=[51.4043]
     )

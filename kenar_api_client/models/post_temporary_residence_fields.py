@@ -4,21 +4,24 @@
 from typing import List, Optional, Union
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
-from typing_extensions import Literal
 
 from kenar_api_client.models._base import KenarModel
-from kenar_api_client.models.post_rooms_count import PostRoomsCount
+from kenar_api_client.models.post_rooms_count import PostRoomsCount, PostRoomsCountValue
 from kenar_api_client.models.temporary_residence_fields_comfort_amenity import (
     TemporaryResidenceFieldsComfortAmenity,
+    TemporaryResidenceFieldsComfortAmenityValue,
 )
 from kenar_api_client.models.temporary_residence_fields_heating_cooling_system import (
     TemporaryResidenceFieldsHeatingCoolingSystem,
+    TemporaryResidenceFieldsHeatingCoolingSystemValue,
 )
 from kenar_api_client.models.temporary_residence_fields_pets_allowed import (
     TemporaryResidenceFieldsPetsAllowed,
+    TemporaryResidenceFieldsPetsAllowedValue,
 )
 from kenar_api_client.models.temporary_residence_fields_rental_period import (
     TemporaryResidenceFieldsRentalPeriod,
+    TemporaryResidenceFieldsRentalPeriodValue,
 )
 
 
@@ -29,37 +32,7 @@ class PostTemporaryResidenceFields(KenarModel):
     check_in_time: Optional[StrictStr] = Field(default=None, description="زمان ورود", examples=["08:00"])
     check_out_time: Optional[StrictStr] = Field(default=None, description="زمان خروج", examples=["20:00"])
     comfort_amenities: Optional[
-        List[
-            Union[
-                TemporaryResidenceFieldsComfortAmenity,
-                Literal[
-                    "COMFORT_AMENITY_TV",
-                    "COMFORT_AMENITY_AUDIO_SYSTEM",
-                    "COMFORT_AMENITY_REFRIGERATOR",
-                    "COMFORT_AMENITY_HIGH_SPEED_INTERNET",
-                    "COMFORT_AMENITY_WASHING_MACHINE",
-                    "COMFORT_AMENITY_GAS_STOVE",
-                    "COMFORT_AMENITY_MICROWAVE",
-                    "COMFORT_AMENITY_COOKING_UTENSILS",
-                    "COMFORT_AMENITY_CLEAN_SHEETS_TOWELS",
-                    "COMFORT_AMENITY_IRON",
-                    "COMFORT_AMENITY_HAIR_DRYER",
-                    "COMFORT_AMENITY_AIR_CONDITIONER",
-                    "COMFORT_AMENITY_PRIVATE_PARKING",
-                    "COMFORT_AMENITY_BALCONY",
-                    "COMFORT_AMENITY_PRIVATE_BATHROOM",
-                    "COMFORT_AMENITY_WORK_SPACE",
-                    "COMFORT_AMENITY_ELEVATOR_ACCESS",
-                    "COMFORT_AMENITY_SECURITY_SYSTEM",
-                    "COMFORT_AMENITY_COFFEE_MAKER",
-                    "COMFORT_AMENITY_AIR_CONDITIONING_SYSTEM",
-                    "COMFORT_AMENITY_CENTRAL_HEATING",
-                    "COMFORT_AMENITY_DISHWASHER",
-                    "COMFORT_AMENITY_POOL",
-                    "COMFORT_AMENITY_OUTDOOR_SPACE",
-                ],
-            ]
-        ]
+        List[Union[TemporaryResidenceFieldsComfortAmenity, TemporaryResidenceFieldsComfortAmenityValue]]
     ] = Field(
         default=None,
         examples=[
@@ -78,17 +51,7 @@ class PostTemporaryResidenceFields(KenarModel):
         List[
             Union[
                 TemporaryResidenceFieldsHeatingCoolingSystem,
-                Literal[
-                    "HEATING_COOLING_SYSTEM_EVAPORATIVE_COOLER",
-                    "HEATING_COOLING_SYSTEM_RADIATOR",
-                    "HEATING_COOLING_SYSTEM_SPLIT",
-                    "HEATING_COOLING_SYSTEM_PACKAGE",
-                    "HEATING_COOLING_SYSTEM_GAS_HEATER",
-                    "HEATING_COOLING_SYSTEM_FAN_COIL",
-                    "HEATING_COOLING_SYSTEM_CHAUFFAGE",
-                    "HEATING_COOLING_SYSTEM_AIR_CONDITIONER",
-                    "HEATING_COOLING_SYSTEM_UNDERFLOOR_HEATING",
-                ],
+                TemporaryResidenceFieldsHeatingCoolingSystemValue,
             ]
         ]
     ] = Field(default=None, examples=[["HEATING_COOLING_SYSTEM_SPLIT", "HEATING_COOLING_SYSTEM_RADIATOR"]])
@@ -99,10 +62,7 @@ class PostTemporaryResidenceFields(KenarModel):
         default=None, description="حداقل تعداد روزهای مورد نیاز برای اقامت", examples=[3]
     )
     pets_allowed: Optional[
-        Union[
-            TemporaryResidenceFieldsPetsAllowed,
-            Literal["PETS_ALLOWED_YES", "PETS_ALLOWED_NO", "PETS_ALLOWED_WITH_AGREEMENT"],
-        ]
+        Union[TemporaryResidenceFieldsPetsAllowed, TemporaryResidenceFieldsPetsAllowedValue]
     ] = None
     price_cost_per_extra_person: StrictStr = Field(
         description="هزینه هر نفر اضافه به ازای هر شب به تومان", examples=[150000]
@@ -118,19 +78,6 @@ class PostTemporaryResidenceFields(KenarModel):
     )
     regular_person_capacity: StrictInt = Field(description="ظرفیت استاندارد افراد در اقامتگاه", examples=[4])
     rental_period: Optional[
-        Union[
-            TemporaryResidenceFieldsRentalPeriod,
-            Literal["RENTAL_PERIOD_DAILY", "RENTAL_PERIOD_WEEKLY", "RENTAL_PERIOD_MONTHLY"],
-        ]
+        Union[TemporaryResidenceFieldsRentalPeriod, TemporaryResidenceFieldsRentalPeriodValue]
     ] = None
-    rooms_count: Union[
-        PostRoomsCount,
-        Literal[
-            "ROOMS_COUNT_0",
-            "ROOMS_COUNT_1",
-            "ROOMS_COUNT_2",
-            "ROOMS_COUNT_3",
-            "ROOMS_COUNT_4",
-            "ROOMS_COUNT_5_OR_MORE",
-        ],
-    ]
+    rooms_count: Union[PostRoomsCount, PostRoomsCountValue]
