@@ -572,9 +572,12 @@ def render_sandbox_table(spec: Spec) -> str:
         for op in sorted(spec.operations, key=lambda op: op.method_name)
     ]
     schemas: Dict[str, Any] = {}
+    enum_classes = {enum.schema_name: enum for enum in spec.enums}
     for name, schema in sorted(spec.document["components"]["schemas"].items()):
         if "enum" in schema:
-            schemas[name] = ["enum", list(schema["enum"])]
+            # The values are the generated enum's: named here, not copied.
+            enum = enum_classes[name]
+            schemas[name] = ["enum", f"{enum.module}.{enum.class_name}"]
         else:
             required = set(schema.get("required", ()))
             schemas[name] = [

@@ -10,6 +10,7 @@ spec; errors are ``googlerpcStatus`` bodies, as from Kenar.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import re
 from email.message import Message
@@ -169,10 +170,11 @@ def _check_value(value: Any, kind: Any, where: str) -> None:
 
 def _check_schema(value: Any, schema: List[Any], where: str) -> None:
     if schema[0] == "enum":
-        if value not in schema[1]:
+        values = enum_values(schema[1])
+        if value not in values:
             raise RpcError(
                 Code.INVALID_ARGUMENT,
-                f"{where}: invalid value {quoted(str(value))}: must be one of {', '.join(schema[1])}",
+                f"{where}: invalid value {quoted(str(value))}: must be one of {', '.join(values)}",
             )
         return
     if not isinstance(value, dict):
@@ -182,6 +184,14 @@ def _check_schema(value: Any, schema: List[Any], where: str) -> None:
             raise RpcError(Code.INVALID_ARGUMENT, f"{where}.{name} is required")
         _check_value(value.get(name), kind, f"{where}.{name}")
     # Unknown fields are ignored, as grpc-gateway discards them.
+
+
+@functools.cache
+def enum_values(reference: str) -> Tuple[str, ...]:
+    """The values of the generated enum ``module.ClassName`` (its module imports nothing heavy)."""
+    module, _, class_name = reference.rpartition(".")
+    enum = getattr(importlib.import_module(f"kenar_api_client.models.{module}"), class_name)
+    return tuple(member.value for member in enum)
 
 
 def _type_word(kind: str) -> str:
@@ -204,7 +214,7 @@ def sample(kind: Any, schemas: Mapping[str, Any], name: str = "", depth: int = 0
         return {"key": sample(inner, schemas, name, depth + 1)}
     schema = schemas[inner]
     if schema[0] == "enum":
-        return schema[1][0]
+        return enum_values(schema[1])[0]
     if depth >= SAMPLE_DEPTH:
         return {}
     return {
