@@ -270,6 +270,26 @@ def threaded_throughput(call: Callable[[], Any], threads: int, calls_per_thread:
     return threads * calls_per_thread / (time.perf_counter() - started), len(errors)
 
 
+def managed_send(base_url: str) -> Tuple[Callable[[], Any], Any]:
+    """``events_send_event`` with a user's token from a ``TokenManager``, and the manager."""
+    import kenar_api_client
+    from kenar_api_client.oauth import OAuthClient, OAuthToken, TokenManager
+
+    now = time.time()
+    token = OAuthToken(ACCESS_TOKEN, "bench-refresh-token", now + 3600, ["SEND_EVENT"], obtained_at=now)
+    tokens = TokenManager(OAuthClient("bench-app", "bench-secret", "http://127.0.0.1/cb"))
+    tokens.save("user-1", token)
+    configuration = kenar_api_client.Configuration(host=base_url, api_key={"APIKey": API_KEY})
+    api = kenar_api_client.EventsApi(
+        tokens.api_client_for("user-1", kenar_api_client.ApiClient(configuration))
+    )
+
+    def call() -> Any:
+        return api.events_send_event(message=MESSAGE, target_type="USER", target_resource_id=USER_ID)
+
+    return call, tokens
+
+
 def named_calls(base_url: str) -> Dict[str, Callable[[], Any]]:
     import kenar_api_client
 
@@ -281,6 +301,7 @@ def named_calls(base_url: str) -> Dict[str, Callable[[], Any]]:
         "events_send_event": sdk_send,
         "raw urllib3 subscribe": raw_subscribe,
         "events_register_event_subscription": sdk_subscribe,
+        "events_send_event, managed token": managed_send(base_url)[0],
     }
 
 
