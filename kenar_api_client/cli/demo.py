@@ -13,6 +13,9 @@ from kenar_api_client.cli.receiver import describe_event, make_receiver
 from kenar_api_client.sandbox._demo import DEMO_POST_TOKEN
 
 if TYPE_CHECKING:
+    from kenar_api_client.api.events_api import EventsApi
+    from kenar_api_client.api_client import ApiClient
+    from kenar_api_client.oauth import SubscriptionKeeper, TokenManager
     from kenar_api_client.sandbox import Sandbox
     from kenar_api_client.webhooks import WebhookEvent
 
@@ -152,11 +155,13 @@ class Lifecycle:
         oauth = OAuthClient(
             DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REDIRECT_URI, sandbox.oauth_url, clock=sandbox.clock.now
         )
-        self.tokens = TokenManager(oauth, MemoryTokenStore())
+        self.tokens: TokenManager = TokenManager(oauth, MemoryTokenStore())
         configuration = kenar_api_client.Configuration(host=sandbox.url, api_key={"APIKey": DEMO_API_KEY})
-        self.api_client = kenar_api_client.ApiClient(configuration)
-        self.keeper = SubscriptionKeeper(self.tokens, self.api_client)
-        self.events = kenar_api_client.EventsApi(self.tokens.api_client_for(self.USER, self.api_client))
+        self.api_client: ApiClient = kenar_api_client.ApiClient(configuration)
+        self.keeper: SubscriptionKeeper = SubscriptionKeeper(self.tokens, self.api_client)
+        self.events: EventsApi = kenar_api_client.EventsApi(
+            self.tokens.api_client_for(self.USER, self.api_client)
+        )
 
     def close(self) -> None:
         """Close the demo's connections."""
