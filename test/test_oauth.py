@@ -437,3 +437,13 @@ def test_a_token_round_trips_through_its_stored_form(sandbox: Sandbox) -> None:
     assert OAuthToken.from_dict(token.to_dict()) == token
     with pytest.raises(ApiValueError):
         OAuthToken.from_dict({"access_token": "x"})
+
+
+def test_the_apis_environment_plays_no_part_in_the_oauth_client(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KENAR_BASE_URL", "not a URL")
+    monkeypatch.setenv("KENAR_API_KEY", "an-api-key-value")
+    with oauth_client(sandbox) as client:
+        token = client.refresh(issued_token(sandbox))
+    assert token.access_token.startswith("ory_at_")

@@ -107,8 +107,12 @@ class OAuthClient:
         self.oauth_url: str = normalize_host(oauth, "oauth_url") if oauth is not None else DEFAULT_OAUTH_URL
         self.clock: Clock = clock if clock is not None else time.time
 
-        transport_settings = copy.deepcopy(configuration) if configuration is not None else Configuration()
-        transport_settings.host = self.oauth_url
+        if configuration is not None:
+            transport_settings = copy.deepcopy(configuration)
+            transport_settings.host = self.oauth_url
+        else:
+            # Explicit values, so that the API's environment (KENAR_BASE_URL...) plays no part.
+            transport_settings = Configuration(host=self.oauth_url, api_key={}, access_token="")
         transport_settings.timeout = DEFAULT_OAUTH_TIMEOUT if timeout is None else timeout
         # Only failures to connect are retried below the client: the request never left.
         # A refresh retries more itself; a code exchange never does once sent.
