@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import pickle
+import sqlite3
 import stat
 import threading
 import time
@@ -17,8 +19,14 @@ from typing import Iterator
 import pytest
 from redis_server import RedisServer
 
-from kenar_api_client.exceptions import ApiValueError
-from kenar_api_client.oauth import MemoryTokenStore, RedisTokenStore, SQLiteTokenStore, TokenStore
+from kenar_api_client.exceptions import ApiConnectionError, ApiValueError
+from kenar_api_client.oauth import (
+    MemoryTokenStore,
+    RedisTokenStore,
+    SQLiteTokenStore,
+    TokenStore,
+    TokenStoreError,
+)
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +207,37 @@ def test_redis_prefixes_keep_apps_apart(redis_server: RedisServer) -> None:
     one.put("token:a", "one's")
     assert two.get("token:a") is None
     assert two.keys("token:") == []
+
+
+def test_an_unreachable_redis_is_a_typed_connection_error(sandbox_free_port: int) -> None:
+    store = RedisTokenStore(url=f"redis://127.0.0.1:{sandbox_free_port}/0")
+    with pytest.raises(TokenStoreError) as caught:
+        store.get("token:a")
+    assert isinstance(caught.value, ApiConnectionError)
+    assert isinstance(caught.value.__cause__, Exception)
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert str(copy) == str(caught.value)
+
+
+def test_a_locked_sqlite_file_is_a_typed_connection_error(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.sqlite3"
+    store = SQLiteTokenStore(path)
+    store.put("token:a", "{}")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holding the file
+    try:
+        other = SQLiteTokenStore(path, busy_timeout=0.1)
+        with pytest.raises(TokenStoreError, match="database is locked"):
+            other.put("token:a", "{}")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+@pytest.fixture
+def sandbox_free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -30,6 +30,7 @@ from kenar_api_client.oauth.errors import (
     OAuthError,
     OAuthRedirectError,
     StateMismatchError,
+    TokenStoreError,
 )
 from kenar_api_client.oauth.keeper import KeptSubscription, RenewalReport, SubscriptionKeeper
 from kenar_api_client.oauth.manager import ManagedApiClient, TokenManager
@@ -63,6 +64,7 @@ __all__ = [
     "SubscriptionKeeper",
     "TokenManager",
     "TokenStore",
+    "TokenStoreError",
     "Versioned",
     "scope",
     "subscription_scopes",

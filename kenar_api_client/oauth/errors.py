@@ -1,6 +1,8 @@
 """The OAuth exceptions, in one tree beside the SDK's own.
 
     ApiException                         (kenar_api_client.exceptions)
+    ├── ApiConnectionError
+    │   └── TokenStoreError              the token store failed (Redis unreachable, SQLite locked)
     ├── OAuthError                       the token endpoint answered an RFC 6749 error
     │   ├── InvalidGrantError            code or refresh token refused: the user must consent again
     │   └── InvalidClientError           client_id / client_secret wrong
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar
 
-from kenar_api_client.exceptions import ApiException, ApiValueError, UnauthorizedException
+from kenar_api_client.exceptions import ApiConnectionError, ApiException, ApiValueError, UnauthorizedException
 
 _E = TypeVar("_E", bound=BaseException)
 
@@ -98,6 +100,10 @@ class ConsentRequiredError(_PicklableByState, UnauthorizedException):
 
     def __str__(self) -> str:
         return self.reason or "consent required"
+
+
+class TokenStoreError(_PicklableByState, ApiConnectionError):
+    """The token store could not be read or written; the backend's error is the ``__cause__``."""
 
 
 class OAuthRedirectError(_PicklableByState, ApiValueError):

@@ -7,10 +7,10 @@ compare-and-set and lease release are Lua scripts, atomic on the server.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple, Type
 
 from kenar_api_client.exceptions import ApiValueError
-from kenar_api_client.oauth.store import Versioned
+from kenar_api_client.oauth.store import Versioned, translated
 
 # KEYS[1] the hash; ARGV: value, expected version ("" for none). Returns the new version or nil.
 _PUT = """
@@ -41,13 +41,14 @@ class RedisTokenStore:
     def __init__(self, client: Any = None, *, url: Optional[str] = None, prefix: str = "kenar:") -> None:
         if (client is None) == (url is None):
             raise ApiValueError("RedisTokenStore needs either a redis client or url=, not both")
+        try:
+            import redis
+        except ImportError:
+            raise ApiValueError(
+                'RedisTokenStore needs the redis package: pip install "kenar-api-client[redis]"'
+            ) from None
+        self.backend_errors: Tuple[Type[BaseException], ...] = (redis.RedisError,)
         if client is None:
-            try:
-                import redis
-            except ImportError:
-                raise ApiValueError(
-                    'RedisTokenStore needs the redis package: pip install "kenar-api-client[redis]"'
-                ) from None
             client = redis.Redis.from_url(str(url))
         self._redis = client
         self.prefix = prefix
@@ -57,26 +58,31 @@ class RedisTokenStore:
     def __repr__(self) -> str:
         return f"RedisTokenStore(prefix={self.prefix!r})"
 
+    @translated
     def get(self, key: str) -> Optional[Versioned]:
         value, version = self._redis.hmget(self.prefix + key, "value", "version")
         if value is None or version is None:
             return None
         return Versioned(_text(value), int(version))
 
+    @translated
     def put(self, key: str, value: str, expected_version: Optional[int] = None) -> Optional[int]:
         expected = "" if expected_version is None else str(int(expected_version))
         version = self._put(keys=[self.prefix + key], args=[value, expected])
         return None if version is None else int(version)
 
+    @translated
     def delete(self, key: str) -> None:
         self._redis.delete(self.prefix + key)
 
+    @translated
     def keys(self, prefix: str) -> List[str]:
         pattern = _glob_escape(self.prefix + prefix) + "*"
         start = len(self.prefix)
         found = (_text(key)[start:] for key in self._redis.scan_iter(match=pattern, count=500))
         return sorted(key for key in found if not key.startswith(_LEASE_PREFIX))
 
+    @translated
     def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
         key = self.prefix + _LEASE_PREFIX + name
         if self._redis.set(key, owner, nx=True, px=max(1, int(ttl * 1000))):
@@ -84,6 +90,7 @@ class RedisTokenStore:
         # Re-entrant for the same owner, as the other stores are.
         return _text(self._redis.get(key) or b"") == owner
 
+    @translated
     def release_lease(self, name: str, owner: str) -> None:
         self._release(keys=[self.prefix + _LEASE_PREFIX + name], args=[owner])
 

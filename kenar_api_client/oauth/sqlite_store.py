@@ -6,10 +6,10 @@ import os
 import sqlite3
 import threading
 import time
-from typing import List, Optional, Union
+from typing import ClassVar, List, Optional, Tuple, Type, Union
 
 from kenar_api_client.exceptions import ApiValueError
-from kenar_api_client.oauth.store import Versioned
+from kenar_api_client.oauth.store import Versioned, translated
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS kenar_store ("
@@ -27,11 +27,16 @@ class SQLiteTokenStore:
     The file is created readable by its owner only (mode 0600): it holds refresh tokens.
     Writes are compare-and-set inside ``BEGIN IMMEDIATE`` transactions and leases are
     rows with an expiry, so any number of threads and processes can share the file.
-    Each thread (and each process after a fork) gets its own connection.
+    Each thread (and each process after a fork) gets its own connection. A write waits up
+    to ``busy_timeout`` seconds for another process's write to end, then raises
+    ``TokenStoreError``.
     """
 
-    def __init__(self, path: Union[str, os.PathLike[str]]) -> None:
+    backend_errors: ClassVar[Tuple[Type[BaseException], ...]] = (sqlite3.Error,)
+
+    def __init__(self, path: Union[str, os.PathLike[str]], *, busy_timeout: float = _BUSY_TIMEOUT) -> None:
         self.path: str = os.fspath(path)
+        self.busy_timeout: float = busy_timeout
         if not self.path or self.path == ":memory:":
             raise ApiValueError("SQLiteTokenStore needs a file path (use MemoryTokenStore for memory)")
         if not os.path.exists(self.path):
@@ -48,12 +53,13 @@ class SQLiteTokenStore:
     def _connection(self) -> sqlite3.Connection:
         connection: Optional[sqlite3.Connection] = getattr(self._local, "connection", None)
         if connection is None or self._local.pid != os.getpid():
-            connection = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT, isolation_level=None)
+            connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection, self._local.pid = connection, os.getpid()
         return connection
 
+    @translated
     def get(self, key: str) -> Optional[Versioned]:
         row = (
             self._connection()
@@ -62,6 +68,7 @@ class SQLiteTokenStore:
         )
         return None if row is None else Versioned(str(row[0]), int(row[1]))
 
+    @translated
     def put(self, key: str, value: str, expected_version: Optional[int] = None) -> Optional[int]:
         connection = self._connection()
         connection.execute("BEGIN IMMEDIATE")
@@ -83,15 +90,18 @@ class SQLiteTokenStore:
                 connection.execute("ROLLBACK")
             raise
 
+    @translated
     def delete(self, key: str) -> None:
         self._connection().execute("DELETE FROM kenar_store WHERE key = ?", (key,))
 
+    @translated
     def keys(self, prefix: str) -> List[str]:
         rows = self._connection().execute(
             "SELECT key FROM kenar_store WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)
         )
         return [str(row[0]) for row in rows]
 
+    @translated
     def acquire_lease(self, name: str, owner: str, ttl: float) -> bool:
         now = time.time()
         cursor = self._connection().execute(
@@ -102,6 +112,7 @@ class SQLiteTokenStore:
         )
         return cursor.rowcount == 1
 
+    @translated
     def release_lease(self, name: str, owner: str) -> None:
         self._connection().execute("DELETE FROM kenar_leases WHERE name = ? AND owner = ?", (name, owner))
 

@@ -16,11 +16,35 @@ Implementing the six methods below over an app's own database is enough to use i
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, TypeVar, cast
 
 from typing_extensions import Protocol, runtime_checkable
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def translated(method: _Method) -> _Method:
+    """A store method whose backend errors (the store's ``backend_errors``) become ``TokenStoreError``.
+
+    A Redis outage or a SQLite file locked too long then reaches the app as an
+    ``ApiConnectionError``, like any other failure to reach a service.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except self.backend_errors as error:
+            from kenar_api_client.oauth.errors import TokenStoreError
+
+            raise TokenStoreError(
+                f"the token store {self!r} failed: {type(error).__name__}: {error}"
+            ) from error
+
+    return cast(_Method, wrapper)
 
 
 class Versioned(NamedTuple):
