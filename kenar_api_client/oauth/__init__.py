@@ -2,14 +2,18 @@
 
 ::
 
-    from kenar_api_client.oauth import OAuthClient, Scope, SubscriptionKeeper, TokenManager
+    from kenar_api_client import ApiClient, EventsApi
+    from kenar_api_client.oauth import OAuthClient, Scope, SQLiteTokenStore, SubscriptionKeeper, TokenManager
 
     oauth = OAuthClient()  # KENAR_APP_SLUG, KENAR_CLIENT_SECRET, KENAR_REDIRECT_URI
-    url, state = oauth.authorization_url([Scope.SEND_EVENT, Scope.USER_POSTS_GET])
-    ...  # send the user to url; Kenar redirects back to the redirect URI
     tokens = TokenManager(oauth, SQLiteTokenStore("kenar-tokens.sqlite3"))
+    url, state = oauth.authorization_url([Scope.SEND_EVENT, Scope.USER_POSTS_GET])
+    ...  # send the user to url; Divar sends them back to the redirect URI
     tokens.complete_authorization("user-42", redirect_url, state)
-    events = EventsApi(tokens.api_client_for("user-42", api_client))
+
+    with ApiClient() as api_client:
+        events = EventsApi(tokens.api_client_for("user-42", api_client))  # refreshed by itself
+        SubscriptionKeeper(tokens, api_client).keep("user-42", {"event_type": "POST_UPDATE"})
 
 See docs/OAuth.md and docs/Subscriptions.md. No new dependency: ``RedisTokenStore``
 alone needs the ``redis`` extra.
