@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 
-ENV_LOG = "KENAR_LOG"
+from kenar_api_client import _env
+
+ENV_LOG = _env.LOG
 
 
 def configure_from_environment() -> None:

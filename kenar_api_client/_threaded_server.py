@@ -9,6 +9,8 @@ import threading
 from socketserver import TCPServer, ThreadingMixIn
 from typing import Any, Set, Tuple, Union
 
+from kenar_api_client._hosts import connect_host
+
 _Request = Union[socket.socket, Tuple[bytes, socket.socket]]
 
 
@@ -61,8 +63,7 @@ class ThreadedServer(ThreadingMixIn, TCPServer):
     @property
     def connect_host(self) -> str:
         """The address to reach it at: 127.0.0.1 when bound to all addresses."""
-        host = str(self.server_address[0])
-        return "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104
+        return connect_host(str(self.server_address[0]))
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):

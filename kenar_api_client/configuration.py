@@ -13,6 +13,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, List, Mapping, 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+from kenar_api_client._env import (
+    ACCESS_TOKEN as ENV_ACCESS_TOKEN,
+    API_KEY as ENV_API_KEY,
+    BASE_URL as ENV_BASE_URL,
+)
 from kenar_api_client._log import LOG_FORMAT, PACKAGE_LOGGER, has_real_handler
 from kenar_api_client._redact import REDACTED, RedactedDict
 from kenar_api_client._version import __version__
@@ -24,9 +29,6 @@ if TYPE_CHECKING:
 DEFAULT_HOST = "https://open-api.divar.ir"
 API_VERSION = "1.0"
 
-ENV_BASE_URL = "KENAR_BASE_URL"
-ENV_API_KEY = "KENAR_API_KEY"
-ENV_ACCESS_TOKEN = "KENAR_ACCESS_TOKEN"  # noqa: S105 - a variable name, not a secret
 
 #: Connect and read timeouts in seconds. Connecting to Kenar takes well under a second,
 #: so 10 s only trips on a dead route; 60 s of silence from a server that answers ``{}``

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import logging
 import queue
 import socket
@@ -31,6 +30,7 @@ from urllib3.exceptions import (
 from urllib3.util import Retry, Timeout, parse_url
 
 from kenar_api_client import _transport_settings
+from kenar_api_client._hosts import is_loopback
 from kenar_api_client._redact import credentials_in, redact_headers, scrub, scrub_headers, secret_list
 from kenar_api_client.configuration import Configuration
 from kenar_api_client.exceptions import (
@@ -121,16 +121,6 @@ _MAX_TIMEOUT = threading.TIMEOUT_MAX / 2
 def _is_positive_number(value: Any) -> bool:
     # inf or 1e20 would pass "> 0" and then make urllib3 fail with a raw OverflowError.
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= _MAX_TIMEOUT
-
-
-def _is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _PoolQueue(queue.LifoQueue):  # type: ignore[type-arg]
@@ -259,7 +249,7 @@ class RESTClientObject:
         parsed = parse_url(origin)
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ApiValueError(f"cannot send to {origin!r}: not an http(s) URL")
-        if parsed.scheme == "http" and not _is_loopback(parsed.host) and self._has_credentials():
+        if parsed.scheme == "http" and not is_loopback(parsed.host) and self._has_credentials():
             logger.warning(
                 "Credentials are sent over plain http:// to %s, where anyone on the network "
                 "can read them; use https://",

@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from kenar_api_client import _env
 from kenar_api_client.cli.output import EXIT_FAILED, EXIT_OK, Output, UsageError, failure_text
 
 if TYPE_CHECKING:
     from kenar_api_client.api_client import ApiClient
     from kenar_api_client.oauth import KeptSubscription, OAuthClient, OAuthToken, TokenManager, TokenStore
 
-ENV_TOKEN_STORE = "KENAR_TOKEN_STORE"  # noqa: S105 - a variable name
+ENV_TOKEN_STORE = _env.TOKEN_STORE
 DEFAULT_USER = "default"
 #: What ``login`` asks for unless told otherwise: enough to send events and follow posts.
 DEFAULT_SCOPES = ("SEND_EVENT", "USER_POSTS_GET", "NOTIFICATION_ACCESS_REVOCATION", "USER_ID")

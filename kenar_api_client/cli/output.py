@@ -6,6 +6,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, TextIO
 
+from kenar_api_client import _env
+from kenar_api_client._hosts import connect_host
 from kenar_api_client._printable import printable
 from kenar_api_client._redact import scrub
 
@@ -14,8 +16,8 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-ENV_BASE_URL = "KENAR_BASE_URL"
-ENV_IDENTIFICATION_KEY = "KENAR_IDENTIFICATION_KEY"
+ENV_BASE_URL = _env.BASE_URL
+ENV_IDENTIFICATION_KEY = _env.IDENTIFICATION_KEY
 
 
 class UsageError(Exception):
@@ -108,18 +110,9 @@ def failure_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def url_host(host: str) -> str:
-    """The host to reach a server bound to ``host`` at: loopback for the wildcard addresses."""
-    if host in ("", "0.0.0.0"):  # noqa: S104 - bound to every address, reached through loopback
-        return "127.0.0.1"
-    if host == "::":
-        return "::1"
-    return host
-
-
 def reachable_url(host: str, port: int) -> str:
     """``http://<host>:<port>/`` with a host a client can use (IPv6 in brackets)."""
-    reachable = url_host(host)
+    reachable = connect_host(host)
     if ":" in reachable:
         reachable = f"[{reachable}]"
     return f"http://{reachable}:{port}/"

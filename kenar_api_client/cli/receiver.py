@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional
 
+from kenar_api_client._hosts import connect_host
 from kenar_api_client.cli.foreground import Foreground
 from kenar_api_client.cli.forward import forwarding
 from kenar_api_client.cli.output import (
@@ -19,7 +20,6 @@ from kenar_api_client.cli.output import (
     Output,
     UsageError,
     reachable_url,
-    url_host,
 )
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def listen(args: argparse.Namespace, out: Output) -> int:
             # The port is bound: connections wait in its backlog until start(), so the ready
             # line comes before any event.
             url = reachable_url(args.host, server.server_port)
-            everywhere = " (on every address)" if url_host(args.host) != args.host else ""
+            everywhere = " (on every address)" if connect_host(args.host) != args.host else ""
             onward = f", forwarding verified ones to {forward_to}" if forward_to else ""
             out.line(f"listening for Kenar webhook deliveries on {url}{everywhere}{onward} (Ctrl+C to stop)")
             out.document({"listening": url, **({"forward_to": forward_to} if forward_to else {})})

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from urllib3.util import Retry
 
-from kenar_api_client import rest
+from kenar_api_client import _env, rest
 from kenar_api_client._redact import scrub
 from kenar_api_client._version import __version__
 from kenar_api_client.configuration import Configuration, normalize_host
@@ -42,10 +42,10 @@ DEFAULT_OAUTH_URL = "https://oauth.divar.ir"
 AUTHORIZE_PATH = "/oauth2/auth"
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a path, not a secret
 
-ENV_APP_SLUG = "KENAR_APP_SLUG"
-ENV_CLIENT_SECRET = "KENAR_CLIENT_SECRET"  # noqa: S105 - a variable name
-ENV_REDIRECT_URI = "KENAR_REDIRECT_URI"
-ENV_OAUTH_URL = "KENAR_OAUTH_URL"
+ENV_APP_SLUG = _env.APP_SLUG
+ENV_CLIENT_SECRET = _env.CLIENT_SECRET
+ENV_REDIRECT_URI = _env.REDIRECT_URI
+ENV_OAUTH_URL = _env.OAUTH_URL
 
 #: After a refresh the old token pair keeps working this long, so a refresh whose answer
 #: was lost can be sent again with the same refresh token within it.

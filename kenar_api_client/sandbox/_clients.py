@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Iterable, Tuple
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
+from kenar_api_client._hosts import is_loopback_ip
 from kenar_api_client.sandbox._errors import SandboxError
 
 
@@ -63,7 +63,7 @@ def _check_redirect_uri(uri: object) -> None:
 def _same_loopback_uri(requested: str, registered: str) -> bool:
     """RFC 8252, section 7.3: a loopback redirect URI matches whatever port the app listens on."""
     asked, known = urlsplit(requested), urlsplit(registered)
-    if asked.scheme != "http" or known.scheme != "http" or not _is_loopback_literal(asked):
+    if asked.scheme != "http" or known.scheme != "http" or not is_loopback_ip(asked.hostname or ""):
         return False
     try:
         asked.port  # noqa: B018 - a malformed port raises ValueError
@@ -76,10 +76,3 @@ def _same_loopback_uri(requested: str, registered: str) -> bool:
         and "?" not in requested
         and "#" not in requested
     )
-
-
-def _is_loopback_literal(parts: SplitResult) -> bool:
-    try:
-        return ipaddress.ip_address(parts.hostname or "").is_loopback
-    except ValueError:
-        return False

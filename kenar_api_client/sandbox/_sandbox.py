@@ -6,6 +6,8 @@ import threading
 from types import TracebackType
 from typing import Any, Dict, Iterable, Mapping, Optional, Type
 
+from kenar_api_client import _env
+from kenar_api_client._hosts import connect_host
 from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._clock import SandboxClock
 from kenar_api_client.sandbox._core import SandboxCore
@@ -125,10 +127,8 @@ class Sandbox(SandboxCore):
         """The base URL, e.g. ``http://127.0.0.1:54321``; only while running."""
         if self._server is None:
             raise SandboxError("the sandbox is not running: call start() or use it in a with block")
-        host = self._address[0]
-        if host in ("", "0.0.0.0"):  # noqa: S104 - reached through loopback when bound to all
-            host = "127.0.0.1"
-        return f"http://{host}:{self.port}"
+        host = connect_host(self._address[0])
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def environment(self) -> Dict[str, str]:
         """The ``KENAR_*`` variables that point the SDK and ``kenar-events`` at this sandbox.
@@ -137,14 +137,14 @@ class Sandbox(SandboxCore):
         demo ones, and ``KENAR_IDENTIFICATION_KEY`` is :attr:`identification_key`.
         """
         return {
-            "KENAR_BASE_URL": self.url,
-            "KENAR_API_KEY": DEMO_API_KEY,
-            "KENAR_ACCESS_TOKEN": DEMO_ACCESS_TOKEN,
-            "KENAR_IDENTIFICATION_KEY": self.identification_key,
-            "KENAR_OAUTH_URL": self.oauth_url,
-            "KENAR_APP_SLUG": DEMO_CLIENT_ID,
-            "KENAR_CLIENT_SECRET": DEMO_CLIENT_SECRET,
-            "KENAR_REDIRECT_URI": DEMO_REDIRECT_URI,
+            _env.BASE_URL: self.url,
+            _env.API_KEY: DEMO_API_KEY,
+            _env.ACCESS_TOKEN: DEMO_ACCESS_TOKEN,
+            _env.IDENTIFICATION_KEY: self.identification_key,
+            _env.OAUTH_URL: self.oauth_url,
+            _env.APP_SLUG: DEMO_CLIENT_ID,
+            _env.CLIENT_SECRET: DEMO_CLIENT_SECRET,
+            _env.REDIRECT_URI: DEMO_REDIRECT_URI,
         }
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import re
@@ -12,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from kenar_api_client._content_length import parse_content_length
+from kenar_api_client._hosts import is_loopback_ip
 from kenar_api_client._printable import printable
 from kenar_api_client._threaded_server import ThreadedServer
 from kenar_api_client.sandbox import _admin, _api, _faults, _generic, _oauth, _vetting
@@ -214,7 +214,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
 
     def _admin_reply(self, path: str, body: bytes) -> Reply:
         try:
-            if not _is_loopback(self.client_address[0]):
+            if not is_loopback_ip(self.client_address[0]):
                 raise RpcError(
                     Code.PERMISSION_DENIED, "the sandbox admin endpoints answer loopback clients only"
                 )
@@ -336,10 +336,3 @@ def _code_name(code: Optional[int]) -> str:
         return Code(code).name
     except ValueError:
         return str(code)
-
-
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False

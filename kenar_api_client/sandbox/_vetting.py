@@ -21,12 +21,12 @@ import re
 from email.message import Message
 from typing import Optional, Tuple, Union
 
+from kenar_api_client._hosts import WILDCARD_HOSTS
 from kenar_api_client.sandbox._rpc import Code, RpcError, quoted
 
 _HOST = re.compile(r"\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[^:\[\]@/\s]+)")
 _PORT = re.compile(r"[0-9]{1,5}")
 _SAFE_METHODS = ("GET", "HEAD")
-_WILDCARD_HOSTS = ("", "0.0.0.0", "::")  # noqa: S104 - bound to all interfaces
 
 
 def vet(method: str, headers: Message, body: bytes, *, admin: bool, address: Tuple[str, int]) -> None:
@@ -77,7 +77,7 @@ def _names_us(host: str, address: Tuple[str, int]) -> bool:
     ip = _ip(name)
     if ip is None:
         return False  # a domain name: what DNS rebinding sends
-    return ip.is_loopback or address[0] in _WILDCARD_HOSTS or ip == _ip(address[0])
+    return ip.is_loopback or address[0] in WILDCARD_HOSTS or ip == _ip(address[0])
 
 
 def _ip(text: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:
