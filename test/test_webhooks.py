@@ -1474,9 +1474,9 @@ def served() -> Iterator[Tuple[Any, Recorder]]:
         server.stop()
 
 
-def half_sent_delivery(port: int) -> socket.socket:
+def half_sent_delivery(port: int, timeout: float = 5) -> socket.socket:
     """A connection whose request announces a 100-byte body and sends 1 byte of it."""
-    connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+    connection = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     connection.sendall(
         f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {KEY}\r\nContent-Length: 100\r\n\r\n{{".encode()
     )
@@ -1506,26 +1506,67 @@ def test_a_delivery_is_answered_while_an_idle_and_a_half_sent_connection_wait(
     assert DEFAULT_READ_TIMEOUT == 10.0
 
 
+def own_logger(caplog: pytest.LogCaptureFixture, name: str) -> logging.Logger:
+    """A logger for one test's app: records of other tests' servers (still stopping) never mix in."""
+    logger = logging.getLogger(f"test_webhooks.{name}")
+    caplog.set_level(logging.INFO, logger=logger.name)
+    return logger
+
+
+def records_of(caplog: pytest.LogCaptureFixture, logger: logging.Logger) -> List[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == logger.name]
+
+
 def test_the_read_timeout_drops_idle_connections_and_answers_408_to_a_cut_body(
     capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="kenar_api_client.webhooks")
+    logger = own_logger(caplog, "read_timeout")
     recorder = Recorder()
     with make_webhook_server(
-        "127.0.0.1", 0, make_wsgi_app(KEY, recorder), read_timeout=0.2
+        "127.0.0.1", 0, make_wsgi_app(KEY, recorder, logger=logger), read_timeout=0.2
     ).start() as server:
-        with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as idle:
+        # Each step waits for what the server does (a closed socket, an answer), however slow
+        # the machine is; the socket timeouts are only a safety net.
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as idle:
             assert idle.recv(1) == b""  # closed by the server, without a word
-        with half_sent_delivery(server.server_port) as slow:
+        with half_sent_delivery(server.server_port, timeout=60) as slow:
             answer = read_all(slow)
 
-    assert answer.startswith(b"HTTP/1.0 408 ")
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"\r\nConnection: close\r\n" in answer
     assert answer.endswith(b'{"error": "request timeout"}')
     assert recorder.events == []
-    [record] = webhook_records(caplog)
+    # The answer was written after the line was logged: it is there, and it is the only one.
+    [record] = records_of(caplog, logger)
     assert (record.webhook_status, record.exc_info) == (408, None)  # type: ignore[attr-defined]
+    assert "did not arrive in time" in record.getMessage()
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
+
+
+@pytest.mark.parametrize(
+    "sent", [b"", b"{", b'{"type": "USER_ACCESS_REVOCATION", "user_access_revocation": {}}']
+)
+def test_a_body_cut_short_by_the_client_is_408_and_never_decoded(
+    caplog: pytest.LogCaptureFixture, sent: bytes
+) -> None:
+    """The defect behind issue 23's flake: a body whose connection ended early was decoded as if whole."""
+    logger = own_logger(caplog, "cut_short")
+    recorder = Recorder()
+    head = f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {KEY}\r\nContent-Length: {len(sent) + 50}\r\n\r\n"
+    with (
+        make_webhook_server("127.0.0.1", 0, make_wsgi_app(KEY, recorder, logger=logger)).start() as server,
+        socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as connection,
+    ):
+        connection.sendall(head.encode() + sent)
+        connection.shutdown(socket.SHUT_WR)  # the body ends here, 50 bytes early
+        answer = read_all(connection)
+
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert recorder.events == []  # even the last body, a whole event, was not taken for one
+    [record] = records_of(caplog, logger)
+    assert record.webhook_status == 408  # type: ignore[attr-defined]
+    assert f"after {len(sent)} of {len(sent) + 50} body bytes" in record.getMessage()
 
 
 def test_stop_ends_half_sent_requests_quietly_and_threads_are_daemons(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Type, Union
 
@@ -301,6 +303,8 @@ class WebhookEvent(KenarModel):
 
     type: str
     metadata: Dict[str, Any] = Field(default_factory=dict)
+    # The bytes the event was decoded from, when it came from a delivery body.
+    _body: Optional[bytes] = PrivateAttr(default=None)
 
     @field_validator("metadata", mode="before")
     @classmethod
@@ -316,6 +320,30 @@ class WebhookEvent(KenarModel):
         """The event's payload; each event class narrows the type."""
         return None
 
+    @property
+    def delivery_key(self) -> str:
+        """What tells a redelivery of this event apart from another event.
+
+        A chat message event's key is its type and message id (``NEW_MESSAGE:<id>``): every
+        delivery of one message has it, whatever its ``metadata``. Any other event (and a
+        message without an id) is keyed by the SHA-256 of the body it was decoded from
+        (``sha256:<hex>``), so a byte-identical redelivery matches. An event not decoded
+        from a body (built by keyword or with :func:`event_from_dict`) is keyed by the
+        digest of its canonical JSON (``to_dict()`` with sorted keys) instead.
+        """
+        return self._digest_key()
+
+    def _digest_key(self) -> str:
+        body = self._body
+        if body is None:
+            body = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def _message_key(self, message: ChatMessage) -> str:
+        if isinstance(message.id, str) and message.id:
+            return f"{self.type}:{message.id}"
+        return self._digest_key()
+
 
 class NewMessageEvent(WebhookEvent):
     """``NEW_MESSAGE``: a message in a post conversation the app subscribed to."""
@@ -328,6 +356,11 @@ class NewMessageEvent(WebhookEvent):
         """The same as ``new_message``."""
         return self.new_message
 
+    @property
+    def delivery_key(self) -> str:
+        """``NEW_MESSAGE:<message id>``; see :attr:`WebhookEvent.delivery_key`."""
+        return self._message_key(self.new_message)
+
 
 class NewChatbotMessageEvent(WebhookEvent):
     """``NEW_CHATBOT_MESSAGE``: a message to the app's chatbot (no subscription needed)."""
@@ -339,6 +372,11 @@ class NewChatbotMessageEvent(WebhookEvent):
     def payload(self) -> ChatMessage:
         """The same as ``new_chatbot_message``."""
         return self.new_chatbot_message
+
+    @property
+    def delivery_key(self) -> str:
+        """``NEW_CHATBOT_MESSAGE:<message id>``; see :attr:`WebhookEvent.delivery_key`."""
+        return self._message_key(self.new_chatbot_message)
 
 
 class UserAccessRevocationEvent(WebhookEvent):
@@ -437,7 +475,8 @@ class UnknownEvent(WebhookEvent):
         return self._raw.get(self.type.lower())
 
 
-_EVENT_CLASSES: Dict[str, Type[WebhookEvent]] = {
+#: The class of each documented event type.
+EVENT_CLASSES: Mapping[str, Type[WebhookEvent]] = {
     WebhookEventType.NEW_MESSAGE.value: NewMessageEvent,
     WebhookEventType.NEW_CHATBOT_MESSAGE.value: NewChatbotMessageEvent,
     WebhookEventType.USER_ACCESS_REVOCATION.value: UserAccessRevocationEvent,
@@ -468,8 +507,25 @@ def _nests_deeper_than(data: Mapping[str, Any], limit: int) -> bool:
         if depth > limit:
             return True
         children = value.values() if isinstance(value, Mapping) else value
-        pending.extend((child, depth + 1) for child in children if isinstance(child, (Mapping, list, tuple)))
+        pending.extend((child, depth + 1) for child in children if _is_container(child))
     return False
+
+
+def _is_container(value: Any) -> bool:
+    # Decoded JSON holds dicts and lists only: test their exact types first, which is cheap,
+    # and fall back to the abstract Mapping check (slow) for what callers built themselves.
+    kind = type(value)
+    if kind is dict or kind is list:
+        return True
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return False
+    return isinstance(value, (Mapping, list, tuple))
+
+
+def attach_body(event: WebhookEvent, body: bytes) -> WebhookEvent:
+    """Remember the bytes ``event`` was decoded from, which its ``delivery_key`` digests; returns it."""
+    event._body = body
+    return event
 
 
 def event_from_dict(data: Mapping[str, Any]) -> WebhookEvent:
@@ -485,7 +541,7 @@ def event_from_dict(data: Mapping[str, Any]) -> WebhookEvent:
         raise WebhookPayloadError("webhook body has no string 'type' field")
     if _nests_deeper_than(data, MAX_NESTING_DEPTH):
         raise WebhookPayloadError(TOO_DEEP_MESSAGE)
-    event_class = _EVENT_CLASSES.get(event_type, UnknownEvent)
+    event_class = EVENT_CLASSES.get(event_type, UnknownEvent)
     try:
         return event_class.model_validate(data)
     except ValidationError as exc:
