@@ -21,6 +21,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from pydantic import ValidationError
+from webhook_helpers import Recorder
 
 from kenar_api_client.webhooks import (
     DEFAULT_MAX_BODY_BYTES,
@@ -1011,19 +1012,6 @@ def test_published_networks_constant() -> None:
 
 
 # --- WSGI receiver over real HTTP ------------------------------------------------------------
-
-
-class Recorder:
-    """The handler given to the app: records events, raises when told to."""
-
-    def __init__(self) -> None:
-        self.events: List[WebhookEvent] = []
-        self.fail = False
-
-    def __call__(self, event: WebhookEvent) -> None:
-        self.events.append(event)
-        if self.fail:
-            raise RuntimeError("handler exploded: private-detail-7731")
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -228,6 +228,7 @@ class WebhookServer:
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         self._serving = threading.Event()
+        self._serving_thread: Optional[int] = None
         self._stopped = threading.Event()
 
     def get_app(self) -> WSGIApplication:
@@ -249,6 +250,7 @@ class WebhookServer:
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Accept and serve connections until :meth:`stop` (or Ctrl+C in this thread)."""
         workers = self._start_workers()
+        self._serving_thread = threading.get_ident()
         self._serving.set()
         try:
             self._watch(poll_interval)
@@ -257,6 +259,8 @@ class WebhookServer:
                 self._ready.put(None)  # each ends after the request it may be answering
             self._serving.clear()
             self._stopped.set()
+            if self.stopping:  # stop() was called from this thread (a signal handler, say)
+                self._close_everything()
 
     def start(self) -> WebhookServer:
         """Serve from a background (daemon) thread; returns the server itself."""
@@ -280,6 +284,8 @@ class WebhookServer:
         """
         self.stopping = True
         self._wake()
+        if self._serving.is_set() and threading.get_ident() == self._serving_thread:
+            return  # called inside serve_forever: it closes everything as it returns
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join()
