@@ -75,7 +75,7 @@ def _serve(environ: WSGIEnvironment, core: ReceiverCore, handler: WebhookHandler
             _drain(environ, length, core.max_body_bytes)
         return refusal
     try:
-        body = _read_body(environ, length, core.max_body_bytes)
+        body = read_body(environ, length, core.max_body_bytes)
     except socket.timeout:  # TimeoutError from Python 3.10: the server's read timeout
         outcome = core.received(b"", length, remote, Stopped.TIMED_OUT)
     except Exception:
@@ -105,8 +105,11 @@ def _authorization(environ: WSGIEnvironment) -> List[Union[str, bytes]]:
     return [value]
 
 
-def _read_body(environ: WSGIEnvironment, length: int, limit: int) -> bytes:
-    """Read the body, never more than ``limit + 1`` bytes (one more shows it is too large)."""
+def read_body(environ: WSGIEnvironment, length: int, limit: int) -> bytes:
+    """Read the body of ``length`` bytes (``NO_LENGTH``: unknown), never more than ``limit + 1`` bytes.
+
+    One byte more than ``limit`` shows the body is too large.
+    """
     if length == NO_LENGTH:
         # Without a length, only a server that marks the input as terminated lets us read it.
         if not environ.get("wsgi.input_terminated"):
@@ -133,4 +136,4 @@ def _read_up_to(stream: Any, size: int) -> bytes:
 def _drain(environ: WSGIEnvironment, length: int, limit: int) -> None:
     """Read and drop a refused request's body of at most ``limit`` bytes."""
     with contextlib.suppress(Exception):  # the answer is decided; a failing read changes nothing
-        _read_body(environ, length, limit)
+        read_body(environ, length, limit)
