@@ -14,6 +14,8 @@ app's tests use the fixtures without any conftest code (``-p no:kenar`` turns th
 ``kenar_receiver``
     A :class:`WebhookReceiver` on a free port, the sandbox's webhook URL: it keeps the
     events it verified in ``events``, or serves your own WSGI or ASGI app (``serve``).
+    ``@pytest.mark.kenar_receiver(deliveries=MemoryDeliveryLog())`` gives it a delivery log:
+    then ``events`` holds each delivery once, however often the sandbox delivers it.
 
 Only pytest and the standard library are imported until a fixture is used.
 """
@@ -31,7 +33,7 @@ import pytest
 if TYPE_CHECKING:
     from kenar_api_client.api_client import ApiClient
     from kenar_api_client.sandbox import Sandbox
-    from kenar_api_client.webhooks import WebhookEvent
+    from kenar_api_client.webhooks import DeliveryLog, WebhookEvent
 
 __all__ = ["WebhookReceiver", "kenar_client", "kenar_receiver", "kenar_sandbox"]
 
@@ -41,6 +43,9 @@ _START_TIMEOUT = 10.0  # seconds an ASGI server may take to start listening
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "kenar_sandbox(**kwargs): keyword arguments for the kenar_sandbox fixture's Sandbox()"
+    )
+    config.addinivalue_line(
+        "markers", "kenar_receiver(deliveries=LOG): the delivery log of the kenar_receiver fixture's receiver"
     )
 
 
@@ -70,9 +75,10 @@ def kenar_client(kenar_sandbox: Sandbox) -> Iterator[ApiClient]:
 
 
 @pytest.fixture
-def kenar_receiver(kenar_sandbox: Sandbox) -> Iterator[WebhookReceiver]:
+def kenar_receiver(kenar_sandbox: Sandbox, request: pytest.FixtureRequest) -> Iterator[WebhookReceiver]:
     """A webhook receiver on a free port; ``kenar_sandbox`` delivers to it."""
-    receiver = WebhookReceiver(kenar_sandbox)
+    marker = request.node.get_closest_marker("kenar_receiver")
+    receiver = WebhookReceiver(kenar_sandbox, **(marker.kwargs if marker is not None else {}))
     try:
         yield receiver
     finally:
@@ -83,16 +89,19 @@ class WebhookReceiver:
     """Where the sandbox delivers during a test.
 
     By default it serves ``make_wsgi_app`` with the sandbox's identification key and keeps
-    every verified event in :attr:`events`. :meth:`serve` serves your app instead.
+    every verified event in :attr:`events`; with ``deliveries`` (a delivery log), each
+    delivery key once. :meth:`serve` serves your app instead.
     """
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, *, deliveries: Optional[DeliveryLog] = None) -> None:
         from kenar_api_client.webhooks import make_wsgi_app
 
         self.sandbox = sandbox
         self.events: List[WebhookEvent] = []
+        #: The delivery log of the default receiver, if any.
+        self.deliveries = deliveries
         self._server: Optional[_Served] = None
-        self.serve(make_wsgi_app(sandbox.identification_key, self.events.append))
+        self.serve(make_wsgi_app(sandbox.identification_key, self.events.append, deliveries=deliveries))
 
     def serve(self, app: Callable[..., Any], path: str = "/", *, interface: str = "auto") -> str:
         """Serve ``app`` and point the sandbox's webhook at ``path`` on it; returns that URL.

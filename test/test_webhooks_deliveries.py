@@ -521,3 +521,50 @@ def test_the_server_serves_a_log_backed_app_over_keep_alive(tmp_path: Path) -> N
 def test_copies_of_events_are_independent_objects() -> None:
     event = parse_event(message("m-1"), {"Authorization": KEY}, KEY)
     assert copy.deepcopy(event).delivery_key == event.delivery_key
+
+
+# -- the pytest plugin's receiver ------------------------------------------------------------
+
+_PLUGIN_TESTS = """
+import pytest
+
+from kenar_api_client.webhooks import MemoryDeliveryLog
+
+
+@pytest.mark.kenar_receiver(deliveries=MemoryDeliveryLog())
+def test_a_redelivery_reaches_the_events_once(kenar_sandbox, kenar_receiver):
+    first = kenar_sandbox.trigger("NEW_CHATBOT_MESSAGE", text="salam")
+    again = kenar_sandbox.deliver(first.body)
+    assert (first.status, again.status) == (200, 200)
+    assert [event.new_chatbot_message.text for event in kenar_receiver.events] == ["salam"]
+    assert kenar_receiver.deliveries is not None
+
+
+def test_by_default_every_copy_is_kept(kenar_sandbox, kenar_receiver):
+    first = kenar_sandbox.trigger("NEW_CHATBOT_MESSAGE", text="salam")
+    kenar_sandbox.deliver(first.body)
+    assert len(kenar_receiver.events) == 2
+    assert kenar_receiver.deliveries is None
+"""
+
+
+def test_the_plugins_receiver_takes_a_delivery_log_from_its_marker(tmp_path: Path) -> None:
+    (tmp_path / "test_app.py").write_text(_PLUGIN_TESTS, encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error::pytest.PytestUnknownMarkWarning",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
