@@ -78,23 +78,31 @@ def test_a_message_is_keyed_by_its_type_and_id_whatever_its_metadata() -> None:
     assert chatbot.delivery_key == "NEW_CHATBOT_MESSAGE:m-7"
 
 
-def test_other_events_are_keyed_by_the_digest_of_their_raw_body() -> None:
+def canonical_key(data: Dict[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def test_other_events_are_keyed_by_the_digest_of_their_canonical_json() -> None:
     raw = (SAMPLES / "post_update_publish.json").read_bytes()
     event = parse_event(raw, {"Authorization": KEY}, KEY)
-    assert event.delivery_key == "sha256:" + hashlib.sha256(raw).hexdigest()
-    # One byte more (a space) is another body, hence another key.
-    assert parse_event(raw + b" ", {"Authorization": KEY}, KEY).delivery_key != event.delivery_key
+    assert event.delivery_key == canonical_key(event.to_dict())
+    # The same body sent again, with other spacing and key order: the same key.
+    resent = json.dumps(dict(reversed(list(json.loads(raw).items())))).encode()
+    assert parse_event(resent, {"Authorization": KEY}, KEY).delivery_key == event.delivery_key
+    # What a job queue's worker rebuilds from to_dict() has it too.
+    assert event_from_dict(event.to_dict()).delivery_key == event.delivery_key
+    other = event_from_dict({**json.loads(raw), "metadata": {"shop": "another"}})
+    assert other.delivery_key != event.delivery_key
     no_id = parse_event(b'{"type": "NEW_MESSAGE", "new_message": {"text": "x"}}', {"Authorization": KEY}, KEY)
-    assert no_id.delivery_key.startswith("sha256:")
+    assert no_id.delivery_key == canonical_key({"type": "NEW_MESSAGE", "new_message": {"text": "x"}})
 
 
-def test_an_event_not_decoded_from_a_body_is_keyed_by_its_canonical_json() -> None:
+def test_an_event_built_by_keyword_is_keyed_like_a_delivered_one() -> None:
     data = {"type": "POST_UPDATE", "post_update": {"type": "RETIRE", "post": {"token": "wZ3kT9pQ"}}}
-    reordered = {"post_update": {"post": {"token": "wZ3kT9pQ"}, "type": "RETIRE"}, "type": "POST_UPDATE"}
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-
-    assert event_from_dict(data).delivery_key == "sha256:" + hashlib.sha256(canonical).hexdigest()
-    assert event_from_dict(reordered).delivery_key == event_from_dict(data).delivery_key
+    raw = json.dumps(data).encode()
+    assert event_from_dict(data).delivery_key == parse_event(raw, {"Authorization": KEY}, KEY).delivery_key
+    assert event_from_dict(data).delivery_key == canonical_key(data)
 
 
 # -- one pass or two: the same event ---------------------------------------------------------

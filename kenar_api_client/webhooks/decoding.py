@@ -21,7 +21,6 @@ from kenar_api_client.webhooks.events import (
     MAX_NESTING_DEPTH,
     TOO_DEEP_MESSAGE,
     WebhookEvent,
-    attach_body,
     event_from_dict,
 )
 
@@ -44,12 +43,10 @@ def event_from_body(body: bytes) -> WebhookEvent:
 
     Raises :class:`~kenar_api_client.webhooks.WebhookPayloadError` for a body that is not
     UTF-8 JSON, not an object, nested deeper than ``MAX_NESTING_DEPTH`` levels, or does not
-    fit its event class. The event keeps ``body`` for its ``delivery_key``.
+    fit its event class.
     """
     event = _documented_event(body)
-    if event is None:
-        event = event_from_dict(decode_object(body))
-    return attach_body(event, body)
+    return event if event is not None else event_from_dict(decode_object(body))
 
 
 def _documented_event(body: bytes) -> Optional[WebhookEvent]:
@@ -59,7 +56,9 @@ def _documented_event(body: bytes) -> Optional[WebhookEvent]:
     if body.count(b"{") + body.count(b"[") > MAX_NESTING_DEPTH:
         return None
     try:
-        return _documented_events().validate_json(body)
+        # pydantic-core's validator itself: TypeAdapter.validate_json adds a Python layer.
+        event: WebhookEvent = _documented_events().validator.validate_json(body)
+        return event
     except ValidationError:
         return None  # the general path says what is wrong, or builds an UnknownEvent
 

@@ -303,8 +303,6 @@ class WebhookEvent(KenarModel):
 
     type: str
     metadata: Dict[str, Any] = Field(default_factory=dict)
-    # The bytes the event was decoded from, when it came from a delivery body.
-    _body: Optional[bytes] = PrivateAttr(default=None)
 
     @field_validator("metadata", mode="before")
     @classmethod
@@ -326,18 +324,16 @@ class WebhookEvent(KenarModel):
 
         A chat message event's key is its type and message id (``NEW_MESSAGE:<id>``): every
         delivery of one message has it, whatever its ``metadata``. Any other event (and a
-        message without an id) is keyed by the SHA-256 of the body it was decoded from
-        (``sha256:<hex>``), so a byte-identical redelivery matches. An event not decoded
-        from a body (built by keyword or with :func:`event_from_dict`) is keyed by the
-        digest of its canonical JSON (``to_dict()`` with sorted keys) instead.
+        message without an id) is keyed by the SHA-256 of its canonical JSON
+        (``sha256:<hex>`` of ``to_dict()`` with sorted keys, compact, UTF-8): a redelivery
+        of the same body matches whatever its key order or spacing, and an event rebuilt
+        from ``to_dict()`` (in a job queue's worker, say) has the same key.
         """
         return self._digest_key()
 
     def _digest_key(self) -> str:
-        body = self._body
-        if body is None:
-            body = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode("utf-8")
-        return "sha256:" + hashlib.sha256(body).hexdigest()
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def _message_key(self, message: ChatMessage) -> str:
         if isinstance(message.id, str) and message.id:
@@ -520,12 +516,6 @@ def _is_container(value: Any) -> bool:
     if kind is str or kind is int or kind is float or kind is bool or value is None:
         return False
     return isinstance(value, (Mapping, list, tuple))
-
-
-def attach_body(event: WebhookEvent, body: bytes) -> WebhookEvent:
-    """Remember the bytes ``event`` was decoded from, which its ``delivery_key`` digests; returns it."""
-    event._body = body
-    return event
 
 
 def event_from_dict(data: Mapping[str, Any]) -> WebhookEvent:
