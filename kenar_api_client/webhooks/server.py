@@ -293,6 +293,20 @@ class WebhookServer:
             self._stopped.wait()  # serve_forever in another thread of the caller's
         self._close_everything()
 
+    def shutdown(self) -> None:
+        """Make :meth:`serve_forever` return and wait until it has, as ``socketserver``'s does.
+
+        The socket stays open until :meth:`server_close`; :meth:`stop` does both.
+        """
+        self.stopping = True
+        self._wake()
+        if self._serving.is_set() and threading.get_ident() != self._serving_thread:
+            self._stopped.wait()
+
+    def server_close(self) -> None:
+        """Shut down open connections and close the socket, as ``socketserver``'s does."""
+        self._close_everything()
+
     def __enter__(self) -> WebhookServer:
         return self
 
