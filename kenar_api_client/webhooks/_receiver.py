@@ -177,11 +177,12 @@ class ReceiverCore:
         """
         size = len(body)
         if stopped is not None or size < length:
-            reason = (
-                "the body did not arrive in time"
-                if stopped == Stopped.TIMED_OUT
-                else f"the connection ended after {size} of {'the' if length < 0 else length} body bytes"
-            )
+            if stopped == Stopped.TIMED_OUT:
+                reason = "the body did not arrive in time"
+            elif length == NO_LENGTH:
+                reason = f"the client went away after {size} body bytes"
+            else:
+                reason = f"the connection ended after {size} of {length} body bytes"
             self._log(logging.WARNING, "rejected", 408, None, remote, reason)
             return REQUEST_TIMEOUT
         try:
