@@ -49,13 +49,13 @@ class Claim:
 
     def __init__(self, key: str, state: ClaimState, token: str = "", retry_after: float = 0.0) -> None:
         #: The delivery key.
-        self.key = key
+        self.key: str = key
         #: What the log says about it.
         self.state: ClaimState = state
         #: Tells this claim from a later one of the same key (``claimed`` only).
-        self.token = token
+        self.token: str = token
         #: For ``busy``: seconds until the other copy's lease ends at the latest.
-        self.retry_after = retry_after
+        self.retry_after: float = retry_after
 
     def __repr__(self) -> str:
         return f"Claim(key={self.key!r}, state={self.state!r}, retry_after={self.retry_after:.3f})"
@@ -139,7 +139,7 @@ class MemoryDeliveryLog(BaseDeliveryLog):
         super().__init__(ttl, lease)
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ValueError(f"max_entries must be a whole number of at least 1, got {max_entries!r}")
-        self.max_entries = max_entries
+        self.max_entries: int = max_entries
         # key -> (state, token, expires_at on the monotonic clock); oldest write first.
         self._entries: OrderedDict[str, Tuple[ClaimState, str, float]] = OrderedDict()
         self._lock = threading.Lock()

@@ -77,7 +77,7 @@ class RedisDeliveryLog(BaseDeliveryLog):
                 str(url), socket_timeout=_SOCKET_TIMEOUT, socket_connect_timeout=_SOCKET_TIMEOUT
             )
         self._redis = client
-        self.prefix = prefix
+        self.prefix: str = prefix
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
 

@@ -17,7 +17,21 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Callable, Dict, List, Optional, Set, Tuple, Type, cast
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Any,
+    BinaryIO,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    Type,
+    cast,
+)
 from wsgiref.headers import Headers
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler
 
@@ -68,7 +82,7 @@ class _BodyInput:
                 return lines
             lines.append(line)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[bytes]:
         return iter(self.readline, b"")
 
 
@@ -207,7 +221,8 @@ class WebhookServer:
             raise ValueError("workers must be a whole number of at least 1")
         self.read_timeout: float = float(read_timeout)
         self.workers: int = workers
-        self.stopping = False
+        #: Set once stop() or shutdown() is called.
+        self.stopping: bool = False
         self._app = app
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._socket = socket.create_server(address, family=family, backlog=128)

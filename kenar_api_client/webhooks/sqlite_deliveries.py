@@ -67,7 +67,7 @@ class SQLiteDeliveryLog(BaseDeliveryLog):
         if not self.path or self.path == ":memory:":
             raise ValueError("SQLiteDeliveryLog needs a file path (use MemoryDeliveryLog for memory)")
         super().__init__(ttl, lease)
-        self.busy_timeout = checked_seconds("busy_timeout", busy_timeout)
+        self.busy_timeout: float = checked_seconds("busy_timeout", busy_timeout)
         self._connections = ThreadConnections(self.path, self.busy_timeout)
         self._next_purge = 0.0
         self._run(self._create)
