@@ -1,0 +1,230 @@
+"""The async transport: httpx connection pools (one per event loop and process), bounded reads, typed errors.
+
+Imported only by ``AsyncApiClient``: ``import kenar_api_client`` never loads httpx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl
+import weakref
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+
+import httpx
+
+from kenar_api_client._answers import too_large
+from kenar_api_client._redact import call_secrets
+from kenar_api_client._request import Request
+from kenar_api_client._transport_settings import TransportSettings, warn_if_credentials_in_clear
+from kenar_api_client.configuration import Configuration
+from kenar_api_client.exceptions import ApiConnectionError, ApiTimeoutError, ClientClosedError
+
+#: Connections per client by default: enough for hundreds of calls in flight at once.
+DEFAULT_MAX_CONNECTIONS = 256
+
+
+class HttpxAnswer:
+    """An answer received by httpx, read as the pipeline reads every answer."""
+
+    __slots__ = ("data", "reason", "request_headers", "response", "status")
+
+    def __init__(self, response: httpx.Response, request_headers: Mapping[str, str]) -> None:
+        self.response: httpx.Response = response
+        self.status: int = response.status_code
+        self.reason: Optional[str] = response.reason_phrase
+        self.data: Optional[bytes] = None
+        self.request_headers: Optional[Mapping[str, str]] = request_headers
+
+    def getheaders(self) -> httpx.Headers:
+        """All answer headers (case-insensitive)."""
+        return self.response.headers
+
+    def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        """One answer header, or ``default``."""
+        value: Optional[str] = self.response.headers.get(name, default)
+        return value
+
+
+class HttpxTransport:
+    """Sends each request once through httpx; safe for any number of concurrent tasks.
+
+    httpx's connections belong to the event loop that opened them, so each running loop
+    (and each process, after a fork) gets its own pool, made on first use there: a client
+    made at import time, or shared by tests that each run their own loop, just works.
+    """
+
+    log_bodies = True
+
+    def __init__(
+        self,
+        configuration: Configuration,
+        settings: TransportSettings,
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        self._configuration = configuration
+        self.settings = settings
+        self.max_connections = max_connections
+        self._ssl_context = _ssl_context(settings)
+        self._sni = settings.tls_server_name or (
+            settings.assert_hostname if isinstance(settings.assert_hostname, str) else None
+        )
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._pid = os.getpid()
+        self._origins_seen: Set[str] = set()
+        self.closed = False
+
+    def _pool(self) -> httpx.AsyncHTTPTransport:
+        if self.closed:
+            raise ClientClosedError("this AsyncApiClient is closed: make a new one to go on calling")
+        loop = asyncio.get_running_loop()
+        if os.getpid() != self._pid:  # forked: the parent's sockets are not ours to use
+            self._pools = weakref.WeakKeyDictionary()
+            self._pid = os.getpid()
+        pool = self._pools.get(loop)
+        if pool is None:
+            settings = self.settings
+            proxy = (
+                httpx.Proxy(settings.proxy_url, headers=settings.proxy_headers)
+                if settings.proxy_url
+                else None
+            )
+            pool = httpx.AsyncHTTPTransport(
+                verify=self._ssl_context,
+                trust_env=False,
+                limits=httpx.Limits(
+                    max_connections=self.max_connections,
+                    max_keepalive_connections=self.max_connections,
+                ),
+                proxy=proxy,
+                socket_options=settings.socket_options,
+            )
+            self._pools[loop] = pool
+        return pool
+
+    def secrets(self, request_headers: Optional[Mapping[str, Any]]) -> List[str]:
+        """What an exception or a debug line must not show: see ``_redact.call_secrets``."""
+        return call_secrets(self._configuration, self.settings.proxy_secrets, request_headers)
+
+    async def send(self, request: Request) -> HttpxAnswer:
+        """Send ``request`` once; the answer (body read within the cap when ``request.preload``)."""
+        pool = self._pool()
+        connect, read = request.timeouts()
+        extensions: Dict[str, Any] = {
+            "timeout": {"connect": connect, "read": read, "write": read, "pool": request.pool_timeout}
+        }
+        if self._sni is not None:
+            extensions["sni_hostname"] = self._sni
+        outgoing = httpx.Request(
+            request.method, request.url, headers=request.headers, content=request.body, extensions=extensions
+        )
+        origin = f"{outgoing.url.scheme}://{outgoing.url.netloc.decode('ascii')}"
+        if origin not in self._origins_seen:
+            self._origins_seen.add(origin)
+            warn_if_credentials_in_clear(outgoing.url.scheme, outgoing.url.host, self._configuration)
+        try:
+            response = await pool.handle_async_request(outgoing)
+        except httpx.HTTPError as error:
+            raise _transport_exception(error, request) from error
+        except OSError as error:
+            raise ApiConnectionError(f"{request.where}: {type(error).__name__} ({error})") from error
+        answer = HttpxAnswer(response, request.headers)
+        if request.preload:
+            answer.data = await self._read(answer, request)
+        return answer
+
+    async def _read(self, answer: HttpxAnswer, request: Request) -> bytes:
+        response = answer.response
+        limit = self.settings.max_response_bytes
+        chunks: List[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    raise too_large(
+                        answer.status, answer.reason, response.headers, limit, self.secrets(request.headers)
+                    )
+                chunks.append(chunk)
+        except httpx.HTTPError as error:
+            raise _transport_exception(error, request) from error
+        finally:
+            # Read to the end: the connection goes back to the pool; cut short (over the cap,
+            # broken, cancelled): it is closed.
+            await response.aclose()
+        return b"".join(chunks)
+
+    async def release(self, answer: Any) -> None:
+        """Close an answer that will not be used."""
+        response = answer.response if isinstance(answer, HttpxAnswer) else answer
+        with contextlib.suppress(httpx.HTTPError):  # a connection that cannot be reused is dropped
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pool of the running loop and refuse later calls; other loops' pools are dropped."""
+        self.closed = True
+        pools, self._pools = list(self._pools.items()), weakref.WeakKeyDictionary()
+        try:
+            running: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for loop, pool in pools:
+            if loop is running:
+                await pool.aclose()
+
+
+def _ssl_context(settings: TransportSettings) -> ssl.SSLContext:
+    """The TLS settings of the Configuration as one context, as urllib3 applies them."""
+    context = ssl.create_default_context(cafile=settings.ssl_ca_cert, cadata=settings.ca_cert_data)
+    if settings.cert_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+    if not settings.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif settings.assert_hostname is False:
+        context.check_hostname = False
+    return context
+
+
+def _transport_exception(error: httpx.HTTPError, request: Request) -> ApiConnectionError:
+    """The SDK exception for what httpx raised (``request_sent`` False where it never left)."""
+    where = request.where
+    detail = _detail(error)
+    if isinstance(error, httpx.PoolTimeout):
+        return ApiTimeoutError(
+            f"{where}: no pooled connection became free in time; "
+            "raise AsyncApiClient(max_connections=...) or the timeout",
+            stage="pool",
+        )
+    if isinstance(error, httpx.ConnectTimeout):
+        return ApiTimeoutError(f"{where}: timed out ({detail})", stage="connect")
+    if isinstance(error, httpx.ProxyError):
+        return ApiConnectionError(f"{where}: proxy failed: {detail}", stage="connect")
+    if isinstance(error, httpx.ConnectError):
+        if _caused_by(error, ssl.SSLError):
+            return ApiConnectionError(f"{where}: TLS failed ({detail})", stage="tls")
+        return ApiConnectionError(f"{where}: could not connect ({detail})", stage="connect")
+    if isinstance(error, httpx.TimeoutException):
+        return ApiTimeoutError(f"{where}: timed out ({detail})")
+    if isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return ApiConnectionError(f"{where}: connection broken ({detail})")
+    return ApiConnectionError(f"{where}: {type(error).__name__} ({detail})")
+
+
+def _caused_by(error: BaseException, kind: type) -> bool:
+    seen: Tuple[BaseException, ...] = ()
+    current: Optional[BaseException] = error
+    while current is not None and current not in seen:
+        if isinstance(current, kind):
+            return True
+        seen = (*seen, current)
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _detail(error: BaseException) -> str:
+    return str(error) or type(error).__name__
