@@ -60,8 +60,11 @@ class Request:
 
     def timeouts(self) -> Tuple[Optional[float], Optional[float]]:
         """The (connect, read) seconds of ``timeout``; None where unbounded."""
-        connect = self.timeout.connect_timeout
-        read = self.timeout.read_timeout
+        # A ``total`` budget is only split once connecting starts: measured from now.
+        probe = self.timeout.clone()
+        probe.start_connect()
+        connect = probe.connect_timeout
+        read = probe.read_timeout
         return (
             connect if isinstance(connect, (int, float)) else None,
             read if isinstance(read, (int, float)) else None,
