@@ -63,10 +63,12 @@ class HttpxTransport:
         settings: TransportSettings,
         *,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        keepalive: bool = True,
     ) -> None:
         self._configuration = configuration
         self.settings = settings
         self.max_connections = max_connections
+        self.keepalive = keepalive
         self._ssl_context = _ssl_context(settings)
         self._sni = settings.tls_server_name or (
             settings.assert_hostname if isinstance(settings.assert_hostname, str) else None
@@ -98,7 +100,7 @@ class HttpxTransport:
                 trust_env=False,
                 limits=httpx.Limits(
                     max_connections=self.max_connections,
-                    max_keepalive_connections=self.max_connections,
+                    max_keepalive_connections=self.max_connections if self.keepalive else 0,
                 ),
                 proxy=proxy,
                 socket_options=settings.socket_options,

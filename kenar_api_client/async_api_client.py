@@ -38,8 +38,10 @@ class AsyncApiClient(ClientCore):
     api_client.close()`` when done; a call after ``close()`` raises ``ClientClosedError``.
     Nothing happens at garbage collection. ``max_connections`` bounds the connections
     open at once (default 256): more calls in flight wait for a free one, up to the
-    timeout. ``auth`` decides per-call credentials beyond the configured ones;
-    ``transport`` shares another async client's connection pool.
+    timeout. ``keepalive=False`` closes each connection after its call, for event loops
+    too short-lived to close the client on (a test's). ``auth`` decides per-call
+    credentials beyond the configured ones; ``transport`` shares another async client's
+    connection pool.
     """
 
     _default: ClassVar[Optional[AsyncApiClient]] = None
@@ -53,6 +55,7 @@ class AsyncApiClient(ClientCore):
         cookie: Optional[str] = None,
         *,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        keepalive: bool = True,
         auth: Optional[Auth] = None,
         transport: Optional[HttpxTransport] = None,
     ) -> None:
@@ -70,7 +73,9 @@ class AsyncApiClient(ClientCore):
         self.transport: HttpxTransport = (
             transport
             if transport is not None
-            else HttpxTransport(self.configuration, self.settings, max_connections=max_connections)
+            else HttpxTransport(
+                self.configuration, self.settings, max_connections=max_connections, keepalive=keepalive
+            )
         )
 
     async def __aenter__(self) -> AsyncApiClient:
