@@ -76,7 +76,7 @@ def kenar_client(kenar_sandbox: Sandbox) -> Iterator[ApiClient]:
 
 
 @pytest.fixture
-def kenar_async_client(kenar_sandbox: Sandbox) -> Iterator[AsyncApiClient]:
+def kenar_async_client(kenar_sandbox: Sandbox) -> AsyncApiClient:
     """An ``AsyncApiClient`` for ``kenar_sandbox`` with the demo API key and access token."""
     from kenar_api_client import AsyncApiClient, Configuration
     from kenar_api_client.sandbox import DEMO_ACCESS_TOKEN, DEMO_API_KEY
@@ -86,7 +86,7 @@ def kenar_async_client(kenar_sandbox: Sandbox) -> Iterator[AsyncApiClient]:
     )
     # Each test's event loop is closed before a synchronous fixture's teardown could close
     # the client on it; without keep-alive, no connection outlives its call.
-    yield AsyncApiClient(configuration, keepalive=False)
+    return AsyncApiClient(configuration, keepalive=False)
 
 
 @pytest.fixture
