@@ -196,7 +196,7 @@ class KenarFastAPI:
                 return _page(400, "The sign-in expired or was already used: start again.")
             key = await _maybe_await(resolve(request, token))
             await asyncio.to_thread(self.tokens.save, key, token)
-            response = await _maybe_await(respond(request, key))
+            response: Response = await _maybe_await(respond(request, key))
             response.delete_cookie(STATE_COOKIE, path=callback_path)
             return response
 
