@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Type, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Type, Union
 
 from kenar_api_client._redact import scrub, scrub_data, scrub_headers
 from kenar_api_client.api_response import ApiResponse
@@ -20,13 +20,19 @@ _DICT_TYPE = re.compile(r"^Dict\[str,\s*(.+)\]$")
 
 
 def api_response(
-    answer: Answer, response_types: Optional[Mapping[str, Optional[str]]], secrets: List[str]
+    answer: Answer,
+    response_types: Optional[Mapping[str, Optional[str]]],
+    secrets_of: Callable[[Optional[Mapping[str, Any]]], List[str]],
 ) -> ApiResponse[Any]:
-    """The ``ApiResponse`` of a 2xx answer (body read); any other status raises its ``ApiException``."""
+    """The ``ApiResponse`` of a 2xx answer (body read); any other status raises its ``ApiException``.
+
+    ``secrets_of(request_headers)`` gives what the exception must not show; it is only
+    called when there is an exception to build.
+    """
     raw = answer.data if answer.data is not None else b""
     status = answer.status
     if not 200 <= status <= 299:
-        raise error_for(answer, raw, secrets)
+        raise error_for(answer, raw, secrets_of(answer.request_headers))
     response_type = None
     if response_types:
         response_type = response_types.get(str(status), response_types.get("2XX"))
@@ -37,6 +43,7 @@ def api_response(
         try:
             data = deserialize(raw, response_type, content_type)
         except (ValueError, TypeError, AttributeError, RecursionError) as error:  # not the expected shape
+            secrets = secrets_of(answer.request_headers)
             reason = f"{answer.reason}, but the body is not valid JSON ({error})"
             raise ApiException(
                 status=status,

@@ -226,7 +226,7 @@ class ClientCore:
         answer = yield from self.auth.auth_flow(request, self.send_flow)
         if result == "unread":
             return answer.response
-        response = api_response(answer, response_types, self.secrets(answer.request_headers))
+        response = api_response(answer, response_types, self.secrets)
         return response.data if result == "data" else response
 
     def send_flow(self, request: Request) -> Flow[Answer]:

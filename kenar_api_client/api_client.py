@@ -133,9 +133,7 @@ class ApiClient(ClientCore):
     ) -> ApiResponse[Any]:
         """The ``ApiResponse`` of a 2xx answer; any other status raises its ``ApiException``."""
         response_data.read()
-        return _answers.api_response(
-            response_data, response_types_map, self.secrets(response_data.request_headers)
-        )
+        return _answers.api_response(response_data, response_types_map, self.secrets)
 
     def deserialize(
         self,
