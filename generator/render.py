@@ -421,9 +421,9 @@ def render_api(
     lines.append("from kenar_api_client.api._base import ApiBase, AsyncApiBase")
     lines.append("")
     lines.append("if TYPE_CHECKING:")
-    lines.append("    import httpx")
     lines.append("    import urllib3")
     lines.append("")
+    lines.append("    from kenar_api_client._transport import UnreadAsyncResponse")
     lines.append("    from kenar_api_client.api_response import ApiResponse")
     if type_names:
         lines.append("    from kenar_api_client.models import (")

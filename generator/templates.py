@@ -59,8 +59,9 @@ $methods
 class Async$class_name(AsyncApiBase):
     """``$class_name`` for asyncio: the same methods, awaited, over an ``AsyncApiClient``.
 
-    ``x_without_preload_content`` returns the ``httpx.Response`` unread: read it with
-    ``await response.aread()`` and close it with ``await response.aclose()``.
+    ``x_without_preload_content`` returns the transport's answer unread: an
+    ``httpx.Response`` (``await response.aread()``, then ``await response.aclose()``) or,
+    with ``transport="aiohttp"``, an ``aiohttp.ClientResponse``.
     """
 $async_init
 $async_methods''')
@@ -122,9 +123,9 @@ ASYNC_METHODS = Template('''
     async def ${method_name}_without_preload_content(
         self,$signature
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``$method_name``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke($constant, $args, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``$method_name``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke($constant, $args, options, "unread")
         return response
 ''')
 

@@ -1,28 +1,30 @@
-"""The async transport: httpx connection pools (one per event loop and process), bounded reads, typed errors.
+"""The default async transport: httpx connection pools, bounded reads, typed errors.
 
-Imported only by ``AsyncApiClient``: ``import kenar_api_client`` never loads httpx.
+Imported only by an ``AsyncApiClient`` that uses it: ``import kenar_api_client`` never
+loads httpx.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import ssl
-import weakref
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import httpx
 
 from kenar_api_client._answers import too_large
+from kenar_api_client._loop_pools import LoopPools
 from kenar_api_client._redact import call_secrets
 from kenar_api_client._request import Request
-from kenar_api_client._transport_settings import TransportSettings, warn_if_credentials_in_clear
+from kenar_api_client._transport import DEFAULT_MAX_CONNECTIONS
+from kenar_api_client._transport_settings import (
+    TransportSettings,
+    server_name,
+    ssl_context,
+    warn_if_credentials_in_clear,
+)
 from kenar_api_client.configuration import Configuration
-from kenar_api_client.exceptions import ApiConnectionError, ApiTimeoutError, ClientClosedError
-
-#: Connections per client by default: enough for hundreds of calls in flight at once.
-DEFAULT_MAX_CONNECTIONS = 256
+from kenar_api_client.exceptions import ApiConnectionError, ApiTimeoutError
 
 
 class HttpxAnswer:
@@ -50,12 +52,11 @@ class HttpxAnswer:
 class HttpxTransport:
     """Sends each request once through httpx; safe for any number of concurrent tasks.
 
-    httpx's connections belong to the event loop that opened them, so each running loop
-    (and each process, after a fork) gets its own pool, made on first use there: a client
-    made at import time, or shared by tests that each run their own loop, just works.
+    Each running event loop (and each process, after a fork) gets its own pool (see
+    ``_loop_pools``).
     """
 
-    log_bodies = True
+    name = "httpx"
 
     def __init__(
         self,
@@ -69,44 +70,31 @@ class HttpxTransport:
         self.settings = settings
         self.max_connections = max_connections
         self.keepalive = keepalive
-        self._ssl_context = _ssl_context(settings)
-        self._sni = settings.tls_server_name or (
-            settings.assert_hostname if isinstance(settings.assert_hostname, str) else None
-        )
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._pid = os.getpid()
+        self._ssl_context = ssl_context(settings)
+        self._sni = server_name(settings)
+        self._pools: LoopPools[httpx.AsyncHTTPTransport] = LoopPools(self._new_pool)
         self._origins_seen: Set[str] = set()
-        self.closed = False
 
-    def _pool(self) -> httpx.AsyncHTTPTransport:
-        if self.closed:
-            raise ClientClosedError("this AsyncApiClient is closed: make a new one to go on calling")
-        loop = asyncio.get_running_loop()
-        if os.getpid() != self._pid:  # forked: the parent's sockets are not ours to use
-            self._pools = weakref.WeakKeyDictionary()
-            self._pid = os.getpid()
-        pool = self._pools.get(loop)
-        if pool is None:
-            settings = self.settings
-            proxy = (
-                httpx.Proxy(settings.proxy_url, headers=settings.proxy_headers)
-                if settings.proxy_url
-                else None
-            )
-            pool = httpx.AsyncHTTPTransport(
-                verify=self._ssl_context,
-                trust_env=False,
-                limits=httpx.Limits(
-                    max_connections=self.max_connections,
-                    max_keepalive_connections=self.max_connections if self.keepalive else 0,
-                ),
-                proxy=proxy,
-                socket_options=settings.socket_options,
-            )
-            self._pools[loop] = pool
-        return pool
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose()`` was called."""
+        return self._pools.closed
+
+    def _new_pool(self) -> httpx.AsyncHTTPTransport:
+        settings = self.settings
+        proxy = None
+        if settings.proxy_url:
+            proxy = httpx.Proxy(settings.proxy_url, headers=settings.proxy_headers)
+        return httpx.AsyncHTTPTransport(
+            verify=self._ssl_context,
+            trust_env=False,
+            limits=httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections if self.keepalive else 0,
+            ),
+            proxy=proxy,
+            socket_options=settings.socket_options,
+        )
 
     def secrets(self, request_headers: Optional[Mapping[str, Any]]) -> List[str]:
         """What an exception or a debug line must not show: see ``_redact.call_secrets``."""
@@ -114,7 +102,7 @@ class HttpxTransport:
 
     async def send(self, request: Request) -> HttpxAnswer:
         """Send ``request`` once; the answer (body read within the cap when ``request.preload``)."""
-        pool = self._pool()
+        pool = self._pools.current()
         connect, read = request.timeouts()
         extensions: Dict[str, Any] = {
             "timeout": {"connect": connect, "read": read, "write": read, "pool": request.pool_timeout}
@@ -167,29 +155,10 @@ class HttpxTransport:
             await response.aclose()
 
     async def aclose(self) -> None:
-        """Close the pool of the running loop and refuse later calls; other loops' pools are dropped."""
-        self.closed = True
-        pools, self._pools = list(self._pools.items()), weakref.WeakKeyDictionary()
-        try:
-            running: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        for loop, pool in pools:
-            if loop is running:
-                await pool.aclose()
-
-
-def _ssl_context(settings: TransportSettings) -> ssl.SSLContext:
-    """The TLS settings of the Configuration as one context, as urllib3 applies them."""
-    context = ssl.create_default_context(cafile=settings.ssl_ca_cert, cadata=settings.ca_cert_data)
-    if settings.cert_file:
-        context.load_cert_chain(settings.cert_file, settings.key_file)
-    if not settings.verify_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif settings.assert_hostname is False:
-        context.check_hostname = False
-    return context
+        """Close the running loop's pool and refuse later calls; other loops' pools are dropped."""
+        here, _ = self._pools.close()
+        if here is not None:
+            await here.aclose()
 
 
 def _transport_exception(error: httpx.HTTPError, request: Request) -> ApiConnectionError:

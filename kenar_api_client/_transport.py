@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from typing_extensions import Protocol
 
 if TYPE_CHECKING:
+    import aiohttp
+    import httpx
+
     from kenar_api_client._request import Request
+    from kenar_api_client._transport_settings import TransportSettings
+
+#: What an async ``x_without_preload_content`` returns: the transport's own answer, unread.
+UnreadAsyncResponse = Union["httpx.Response", "aiohttp.ClientResponse"]
+
+#: Connections an async client keeps open at most, by default: enough for hundreds of calls
+#: in flight at once.
+DEFAULT_MAX_CONNECTIONS = 256
 
 
 class Answer(Protocol):
@@ -59,7 +70,16 @@ class SyncTransport(Protocol):
 
 
 class AsyncTransport(Protocol):
-    """The async twin of :class:`SyncTransport`."""
+    """The async twin of :class:`SyncTransport` (httpx's or aiohttp's)."""
+
+    #: The HTTP library: ``"httpx"`` or ``"aiohttp"``.
+    name: str
+    settings: TransportSettings
+    max_connections: int
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose()`` was called."""
 
     async def send(self, request: Request) -> Answer:
         """The answer to ``request``, body read when ``request.preload`` (within the size cap)."""

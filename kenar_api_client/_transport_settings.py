@@ -8,6 +8,7 @@ are built from the one :class:`TransportSettings` this gives.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import unquote
@@ -71,6 +72,26 @@ class TransportSettings:
 
     def __repr__(self) -> str:
         return f"TransportSettings(timeout={self.timeout!r}, pool_maxsize={self.pool_maxsize})"
+
+
+def ssl_context(settings: TransportSettings) -> ssl.SSLContext:
+    """The Configuration's TLS settings as one context (for the async transports), as urllib3 applies them."""
+    context = ssl.create_default_context(cafile=settings.ssl_ca_cert, cadata=settings.ca_cert_data)
+    if settings.cert_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+    if not settings.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif settings.assert_hostname is False:
+        context.check_hostname = False
+    return context
+
+
+def server_name(settings: TransportSettings) -> Optional[str]:
+    """The TLS server name to send and check instead of the URL's host, if one is configured."""
+    if settings.tls_server_name:
+        return settings.tls_server_name
+    return settings.assert_hostname if isinstance(settings.assert_hostname, str) else None
 
 
 def to_timeout(value: Any, name: str = "timeout") -> Tuple[Timeout, Optional[float]]:

@@ -1,24 +1,23 @@
-"""``AsyncApiClient``: runs calls through the request pipeline over httpx, on the running event loop.
+"""``AsyncApiClient``: runs calls through the request pipeline on the running event loop.
 
-Needs the ``async`` extra (``pip install "kenar-api-client[async]"``). The same pipeline as
-``ApiClient``: the same validation, retry rule, timeouts, redaction and typed exceptions;
-only the driver (``await``) and the transport (httpx) differ. Blocking work a call may
-need (a token store, a token refresh) runs in a worker thread, once per user at a time.
+Needs the ``async`` extra (httpx; ``pip install "kenar-api-client[async]"``), or the
+``aiohttp`` one for ``transport="aiohttp"``. The same pipeline as ``ApiClient``: the same
+validation, retry rule, timeouts, redaction and typed exceptions; only the driver
+(``await``) and the transport differ. Blocking work a call may need (a token store, a
+token refresh) runs in a worker thread, once per user at a time.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, Union
+
+from typing_extensions import Literal
 
 from kenar_api_client._client_core import ClientCore, Result
 from kenar_api_client._drive_async import arun
+from kenar_api_client._transport import DEFAULT_MAX_CONNECTIONS, AsyncTransport
 from kenar_api_client.exceptions import ApiValueError
-
-try:
-    from kenar_api_client._httpx_transport import DEFAULT_MAX_CONNECTIONS, HttpxTransport
-except ImportError as missing:  # pragma: no cover - exercised by the installation test
-    raise ImportError('AsyncApiClient needs httpx: pip install "kenar-api-client[async]"') from missing
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -30,18 +29,21 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "AsyncApiClient"]
 
+_EXTRA = {"httpx": "async", "aiohttp": "aiohttp"}
+
 
 class AsyncApiClient(ClientCore):
     """The client every async API class (``AsyncEventsApi``...) awaits its calls through.
 
     Use it as ``async with AsyncApiClient(configuration) as api_client:``, or ``await
     api_client.close()`` when done; a call after ``close()`` raises ``ClientClosedError``.
-    Nothing happens at garbage collection. ``max_connections`` bounds the connections
-    open at once (default 256): more calls in flight wait for a free one, up to the
-    timeout. ``keepalive=False`` closes each connection after its call, for event loops
-    too short-lived to close the client on (a test's). ``auth`` decides per-call
-    credentials beyond the configured ones; ``transport`` shares another async client's
-    connection pool.
+    Nothing happens at garbage collection. ``transport`` is the HTTP library,
+    ``"httpx"`` (the default) or ``"aiohttp"`` (less CPU per call; the ``aiohttp``
+    extra), or another async client's ``transport`` to share its connection pool.
+    ``max_connections`` bounds the connections open at once (default 256): more calls in
+    flight wait for a free one, up to the timeout. ``keepalive=False`` closes each
+    connection after its call, for event loops too short-lived to close the client on (a
+    test's). ``auth`` decides per-call credentials beyond the configured ones.
     """
 
     _default: ClassVar[Optional[AsyncApiClient]] = None
@@ -54,10 +56,10 @@ class AsyncApiClient(ClientCore):
         header_value: Optional[str] = None,
         cookie: Optional[str] = None,
         *,
+        transport: Union[Literal["httpx", "aiohttp"], AsyncTransport] = "httpx",
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         keepalive: bool = True,
         auth: Optional[Auth] = None,
-        transport: Optional[HttpxTransport] = None,
     ) -> None:
         if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
             raise ApiValueError(f"max_connections must be an int of at least 1, not {max_connections!r}")
@@ -67,15 +69,13 @@ class AsyncApiClient(ClientCore):
             header_value,
             cookie,
             auth=auth,
-            settings=transport.settings if transport is not None else None,
+            settings=None if isinstance(transport, str) else transport.settings,
         )
-        #: The httpx transport (connection pools); shared by the clients made from this one.
-        self.transport: HttpxTransport = (
-            transport
-            if transport is not None
-            else HttpxTransport(
-                self.configuration, self.settings, max_connections=max_connections, keepalive=keepalive
-            )
+        #: The transport (connection pools); shared by the clients made from this one.
+        self.transport: AsyncTransport = (
+            _new_transport(transport, self, max_connections, keepalive)
+            if isinstance(transport, str)
+            else transport
         )
 
     async def __aenter__(self) -> AsyncApiClient:
@@ -123,3 +123,24 @@ class AsyncApiClient(ClientCore):
         """One call of ``operation``: its data, its ``ApiResponse`` or its unread ``httpx.Response``."""
         request = self.build_request(operation, args, options, preload=result != "unread")
         return await arun(self.pipeline(request, operation.response_types, result), self.transport)
+
+
+def _new_transport(library: str, client: ClientCore, max_connections: int, keepalive: bool) -> AsyncTransport:
+    """The transport over ``library``, imported now (so a missing extra is named where it is needed)."""
+    if library not in _EXTRA:
+        raise ApiValueError(
+            f"transport must be 'httpx' or 'aiohttp' (or a client's transport), not {library!r}"
+        )
+    try:
+        if library == "aiohttp":
+            from kenar_api_client._aiohttp_transport import AiohttpTransport as Transport
+        else:
+            from kenar_api_client._httpx_transport import HttpxTransport as Transport  # type: ignore[assignment]
+    except ImportError as missing:
+        extra = _EXTRA[library]
+        raise ImportError(
+            f'AsyncApiClient(transport="{library}") needs {library}: pip install "kenar-api-client[{extra}]"'
+        ) from missing
+    return Transport(
+        client.configuration, client.settings, max_connections=max_connections, keepalive=keepalive
+    )

@@ -1,7 +1,8 @@
 """AsyncApiClient and the AsyncXApi classes: the same calls, requests, errors and limits as the sync client.
 
 Every test runs its own event loop (``asyncio.run``) against real servers on 127.0.0.1,
-so the suite needs no async test plugin.
+so the suite needs no async test plugin; every test that makes calls runs over both
+transports, httpx and aiohttp.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import subprocess
 import sys
 import threading
 import warnings
-from typing import Any, Awaitable, Dict, Iterator, List, TypeVar
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
+import aiohttp
 import httpx
 import pytest
 from fault_servers import RawServer, free_port, http_response, stall
@@ -54,6 +56,23 @@ def config(url: str, **settings: Any) -> Configuration:
     for name, value in settings.items():
         setattr(configuration, name, value)
     return configuration
+
+
+TRANSPORTS = ["httpx", "aiohttp"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def library(request: pytest.FixtureRequest) -> str:
+    """The async transport a test runs over."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make_client(library: str) -> Callable[..., AsyncApiClient]:
+    def make(configuration: Configuration, **options: Any) -> AsyncApiClient:
+        return AsyncApiClient(configuration, transport=library, **options)  # type: ignore[arg-type]
+
+    return make
 
 
 @pytest.fixture
@@ -98,10 +117,10 @@ def test_every_api_class_has_an_async_twin_with_the_same_methods_in_the_same_sha
 
 @pytest.mark.parametrize("record", RECORDS, ids=[f"{r['api']}.{r['method']}" for r in RECORDS])
 def test_same_call_same_request_same_result_as_the_official_client(
-    record: Dict[str, Any], server: RecordingServer
+    record: Dict[str, Any], server: RecordingServer, make_client: Callable[..., AsyncApiClient]
 ) -> None:
     async def call() -> Any:
-        async with AsyncApiClient(config(server.url)) as client:
+        async with make_client(config(server.url)) as client:
             if record["api"] == "LimitedApi":
                 with pytest.warns(DeprecationWarning, match="use PaymentApi"):
                     api: Any = AsyncLimitedApi(client)
@@ -127,26 +146,35 @@ def test_same_call_same_request_same_result_as_the_official_client(
     assert normalized(data) == normalized(record["result"])
 
 
-def test_the_three_forms_return_data_an_api_response_and_the_unread_httpx_response(
-    server: RecordingServer,
+def test_the_three_forms_return_data_an_api_response_and_the_unread_answer(
+    server: RecordingServer, make_client: Callable[..., AsyncApiClient], library: str
 ) -> None:
     server.queue_reply(Reply(body={"a": 1}), Reply(body={"a": 2}), Reply(404, {"code": 5, "message": "gone"}))
 
     async def call() -> Any:
-        async with AsyncApiClient(config(server.url)) as client:
+        async with make_client(config(server.url)) as client:
             events = AsyncEventsApi(client)
             data = await events.events_send_event(**SEND)
             info = await events.events_send_event_with_http_info(**SEND)
             raw = await events.events_send_event_without_preload_content(**SEND)
-            body = await raw.aread()
-            await raw.aclose()
+            if isinstance(raw, httpx.Response):
+                body = await raw.aread()
+                await raw.aclose()
+            else:
+                body = await raw.read()
+                raw.release()
             return data, info, raw, body
 
     data, info, raw, body = run(call())
     assert data == {"a": 1}
     assert (info.status_code, info.data, info.raw_data) == (200, {"a": 2}, b'{"a": 2}')
-    assert isinstance(raw, httpx.Response)
-    assert raw.status_code == 404  # unread and unchecked: no exception
+    # The transport's own answer, unread and unchecked: no exception for the 404.
+    if library == "httpx":
+        assert isinstance(raw, httpx.Response)
+        assert raw.status_code == 404
+    else:
+        assert isinstance(raw, aiohttp.ClientResponse)
+        assert raw.status == 404
     assert json.loads(body) == {"code": 5, "message": "gone"}
 
 
@@ -164,11 +192,13 @@ def test_importing_the_package_and_using_the_sync_client_never_loads_httpx(serve
 # -- errors, retries, limits: the same pipeline -------------------------------------------------
 
 
-def test_an_error_answer_raises_the_typed_exception_with_kenars_status(server: RecordingServer) -> None:
+def test_an_error_answer_raises_the_typed_exception_with_kenars_status(
+    server: RecordingServer, make_client: Callable[..., AsyncApiClient]
+) -> None:
     server.queue_reply(Reply(404, {"code": 5, "message": "no such post"}))
 
     async def call() -> None:
-        async with AsyncApiClient(config(server.url)) as client:
+        async with make_client(config(server.url)) as client:
             await AsyncEventsApi(client).events_send_event(**SEND)
 
     with pytest.raises(NotFoundException) as caught:
@@ -178,11 +208,13 @@ def test_an_error_answer_raises_the_typed_exception_with_kenars_status(server: R
     assert caught.value.data.message == "no such post"
 
 
-def test_a_500_to_a_post_is_never_sent_again(server: RecordingServer) -> None:
+def test_a_500_to_a_post_is_never_sent_again(
+    server: RecordingServer, make_client: Callable[..., AsyncApiClient]
+) -> None:
     server.queue_reply(Reply(500, {"code": 13, "message": "boom"}))
 
     async def call() -> None:
-        async with AsyncApiClient(config(server.url)) as client:
+        async with make_client(config(server.url)) as client:
             await AsyncEventsApi(client).events_send_event(**SEND)
 
     with pytest.raises(ServiceException):
@@ -190,7 +222,9 @@ def test_a_500_to_a_post_is_never_sent_again(server: RecordingServer) -> None:
     assert len(server.requests) == 1
 
 
-def test_a_429_is_waited_out_without_blocking_the_event_loop(server: RecordingServer) -> None:
+def test_a_429_is_waited_out_without_blocking_the_event_loop(
+    server: RecordingServer, make_client: Callable[..., AsyncApiClient]
+) -> None:
     server.queue_reply(Reply(429, {"code": 8}, headers={"Retry-After": "1"}), Reply(body={"ok": True}))
     ticks: List[int] = []
 
@@ -202,7 +236,7 @@ def test_a_429_is_waited_out_without_blocking_the_event_loop(server: RecordingSe
     async def call() -> Any:
         stop = asyncio.Event()
         ticking = asyncio.ensure_future(ticker(stop))
-        async with AsyncApiClient(config(server.url)) as client:
+        async with make_client(config(server.url)) as client:
             result = await AsyncEventsApi(client).events_send_event(**SEND)
         stop.set()
         await ticking
@@ -214,11 +248,13 @@ def test_a_429_is_waited_out_without_blocking_the_event_loop(server: RecordingSe
     assert len(ticks) > 5
 
 
-def test_a_retry_after_beyond_the_cap_is_not_slept_through(server: RecordingServer) -> None:
+def test_a_retry_after_beyond_the_cap_is_not_slept_through(
+    server: RecordingServer, make_client: Callable[..., AsyncApiClient]
+) -> None:
     server.queue_reply(Reply(429, {"code": 8}, headers={"Retry-After": "3600"}))
 
     async def call() -> None:
-        async with AsyncApiClient(config(server.url)) as client:
+        async with make_client(config(server.url)) as client:
             await AsyncEventsApi(client).events_send_event(**SEND)
 
     with pytest.raises(TooManyRequestsException) as caught:
@@ -246,12 +282,12 @@ def test_a_refused_connection_is_retried_then_raised_typed(caplog: pytest.LogCap
     assert len([r for r in caplog.records if r.getMessage().startswith("Retrying")]) == 2
 
 
-def test_a_read_timeout_is_typed_and_not_retried() -> None:
+def test_a_read_timeout_is_typed_and_not_retried(make_client: Callable[..., AsyncApiClient]) -> None:
     stalling = RawServer(stall).start()
     try:
 
         async def call() -> None:
-            async with AsyncApiClient(config(stalling.url)) as client:
+            async with make_client(config(stalling.url)) as client:
                 await AsyncEventsApi(client).events_send_event(**SEND, _request_timeout=0.3)
 
         with pytest.raises(ApiTimeoutError) as caught:
@@ -262,7 +298,9 @@ def test_a_read_timeout_is_typed_and_not_retried() -> None:
     assert stalling.connections == 1  # it may have been processed: sent once
 
 
-def test_credentials_a_server_echoes_are_scrubbed_from_the_exception() -> None:
+def test_credentials_a_server_echoes_are_scrubbed_from_the_exception(
+    make_client: Callable[..., AsyncApiClient],
+) -> None:
     echo = RecordingServer(
         lambda request: Reply(
             400,
@@ -273,7 +311,7 @@ def test_credentials_a_server_echoes_are_scrubbed_from_the_exception() -> None:
     try:
 
         async def call() -> None:
-            async with AsyncApiClient(config(echo.url)) as client:
+            async with make_client(config(echo.url)) as client:
                 await AsyncEventsApi(client).events_send_event(**SEND)
 
         with pytest.raises(kenar_api_client.BadRequestException) as caught:
@@ -286,9 +324,11 @@ def test_credentials_a_server_echoes_are_scrubbed_from_the_exception() -> None:
     assert "[REDACTED]" in shown
 
 
-def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(server: RecordingServer) -> None:
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(
+    server: RecordingServer, make_client: Callable[..., AsyncApiClient]
+) -> None:
     async def call() -> None:
-        async with AsyncApiClient(config(server.url)) as client:
+        async with make_client(config(server.url)) as client:
             await AsyncEventsApi(client).events_send_event(**SEND, _headers={"X-Note": "a\r\nX-Evil: 1"})
 
     with pytest.raises(ApiValueError, match="line break"):
@@ -297,7 +337,9 @@ def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(server: R
 
 
 @pytest.mark.parametrize("encoding", ["identity", "gzip"])
-def test_an_answer_over_max_response_bytes_is_refused(encoding: str) -> None:
+def test_an_answer_over_max_response_bytes_is_refused(
+    encoding: str, make_client: Callable[..., AsyncApiClient]
+) -> None:
     body = b'{"x": "' + b"a" * 200_000 + b'"}'
     headers = {"Content-Type": "application/json"}
     if encoding == "gzip":
@@ -307,7 +349,7 @@ def test_an_answer_over_max_response_bytes_is_refused(encoding: str) -> None:
     try:
 
         async def call() -> None:
-            async with AsyncApiClient(config(big.url, max_response_bytes=10_000)) as client:
+            async with make_client(config(big.url, max_response_bytes=10_000)) as client:
                 await AsyncEventsApi(client).events_send_event(**SEND)
 
         with pytest.raises(kenar_api_client.ApiException, match="max_response_bytes"):
@@ -319,12 +361,14 @@ def test_an_answer_over_max_response_bytes_is_refused(encoding: str) -> None:
 # -- life cycle: pools, cancellation, close, loops, fork -----------------------------------------
 
 
-def test_the_default_pool_carries_hundreds_of_calls_at_once() -> None:
+def test_the_default_pool_carries_hundreds_of_calls_at_once(
+    make_client: Callable[..., AsyncApiClient],
+) -> None:
     slow = RecordingServer(lambda request: Reply(200, {}, delay=0.5)).start()
     try:
 
         async def call() -> List[Any]:
-            async with AsyncApiClient(config(slow.url)) as client:
+            async with make_client(config(slow.url)) as client:
                 events = AsyncEventsApi(client)
                 return await asyncio.gather(*(events.events_send_event(**SEND) for _ in range(200)))
 
@@ -332,16 +376,16 @@ def test_the_default_pool_carries_hundreds_of_calls_at_once() -> None:
     finally:
         slow.stop()
     assert slow.connections == 200  # one connection per call in flight: none waited for a free one
-    assert AsyncApiClient(config(slow.url)).transport.max_connections == 256
+    assert make_client(config(slow.url)).transport.max_connections == 256
 
 
-def test_a_cancelled_call_gives_its_connection_back() -> None:
+def test_a_cancelled_call_gives_its_connection_back(make_client: Callable[..., AsyncApiClient]) -> None:
     release = threading.Event()
     gate = RecordingServer(lambda request: Reply(200, {}, delay=0 if release.is_set() else 30)).start()
     try:
 
         async def call() -> Any:
-            async with AsyncApiClient(config(gate.url), max_connections=1) as client:
+            async with make_client(config(gate.url), max_connections=1) as client:
                 events = AsyncEventsApi(client)
                 first = asyncio.ensure_future(events.events_send_event(**SEND))
                 while not gate.requests:
@@ -359,9 +403,11 @@ def test_a_cancelled_call_gives_its_connection_back() -> None:
     assert len(gate.requests) == 2
 
 
-def test_a_closed_client_refuses_calls_clearly(server: RecordingServer) -> None:
+def test_a_closed_client_refuses_calls_clearly(
+    server: RecordingServer, make_client: Callable[..., AsyncApiClient]
+) -> None:
     async def call() -> None:
-        client = AsyncApiClient(config(server.url))
+        client = make_client(config(server.url))
         await AsyncEventsApi(client).events_send_event(**SEND)
         await client.close()
         assert client.closed
@@ -372,8 +418,10 @@ def test_a_closed_client_refuses_calls_clearly(server: RecordingServer) -> None:
     assert len(server.requests) == 1
 
 
-def test_one_client_serves_one_event_loop_after_another(server: RecordingServer) -> None:
-    client = AsyncApiClient(config(server.url))
+def test_one_client_serves_one_event_loop_after_another(
+    server: RecordingServer, make_client: Callable[..., AsyncApiClient]
+) -> None:
+    client = make_client(config(server.url))
     events = AsyncEventsApi(client)
     assert run(events.events_send_event(**SEND)) == {}
     assert run(events.events_send_event(**SEND)) == {}  # a new loop: no "Event loop is closed"
@@ -401,8 +449,10 @@ def test_nothing_happens_at_garbage_collection(server: RecordingServer) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
-def test_a_forked_child_opens_its_own_connections(server: RecordingServer) -> None:
-    client = AsyncApiClient(config(server.url))
+def test_a_forked_child_opens_its_own_connections(
+    server: RecordingServer, make_client: Callable[..., AsyncApiClient]
+) -> None:
+    client = make_client(config(server.url))
     events = AsyncEventsApi(client)
 
     async def twice() -> None:
@@ -434,12 +484,14 @@ def test_a_forked_child_opens_its_own_connections(server: RecordingServer) -> No
     assert by_connection[1] == by_connection[2] != by_connection[0]  # the child made its own
 
 
-def test_an_invalid_pool_size_is_refused_naming_it() -> None:
+def test_an_invalid_pool_size_is_refused_naming_it(make_client: Callable[..., AsyncApiClient]) -> None:
     with pytest.raises(ApiValueError, match="max_connections"):
-        AsyncApiClient(config("http://127.0.0.1:9"), max_connections=0)
+        make_client(config("http://127.0.0.1:9"), max_connections=0)
 
 
-def test_a_http_answer_is_read_once_and_released_for_the_next_call() -> None:
+def test_a_http_answer_is_read_once_and_released_for_the_next_call(
+    make_client: Callable[..., AsyncApiClient],
+) -> None:
     answers: List[bytes] = [http_response(200, b"{}"), http_response(200, b'{"n": 2}')]
 
     def keep_alive(raw: RawServer, conn: Any) -> None:
@@ -452,7 +504,7 @@ def test_a_http_answer_is_read_once_and_released_for_the_next_call() -> None:
     try:
 
         async def call() -> List[Any]:
-            async with AsyncApiClient(config(raw.url)) as client:
+            async with make_client(config(raw.url)) as client:
                 events = AsyncEventsApi(client)
                 return [await events.events_send_event(**SEND), await events.events_send_event(**SEND)]
 

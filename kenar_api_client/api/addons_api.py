@@ -11,9 +11,9 @@ from kenar_api_client._operation import Operation, Param, RequestOptions
 from kenar_api_client.api._base import ApiBase, AsyncApiBase
 
 if TYPE_CHECKING:
-    import httpx
     import urllib3
 
+    from kenar_api_client._transport import UnreadAsyncResponse
     from kenar_api_client.api_response import ApiResponse
     from kenar_api_client.models import (
         AddonsCreateBusinessAddonBody,
@@ -530,8 +530,9 @@ class AddonsApi(ApiBase):
 class AsyncAddonsApi(AsyncApiBase):
     """``AddonsApi`` for asyncio: the same methods, awaited, over an ``AsyncApiClient``.
 
-    ``x_without_preload_content`` returns the ``httpx.Response`` unread: read it with
-    ``await response.aread()`` and close it with ``await response.aclose()``.
+    ``x_without_preload_content`` returns the transport's answer unread: an
+    ``httpx.Response`` (``await response.aread()``, then ``await response.aclose()``) or,
+    with ``transport="aiohttp"``, an ``aiohttp.ClientResponse``.
     """
 
     async def addons_create_business_addon(
@@ -574,9 +575,9 @@ class AsyncAddonsApi(AsyncApiBase):
         business_token: str,
         addons_create_business_addon_body: Union[AddonsCreateBusinessAddonBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``addons_create_business_addon``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``addons_create_business_addon``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CREATE_BUSINESS_ADDON,
             {
                 "business_token": business_token,
@@ -621,9 +622,9 @@ class AsyncAddonsApi(AsyncApiBase):
         token: str,
         addons_create_post_addon_v2_body: Union[AddonsCreatePostAddonV2Body, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``addons_create_post_addon_v2``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``addons_create_post_addon_v2``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CREATE_POST_ADDON_V2,
             {"token": token, "addons_create_post_addon_v2_body": addons_create_post_addon_v2_body},
             options,
@@ -665,9 +666,9 @@ class AsyncAddonsApi(AsyncApiBase):
         phone: str,
         addons_create_user_addon_v2_body: Union[AddonsCreateUserAddonV2Body, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``addons_create_user_addon_v2``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``addons_create_user_addon_v2``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CREATE_USER_ADDON_V2,
             {"phone": phone, "addons_create_user_addon_v2_body": addons_create_user_addon_v2_body},
             options,
@@ -715,9 +716,9 @@ class AsyncAddonsApi(AsyncApiBase):
         divar_user_id: str,
         addons_create_user_addon_v2_body: Union[AddonsCreateUserAddonV2Body, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``addons_create_user_addon_v22``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``addons_create_user_addon_v22``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CREATE_USER_ADDON_V22,
             {
                 "divar_user_id": divar_user_id,
@@ -752,9 +753,9 @@ class AsyncAddonsApi(AsyncApiBase):
         self,
         token: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``addons_delete_post_addon``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``addons_delete_post_addon``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             DELETE_POST_ADDON, {"token": token}, options, "unread"
         )
         return response
@@ -783,9 +784,9 @@ class AsyncAddonsApi(AsyncApiBase):
         self,
         token: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``addons_delete_post_addon2``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``addons_delete_post_addon2``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             DELETE_POST_ADDON2, {"token": token}, options, "unread"
         )
         return response
@@ -814,9 +815,9 @@ class AsyncAddonsApi(AsyncApiBase):
         self,
         id: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``addons_delete_user_addon``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``addons_delete_user_addon``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             DELETE_USER_ADDON, {"id": id}, options, "unread"
         )
         return response

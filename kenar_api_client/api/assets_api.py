@@ -11,9 +11,9 @@ from kenar_api_client._operation import Operation, Param, RequestOptions
 from kenar_api_client.api._base import ApiBase, AsyncApiBase
 
 if TYPE_CHECKING:
-    import httpx
     import urllib3
 
+    from kenar_api_client._transport import UnreadAsyncResponse
     from kenar_api_client.api_response import ApiResponse
     from kenar_api_client.models import (
         AssetsGetBodyStatusesResponse,
@@ -700,8 +700,9 @@ class AssetsApi(ApiBase):
 class AsyncAssetsApi(AsyncApiBase):
     """``AssetsApi`` for asyncio: the same methods, awaited, over an ``AsyncApiClient``.
 
-    ``x_without_preload_content`` returns the ``httpx.Response`` unread: read it with
-    ``await response.aread()`` and close it with ``await response.aclose()``.
+    ``x_without_preload_content`` returns the transport's answer unread: an
+    ``httpx.Response`` (``await response.aread()``, then ``await response.aclose()``) or,
+    with ``transport="aiohttp"``, an ``aiohttp.ClientResponse``.
     """
 
     async def assets_get_body_statuses(
@@ -725,9 +726,9 @@ class AsyncAssetsApi(AsyncApiBase):
     async def assets_get_body_statuses_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_body_statuses``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_BODY_STATUSES, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_body_statuses``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(GET_BODY_STATUSES, {}, options, "unread")
         return response
 
     async def assets_get_brand_models(
@@ -756,9 +757,9 @@ class AsyncAssetsApi(AsyncApiBase):
         self,
         category: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_brand_models``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_brand_models``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_BRAND_MODELS, {"category": category}, options, "unread"
         )
         return response
@@ -784,9 +785,9 @@ class AsyncAssetsApi(AsyncApiBase):
     async def assets_get_categories_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_categories``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_CATEGORIES, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_categories``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(GET_CATEGORIES, {}, options, "unread")
         return response
 
     async def assets_get_cities(
@@ -810,9 +811,9 @@ class AsyncAssetsApi(AsyncApiBase):
     async def assets_get_cities_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_cities``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_CITIES, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_cities``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(GET_CITIES, {}, options, "unread")
         return response
 
     async def assets_get_colors(
@@ -841,9 +842,9 @@ class AsyncAssetsApi(AsyncApiBase):
         self,
         category: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_colors``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_colors``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_COLORS, {"category": category}, options, "unread"
         )
         return response
@@ -874,9 +875,9 @@ class AsyncAssetsApi(AsyncApiBase):
         self,
         city_slug: Optional[str] = None,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_districts``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_districts``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_DISTRICTS, {"city_slug": city_slug}, options, "unread"
         )
         return response
@@ -907,9 +908,9 @@ class AsyncAssetsApi(AsyncApiBase):
         self,
         city_slug: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_districts2``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_districts2``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_DISTRICTS2, {"city_slug": city_slug}, options, "unread"
         )
         return response
@@ -937,9 +938,11 @@ class AsyncAssetsApi(AsyncApiBase):
     async def assets_get_internal_storages_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_internal_storages``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_INTERNAL_STORAGES, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_internal_storages``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
+            GET_INTERNAL_STORAGES, {}, options, "unread"
+        )
         return response
 
     async def assets_get_o_auth_scopes(
@@ -963,9 +966,9 @@ class AsyncAssetsApi(AsyncApiBase):
     async def assets_get_o_auth_scopes_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_o_auth_scopes``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_O_AUTH_SCOPES, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_o_auth_scopes``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(GET_O_AUTH_SCOPES, {}, options, "unread")
         return response
 
     async def assets_get_permissions(
@@ -989,9 +992,9 @@ class AsyncAssetsApi(AsyncApiBase):
     async def assets_get_permissions_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_permissions``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_PERMISSIONS, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_permissions``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(GET_PERMISSIONS, {}, options, "unread")
         return response
 
     async def assets_get_ram_memories(
@@ -1015,9 +1018,9 @@ class AsyncAssetsApi(AsyncApiBase):
     async def assets_get_ram_memories_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_ram_memories``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_RAM_MEMORIES, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_ram_memories``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(GET_RAM_MEMORIES, {}, options, "unread")
         return response
 
     async def assets_get_service_types(
@@ -1041,9 +1044,9 @@ class AsyncAssetsApi(AsyncApiBase):
     async def assets_get_service_types_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_service_types``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_SERVICE_TYPES, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_service_types``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(GET_SERVICE_TYPES, {}, options, "unread")
         return response
 
     async def assets_get_submit_schema(
@@ -1072,9 +1075,9 @@ class AsyncAssetsApi(AsyncApiBase):
         self,
         category_slug: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``assets_get_submit_schema``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``assets_get_submit_schema``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_SUBMIT_SCHEMA, {"category_slug": category_slug}, options, "unread"
         )
         return response

@@ -11,9 +11,9 @@ from kenar_api_client._operation import Operation, Param, RequestOptions
 from kenar_api_client.api._base import ApiBase, AsyncApiBase
 
 if TYPE_CHECKING:
-    import httpx
     import urllib3
 
+    from kenar_api_client._transport import UnreadAsyncResponse
     from kenar_api_client.api_response import ApiResponse
     from kenar_api_client.models import (
         ChatAPIChatBotSendMessageBody,
@@ -680,8 +680,9 @@ class ChatAPIApi(ApiBase):
 class AsyncChatAPIApi(AsyncApiBase):
     """``ChatAPIApi`` for asyncio: the same methods, awaited, over an ``AsyncApiClient``.
 
-    ``x_without_preload_content`` returns the ``httpx.Response`` unread: read it with
-    ``await response.aread()`` and close it with ``await response.aclose()``.
+    ``x_without_preload_content`` returns the transport's answer unread: an
+    ``httpx.Response`` (``await response.aread()``, then ``await response.aclose()``) or,
+    with ``transport="aiohttp"``, an ``aiohttp.ClientResponse``.
     """
 
     async def chat_api_chat_bot_send_message(
@@ -724,9 +725,9 @@ class AsyncChatAPIApi(AsyncApiBase):
         conversation_id: str,
         chat_api_chat_bot_send_message_body: Union[ChatAPIChatBotSendMessageBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``chat_api_chat_bot_send_message``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``chat_api_chat_bot_send_message``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CHAT_BOT_SEND_MESSAGE,
             {
                 "conversation_id": conversation_id,
@@ -771,9 +772,9 @@ class AsyncChatAPIApi(AsyncApiBase):
         user_id: str,
         chat_api_chat_bot_send_message_body: Union[ChatAPIChatBotSendMessageBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``chat_api_chat_bot_send_message2``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``chat_api_chat_bot_send_message2``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CHAT_BOT_SEND_MESSAGE2,
             {"user_id": user_id, "chat_api_chat_bot_send_message_body": chat_api_chat_bot_send_message_body},
             options,
@@ -821,9 +822,9 @@ class AsyncChatAPIApi(AsyncApiBase):
         conversation_id: str,
         chat_api_chat_bot_send_message_body: Union[ChatAPIChatBotSendMessageBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``chat_api_chat_bot_send_message3``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``chat_api_chat_bot_send_message3``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CHAT_BOT_SEND_MESSAGE3,
             {
                 "conversation_id": conversation_id,
@@ -868,9 +869,9 @@ class AsyncChatAPIApi(AsyncApiBase):
         user_id: str,
         chat_api_chat_bot_send_message_body: Union[ChatAPIChatBotSendMessageBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``chat_api_chat_bot_send_message4``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``chat_api_chat_bot_send_message4``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CHAT_BOT_SEND_MESSAGE4,
             {"user_id": user_id, "chat_api_chat_bot_send_message_body": chat_api_chat_bot_send_message_body},
             options,
@@ -918,9 +919,9 @@ class AsyncChatAPIApi(AsyncApiBase):
         conversation_id: str,
         chat_api_chat_bot_send_message_body: Union[ChatAPIChatBotSendMessageBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``chat_api_chat_bot_send_message5``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``chat_api_chat_bot_send_message5``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CHAT_BOT_SEND_MESSAGE5,
             {
                 "conversation_id": conversation_id,
@@ -971,9 +972,9 @@ class AsyncChatAPIApi(AsyncApiBase):
         conversation_id: str,
         chat_api_conversation_send_message_body: Union[ChatAPIConversationSendMessageBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``chat_api_conversation_send_message``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``chat_api_conversation_send_message``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CONVERSATION_SEND_MESSAGE,
             {
                 "conversation_id": conversation_id,
@@ -1010,9 +1011,9 @@ class AsyncChatAPIApi(AsyncApiBase):
         self,
         body: Dict[str, Any],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``chat_api_generate_upload_token``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``chat_api_generate_upload_token``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GENERATE_UPLOAD_TOKEN, {"body": body}, options, "unread"
         )
         return response
@@ -1043,9 +1044,9 @@ class AsyncChatAPIApi(AsyncApiBase):
         self,
         conversation_id: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``chat_api_get_conversation``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``chat_api_get_conversation``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_CONVERSATION, {"conversation_id": conversation_id}, options, "unread"
         )
         return response

@@ -11,9 +11,9 @@ from kenar_api_client._operation import Operation, Param, RequestOptions
 from kenar_api_client.api._base import ApiBase, AsyncApiBase
 
 if TYPE_CHECKING:
-    import httpx
     import urllib3
 
+    from kenar_api_client._transport import UnreadAsyncResponse
     from kenar_api_client.api_response import ApiResponse
     from kenar_api_client.models import (
         EventsRegisterEventSubscriptionRequest,
@@ -199,8 +199,9 @@ class EventsApi(ApiBase):
 class AsyncEventsApi(AsyncApiBase):
     """``EventsApi`` for asyncio: the same methods, awaited, over an ``AsyncApiClient``.
 
-    ``x_without_preload_content`` returns the ``httpx.Response`` unread: read it with
-    ``await response.aread()`` and close it with ``await response.aclose()``.
+    ``x_without_preload_content`` returns the transport's answer unread: an
+    ``httpx.Response`` (``await response.aread()``, then ``await response.aclose()``) or,
+    with ``transport="aiohttp"``, an ``aiohttp.ClientResponse``.
     """
 
     async def events_register_event_subscription(
@@ -240,9 +241,9 @@ class AsyncEventsApi(AsyncApiBase):
             EventsRegisterEventSubscriptionRequest, Dict[str, Any]
         ],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``events_register_event_subscription``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``events_register_event_subscription``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             REGISTER_EVENT_SUBSCRIPTION,
             {"events_register_event_subscription_request": events_register_event_subscription_request},
             options,
@@ -287,9 +288,9 @@ class AsyncEventsApi(AsyncApiBase):
         target_type: Union[SendEventRequestTargetType, SendEventRequestTargetTypeValue, None] = None,
         target_resource_id: Optional[str] = None,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``events_send_event``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``events_send_event``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             SEND_EVENT,
             {"message": message, "target_type": target_type, "target_resource_id": target_resource_id},
             options,

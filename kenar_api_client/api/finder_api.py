@@ -11,9 +11,9 @@ from kenar_api_client._operation import Operation, Param, RequestOptions
 from kenar_api_client.api._base import ApiBase, AsyncApiBase
 
 if TYPE_CHECKING:
-    import httpx
     import urllib3
 
+    from kenar_api_client._transport import UnreadAsyncResponse
     from kenar_api_client.api_response import ApiResponse
     from kenar_api_client.models import (
         FinderGetPostResponse,
@@ -393,8 +393,9 @@ class FinderApi(ApiBase):
 class AsyncFinderApi(AsyncApiBase):
     """``FinderApi`` for asyncio: the same methods, awaited, over an ``AsyncApiClient``.
 
-    ``x_without_preload_content`` returns the ``httpx.Response`` unread: read it with
-    ``await response.aread()`` and close it with ``await response.aclose()``.
+    ``x_without_preload_content`` returns the transport's answer unread: an
+    ``httpx.Response`` (``await response.aread()``, then ``await response.aclose()``) or,
+    with ``transport="aiohttp"``, an ``aiohttp.ClientResponse``.
     """
 
     async def finder_get_post(
@@ -421,9 +422,11 @@ class AsyncFinderApi(AsyncApiBase):
         self,
         token: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``finder_get_post``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_POST, {"token": token}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``finder_get_post``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
+            GET_POST, {"token": token}, options, "unread"
+        )
         return response
 
     async def finder_get_user(
@@ -450,9 +453,11 @@ class AsyncFinderApi(AsyncApiBase):
         self,
         body: Dict[str, Any],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``finder_get_user``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_USER, {"body": body}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``finder_get_user``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
+            GET_USER, {"body": body}, options, "unread"
+        )
         return response
 
     async def finder_get_user2(
@@ -474,9 +479,9 @@ class AsyncFinderApi(AsyncApiBase):
     async def finder_get_user2_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``finder_get_user2``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_USER2, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``finder_get_user2``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(GET_USER2, {}, options, "unread")
         return response
 
     async def finder_get_user_idby_phone(
@@ -510,9 +515,9 @@ class AsyncFinderApi(AsyncApiBase):
         self,
         finder_get_user_idby_phone_request: Union[FinderGetUserIDByPhoneRequest, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``finder_get_user_idby_phone``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``finder_get_user_idby_phone``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_USER_IDBY_PHONE,
             {"finder_get_user_idby_phone_request": finder_get_user_idby_phone_request},
             options,
@@ -541,9 +546,9 @@ class AsyncFinderApi(AsyncApiBase):
     async def finder_get_user_posts_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``finder_get_user_posts``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_USER_POSTS, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``finder_get_user_posts``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(GET_USER_POSTS, {}, options, "unread")
         return response
 
     async def finder_search_post_v2(
@@ -575,9 +580,9 @@ class AsyncFinderApi(AsyncApiBase):
         self,
         finder_search_posts_v2_request: Union[FinderSearchPostsV2Request, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``finder_search_post_v2``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``finder_search_post_v2``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             SEARCH_POST_V2,
             {"finder_search_posts_v2_request": finder_search_posts_v2_request},
             options,

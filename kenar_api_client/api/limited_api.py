@@ -12,9 +12,9 @@ from kenar_api_client._operation import Operation, Param, RequestOptions
 from kenar_api_client.api._base import ApiBase, AsyncApiBase
 
 if TYPE_CHECKING:
-    import httpx
     import urllib3
 
+    from kenar_api_client._transport import UnreadAsyncResponse
     from kenar_api_client.api_client import ApiClient
     from kenar_api_client.api_response import ApiResponse
     from kenar_api_client.async_api_client import AsyncApiClient
@@ -659,8 +659,9 @@ class LimitedApi(ApiBase):
 class AsyncLimitedApi(AsyncApiBase):
     """``LimitedApi`` for asyncio: the same methods, awaited, over an ``AsyncApiClient``.
 
-    ``x_without_preload_content`` returns the ``httpx.Response`` unread: read it with
-    ``await response.aread()`` and close it with ``await response.aclose()``.
+    ``x_without_preload_content`` returns the transport's answer unread: an
+    ``httpx.Response`` (``await response.aread()``, then ``await response.aclose()``) or,
+    with ``transport="aiohttp"``, an ``aiohttp.ClientResponse``.
     """
 
     def __init__(self, api_client: Optional[AsyncApiClient] = None) -> None:
@@ -704,9 +705,9 @@ class AsyncLimitedApi(AsyncApiBase):
             PaymentCommitWalletTransactionRequest, Dict[str, Any]
         ],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_commit_wallet_transaction``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_commit_wallet_transaction``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             COMMIT_WALLET_TRANSACTION,
             {"payment_commit_wallet_transaction_request": payment_commit_wallet_transaction_request},
             options,
@@ -745,9 +746,9 @@ class AsyncLimitedApi(AsyncApiBase):
         self,
         payment_create_wallet_payment_request: Union[PaymentCreateWalletPaymentRequest, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_create_wallet_payment``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_create_wallet_payment``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CREATE_WALLET_PAYMENT,
             {"payment_create_wallet_payment_request": payment_create_wallet_payment_request},
             options,
@@ -776,9 +777,9 @@ class AsyncLimitedApi(AsyncApiBase):
     async def payment_get_balance_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_get_balance``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_BALANCE, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_get_balance``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(GET_BALANCE, {}, options, "unread")
         return response
 
     async def payment_get_post_pricing(
@@ -807,9 +808,9 @@ class AsyncLimitedApi(AsyncApiBase):
         self,
         post_token: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_get_post_pricing``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_get_post_pricing``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_POST_PRICING, {"post_token": post_token}, options, "unread"
         )
         return response
@@ -840,9 +841,9 @@ class AsyncLimitedApi(AsyncApiBase):
         self,
         id: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_get_transaction``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_get_transaction``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_TRANSACTION, {"id": id}, options, "unread"
         )
         return response
@@ -876,9 +877,9 @@ class AsyncLimitedApi(AsyncApiBase):
         page_size: Optional[int] = None,
         page_token: Optional[str] = None,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_list_transactions``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_list_transactions``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             LIST_TRANSACTIONS, {"page_size": page_size, "page_token": page_token}, options, "unread"
         )
         return response
@@ -917,9 +918,9 @@ class AsyncLimitedApi(AsyncApiBase):
         post_token: str,
         payment_reorder_post_body: Union[PaymentReorderPostBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_reorder_post``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_reorder_post``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             REORDER_POST,
             {"post_token": post_token, "payment_reorder_post_body": payment_reorder_post_body},
             options,
@@ -953,9 +954,9 @@ class AsyncLimitedApi(AsyncApiBase):
         self,
         token: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_retrieve_wallet_transaction``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_retrieve_wallet_transaction``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             RETRIEVE_WALLET_TRANSACTION, {"token": token}, options, "unread"
         )
         return response
@@ -1010,9 +1011,9 @@ class AsyncLimitedApi(AsyncApiBase):
         services: Optional[List[str]] = None,
         reference_id: Optional[str] = None,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_submit_user_payment``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_submit_user_payment``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             SUBMIT_USER_PAYMENT,
             {
                 "amount_rials": amount_rials,

@@ -11,9 +11,9 @@ from kenar_api_client._operation import Operation, Param, RequestOptions
 from kenar_api_client.api._base import ApiBase, AsyncApiBase
 
 if TYPE_CHECKING:
-    import httpx
     import urllib3
 
+    from kenar_api_client._transport import UnreadAsyncResponse
     from kenar_api_client.api_response import ApiResponse
     from kenar_api_client.models import (
         PaymentCommitWalletTransactionRequest,
@@ -809,8 +809,9 @@ class PaymentApi(ApiBase):
 class AsyncPaymentApi(AsyncApiBase):
     """``PaymentApi`` for asyncio: the same methods, awaited, over an ``AsyncApiClient``.
 
-    ``x_without_preload_content`` returns the ``httpx.Response`` unread: read it with
-    ``await response.aread()`` and close it with ``await response.aclose()``.
+    ``x_without_preload_content`` returns the transport's answer unread: an
+    ``httpx.Response`` (``await response.aread()``, then ``await response.aclose()``) or,
+    with ``transport="aiohttp"``, an ``aiohttp.ClientResponse``.
     """
 
     async def payment_commit_wallet_transaction(
@@ -850,9 +851,9 @@ class AsyncPaymentApi(AsyncApiBase):
             PaymentCommitWalletTransactionRequest, Dict[str, Any]
         ],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_commit_wallet_transaction``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_commit_wallet_transaction``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             COMMIT_WALLET_TRANSACTION,
             {"payment_commit_wallet_transaction_request": payment_commit_wallet_transaction_request},
             options,
@@ -891,9 +892,9 @@ class AsyncPaymentApi(AsyncApiBase):
         self,
         payment_create_wallet_payment_request: Union[PaymentCreateWalletPaymentRequest, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_create_wallet_payment``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_create_wallet_payment``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CREATE_WALLET_PAYMENT,
             {"payment_create_wallet_payment_request": payment_create_wallet_payment_request},
             options,
@@ -922,9 +923,9 @@ class AsyncPaymentApi(AsyncApiBase):
     async def payment_get_balance_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_get_balance``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_BALANCE, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_get_balance``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(GET_BALANCE, {}, options, "unread")
         return response
 
     async def payment_get_post_pricing(
@@ -953,9 +954,9 @@ class AsyncPaymentApi(AsyncApiBase):
         self,
         post_token: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_get_post_pricing``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_get_post_pricing``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_POST_PRICING, {"post_token": post_token}, options, "unread"
         )
         return response
@@ -986,9 +987,9 @@ class AsyncPaymentApi(AsyncApiBase):
         self,
         id: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_get_transaction``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_get_transaction``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_TRANSACTION, {"id": id}, options, "unread"
         )
         return response
@@ -1022,9 +1023,9 @@ class AsyncPaymentApi(AsyncApiBase):
         page_size: Optional[int] = None,
         page_token: Optional[str] = None,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_list_transactions``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_list_transactions``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             LIST_TRANSACTIONS, {"page_size": page_size, "page_token": page_token}, options, "unread"
         )
         return response
@@ -1063,9 +1064,9 @@ class AsyncPaymentApi(AsyncApiBase):
         post_token: str,
         payment_publish_user_post_body: Union[PaymentPublishUserPostBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_publish_user_post``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_publish_user_post``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             PUBLISH_USER_POST,
             {"post_token": post_token, "payment_publish_user_post_body": payment_publish_user_post_body},
             options,
@@ -1107,9 +1108,9 @@ class AsyncPaymentApi(AsyncApiBase):
         post_token: str,
         payment_renew_post_body: Union[PaymentRenewPostBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_renew_post``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_renew_post``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             RENEW_POST,
             {"post_token": post_token, "payment_renew_post_body": payment_renew_post_body},
             options,
@@ -1151,9 +1152,9 @@ class AsyncPaymentApi(AsyncApiBase):
         post_token: str,
         payment_reorder_post_body: Union[PaymentReorderPostBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_reorder_post``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_reorder_post``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             REORDER_POST,
             {"post_token": post_token, "payment_reorder_post_body": payment_reorder_post_body},
             options,
@@ -1187,9 +1188,9 @@ class AsyncPaymentApi(AsyncApiBase):
         self,
         token: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_retrieve_wallet_transaction``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_retrieve_wallet_transaction``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             RETRIEVE_WALLET_TRANSACTION, {"token": token}, options, "unread"
         )
         return response
@@ -1225,9 +1226,9 @@ class AsyncPaymentApi(AsyncApiBase):
         self,
         payment_submit_user_payment_request: Union[PaymentSubmitUserPaymentRequest, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_submit_user_payment``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_submit_user_payment``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             SUBMIT_USER_PAYMENT,
             {"payment_submit_user_payment_request": payment_submit_user_payment_request},
             options,

@@ -11,9 +11,9 @@ from kenar_api_client._operation import Operation, Param, RequestOptions
 from kenar_api_client.api._base import ApiBase, AsyncApiBase
 
 if TYPE_CHECKING:
-    import httpx
     import urllib3
 
+    from kenar_api_client._transport import UnreadAsyncResponse
     from kenar_api_client.api_response import ApiResponse
     from kenar_api_client.models import (
         PaymentTicketValidateRequest,
@@ -103,8 +103,9 @@ class PaymentTicketApi(ApiBase):
 class AsyncPaymentTicketApi(AsyncApiBase):
     """``PaymentTicketApi`` for asyncio: the same methods, awaited, over an ``AsyncApiClient``.
 
-    ``x_without_preload_content`` returns the ``httpx.Response`` unread: read it with
-    ``await response.aread()`` and close it with ``await response.aclose()``.
+    ``x_without_preload_content`` returns the transport's answer unread: an
+    ``httpx.Response`` (``await response.aread()``, then ``await response.aclose()``) or,
+    with ``transport="aiohttp"``, an ``aiohttp.ClientResponse``.
     """
 
     async def payment_ticket_validate(
@@ -136,9 +137,9 @@ class AsyncPaymentTicketApi(AsyncApiBase):
         self,
         payment_ticket_validate_request: Union[PaymentTicketValidateRequest, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``payment_ticket_validate``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``payment_ticket_validate``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             VALIDATE, {"payment_ticket_validate_request": payment_ticket_validate_request}, options, "unread"
         )
         return response

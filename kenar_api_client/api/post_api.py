@@ -11,9 +11,9 @@ from kenar_api_client._operation import Operation, Param, RequestOptions
 from kenar_api_client.api._base import ApiBase, AsyncApiBase
 
 if TYPE_CHECKING:
-    import httpx
     import urllib3
 
+    from kenar_api_client._transport import UnreadAsyncResponse
     from kenar_api_client.api_response import ApiResponse
     from kenar_api_client.models import (
         PostCanUserSubmitPostResponse,
@@ -987,8 +987,9 @@ class PostApi(ApiBase):
 class AsyncPostApi(AsyncApiBase):
     """``PostApi`` for asyncio: the same methods, awaited, over an ``AsyncApiClient``.
 
-    ``x_without_preload_content`` returns the ``httpx.Response`` unread: read it with
-    ``await response.aread()`` and close it with ``await response.aclose()``.
+    ``x_without_preload_content`` returns the transport's answer unread: an
+    ``httpx.Response`` (``await response.aread()``, then ``await response.aclose()``) or,
+    with ``transport="aiohttp"``, an ``aiohttp.ClientResponse``.
     """
 
     async def post_can_user_submit_post(
@@ -1012,9 +1013,11 @@ class AsyncPostApi(AsyncApiBase):
     async def post_can_user_submit_post_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_can_user_submit_post``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(CAN_USER_SUBMIT_POST, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``post_can_user_submit_post``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
+            CAN_USER_SUBMIT_POST, {}, options, "unread"
+        )
         return response
 
     async def post_create_business_customized_button(
@@ -1063,9 +1066,9 @@ class AsyncPostApi(AsyncApiBase):
             PostCreateBusinessCustomizedButtonBody, Dict[str, Any]
         ],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_create_business_customized_button``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``post_create_business_customized_button``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CREATE_BUSINESS_CUSTOMIZED_BUTTON,
             {
                 "business_token": business_token,
@@ -1102,9 +1105,9 @@ class AsyncPostApi(AsyncApiBase):
         self,
         business_token: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_delete_business_customized_button``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``post_delete_business_customized_button``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             DELETE_BUSINESS_CUSTOMIZED_BUTTON, {"business_token": business_token}, options, "unread"
         )
         return response
@@ -1135,9 +1138,9 @@ class AsyncPostApi(AsyncApiBase):
         self,
         post_token: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_delete_post_customized_button``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``post_delete_post_customized_button``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             DELETE_POST_CUSTOMIZED_BUTTON, {"post_token": post_token}, options, "unread"
         )
         return response
@@ -1166,9 +1169,9 @@ class AsyncPostApi(AsyncApiBase):
         self,
         post_token: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_delete_user_post``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``post_delete_user_post``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             DELETE_USER_POST, {"post_token": post_token}, options, "unread"
         )
         return response
@@ -1205,9 +1208,9 @@ class AsyncPostApi(AsyncApiBase):
         post_token: str,
         post_edit_post_body: Union[PostEditPostBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_edit_post``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``post_edit_post``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             EDIT_POST,
             {"post_token": post_token, "post_edit_post_body": post_edit_post_body},
             options,
@@ -1249,9 +1252,9 @@ class AsyncPostApi(AsyncApiBase):
         post_token: str,
         post_edit_post_v2_body: Union[PostEditPostV2Body, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_edit_post_v2``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``post_edit_post_v2``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             EDIT_POST_V2,
             {"post_token": post_token, "post_edit_post_v2_body": post_edit_post_v2_body},
             options,
@@ -1280,9 +1283,11 @@ class AsyncPostApi(AsyncApiBase):
     async def post_get_image_upload_url_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_get_image_upload_url``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_IMAGE_UPLOAD_URL, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``post_get_image_upload_url``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
+            GET_IMAGE_UPLOAD_URL, {}, options, "unread"
+        )
         return response
 
     async def post_get_post_stats(
@@ -1311,9 +1316,9 @@ class AsyncPostApi(AsyncApiBase):
         self,
         post_token: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_get_post_stats``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``post_get_post_stats``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_POST_STATS, {"post_token": post_token}, options, "unread"
         )
         return response
@@ -1339,9 +1344,11 @@ class AsyncPostApi(AsyncApiBase):
     async def post_get_upload_urls_v2_without_preload_content(
         self,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_get_upload_urls_v2``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(GET_UPLOAD_URLS_V2, {}, options, "unread")
+    ) -> UnreadAsyncResponse:
+        """Like ``post_get_upload_urls_v2``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
+            GET_UPLOAD_URLS_V2, {}, options, "unread"
+        )
         return response
 
     async def post_get_user_post(
@@ -1368,9 +1375,9 @@ class AsyncPostApi(AsyncApiBase):
         self,
         token: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_get_user_post``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``post_get_user_post``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             GET_USER_POST, {"token": token}, options, "unread"
         )
         return response
@@ -1415,9 +1422,9 @@ class AsyncPostApi(AsyncApiBase):
         post_token: str,
         post_set_post_customized_button_body: Union[PostSetPostCustomizedButtonBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_set_post_customized_button``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``post_set_post_customized_button``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             SET_POST_CUSTOMIZED_BUTTON,
             {
                 "post_token": post_token,
@@ -1454,9 +1461,9 @@ class AsyncPostApi(AsyncApiBase):
         self,
         post_submit_post_request: Union[PostSubmitPostRequest, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_submit_post``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``post_submit_post``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             SUBMIT_POST, {"post_submit_post_request": post_submit_post_request}, options, "unread"
         )
         return response
@@ -1487,9 +1494,9 @@ class AsyncPostApi(AsyncApiBase):
         self,
         post_submit_post_v2_request: Union[PostSubmitPostV2Request, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_submit_post_v2``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``post_submit_post_v2``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             SUBMIT_POST_V2, {"post_submit_post_v2_request": post_submit_post_v2_request}, options, "unread"
         )
         return response
@@ -1523,9 +1530,9 @@ class AsyncPostApi(AsyncApiBase):
         self,
         post_submit_user_post_request: Union[PostSubmitUserPostRequest, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``post_submit_user_post``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``post_submit_user_post``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             SUBMIT_USER_POST,
             {"post_submit_user_post_request": post_submit_user_post_request},
             options,

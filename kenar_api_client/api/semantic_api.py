@@ -11,9 +11,9 @@ from kenar_api_client._operation import Operation, Param, RequestOptions
 from kenar_api_client.api._base import ApiBase, AsyncApiBase
 
 if TYPE_CHECKING:
-    import httpx
     import urllib3
 
+    from kenar_api_client._transport import UnreadAsyncResponse
     from kenar_api_client.api_response import ApiResponse
     from kenar_api_client.models import (
         SemanticCreatePostSemanticBody,
@@ -393,8 +393,9 @@ class SemanticApi(ApiBase):
 class AsyncSemanticApi(AsyncApiBase):
     """``SemanticApi`` for asyncio: the same methods, awaited, over an ``AsyncApiClient``.
 
-    ``x_without_preload_content`` returns the ``httpx.Response`` unread: read it with
-    ``await response.aread()`` and close it with ``await response.aclose()``.
+    ``x_without_preload_content`` returns the transport's answer unread: an
+    ``httpx.Response`` (``await response.aread()``, then ``await response.aclose()``) or,
+    with ``transport="aiohttp"``, an ``aiohttp.ClientResponse``.
     """
 
     async def semantic_create_post_semantic(
@@ -431,9 +432,9 @@ class AsyncSemanticApi(AsyncApiBase):
         token: str,
         semantic_create_post_semantic_body: Union[SemanticCreatePostSemanticBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``semantic_create_post_semantic``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``semantic_create_post_semantic``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CREATE_POST_SEMANTIC,
             {"token": token, "semantic_create_post_semantic_body": semantic_create_post_semantic_body},
             options,
@@ -475,9 +476,9 @@ class AsyncSemanticApi(AsyncApiBase):
         phone: str,
         semantic_create_user_semantic_body: Union[SemanticCreateUserSemanticBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``semantic_create_user_semantic``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``semantic_create_user_semantic``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CREATE_USER_SEMANTIC,
             {"phone": phone, "semantic_create_user_semantic_body": semantic_create_user_semantic_body},
             options,
@@ -525,9 +526,9 @@ class AsyncSemanticApi(AsyncApiBase):
         divar_user_id: str,
         semantic_create_user_semantic_body: Union[SemanticCreateUserSemanticBody, Dict[str, Any]],
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``semantic_create_user_semantic2``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``semantic_create_user_semantic2``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             CREATE_USER_SEMANTIC2,
             {
                 "divar_user_id": divar_user_id,
@@ -567,9 +568,9 @@ class AsyncSemanticApi(AsyncApiBase):
         phone: str,
         divar_user_id: Optional[str] = None,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``semantic_delete_user_semantic``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``semantic_delete_user_semantic``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             DELETE_USER_SEMANTIC, {"phone": phone, "divar_user_id": divar_user_id}, options, "unread"
         )
         return response
@@ -603,9 +604,9 @@ class AsyncSemanticApi(AsyncApiBase):
         divar_user_id: str,
         phone: str,
         **options: Unpack[RequestOptions],
-    ) -> httpx.Response:
-        """Like ``semantic_delete_user_semantic2``, returning the unread ``httpx.Response``."""
-        response: httpx.Response = await self.api_client.invoke(
+    ) -> UnreadAsyncResponse:
+        """Like ``semantic_delete_user_semantic2``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke(
             DELETE_USER_SEMANTIC2, {"divar_user_id": divar_user_id, "phone": phone}, options, "unread"
         )
         return response
