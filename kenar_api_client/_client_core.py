@@ -223,7 +223,11 @@ class ClientCore:
         self, request: Request, response_types: Optional[Mapping[str, Optional[str]]], result: Result
     ) -> Flow[Any]:
         """Auth → send with retries → what the answer means: the call's result, or its exception."""
-        answer = yield from self.auth.auth_flow(request, self.send_flow)
+        auth = self.auth
+        if type(auth) is Auth:  # nothing to decide per call: send as built
+            answer = yield from self.send_flow(request)
+        else:
+            answer = yield from auth.auth_flow(request, self.send_flow)
         if result == "unread":
             return answer.response
         response = api_response(answer, response_types, self.secrets)

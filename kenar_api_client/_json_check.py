@@ -27,6 +27,8 @@ _WRITABLE = (datetime.date, datetime.time, datetime.timedelta, decimal.Decimal, 
 
 def problem_in(value: Any) -> Optional[Tuple[Path, str]]:
     """``(path, reason)`` for the first part of ``value`` that cannot be sent, or None."""
+    if _plainly_sendable(value):
+        return None
     stack: List[Tuple[Any, Path]] = [(value, ())]
     while stack:
         item, path = stack.pop()
@@ -57,6 +59,22 @@ def problem_in(value: Any) -> Optional[Tuple[Path, str]]:
         else:
             return path, f"a {kind.__name__} cannot be sent as JSON"
     return None
+
+
+def _plainly_sendable(value: Any) -> bool:
+    """The common case, decided fast: a shallow dict of plain strings, ints and bools."""
+    if type(value) is not dict:
+        return False
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str or not key.isascii():
+            return False
+        if kind is str:
+            if not item.isascii():
+                return False
+        elif kind is not int and kind is not bool and item is not None:
+            return False
+    return True
 
 
 def _encodable(text: str) -> bool:

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, FrozenSet, List, Mapping, Optional
 
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProtocolError, ReadTimeoutError, SSLError
+from urllib3.util import Retry
 
 from kenar_api_client import _call_log
 from kenar_api_client._steps import Flow, Release, Send, Sleep
 from kenar_api_client.exceptions import ApiConnectionError, ApiTimeoutError
 
 if TYPE_CHECKING:
-    from urllib3.util import Retry
-
     from kenar_api_client._request import Request
     from kenar_api_client._transport import Answer
 
@@ -37,6 +37,19 @@ class _AnswerView:
 
     def get_redirect_location(self) -> bool:
         return False
+
+
+def _maybe_retried(retry: Retry) -> FrozenSet[int]:
+    """The statuses ``retry`` may retry at all (``status_forcelist``, or with ``Retry-After``)."""
+    statuses = _RETRIED_STATUSES.get(retry)
+    if statuses is None:
+        statuses = frozenset(retry.status_forcelist or ()) | frozenset(retry.RETRY_AFTER_STATUS_CODES)
+        _RETRIED_STATUSES[retry] = statuses
+    return statuses
+
+
+# Per policy object: a client's configured one is asked on every call.
+_RETRIED_STATUSES: weakref.WeakKeyDictionary[Retry, FrozenSet[int]] = weakref.WeakKeyDictionary()
 
 
 class Attempts:
@@ -73,6 +86,8 @@ class Attempts:
 
     def after_answer(self, answer: Answer) -> Optional[float]:
         """Seconds to wait before asking again after this answer; None: it is the final one."""
+        if answer.status not in _maybe_retried(self._retry):
+            return None  # most answers: no status the policy retries, whatever the headers
         headers = answer.getheaders()
         has_retry_after = "Retry-After" in headers
         if not self._retry.is_retry(self._method, answer.status, has_retry_after):
