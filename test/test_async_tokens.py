@@ -115,22 +115,23 @@ def test_a_401_to_the_user_s_token_refreshes_once_and_sends_again(sandbox: Sandb
 def test_a_refused_api_key_raises_its_own_error_and_never_refreshes(sandbox: Sandbox, flavour: str) -> None:
     tokens = manager_with_user(sandbox)
     bad = configuration(sandbox.url, api_key="not-the-app-s-key-123")
+
+    def call() -> None:
+        if flavour == "sync":
+            with kenar_api_client.ApiClient(bad) as api_client:
+                events = kenar_api_client.EventsApi(tokens.api_client_for(USER, api_client))
+                events.events_send_event(**SEND)
+            return
+
+        async def send() -> None:
+            async with AsyncApiClient(bad) as api_client:
+                await AsyncEventsApi(tokens.api_client_for(USER, api_client)).events_send_event(**SEND)
+
+        asyncio.run(send())
+
     for _ in range(3):
         with pytest.raises(InvalidApiKeyError) as caught:
-            if flavour == "sync":
-                with kenar_api_client.ApiClient(bad) as api_client:
-                    kenar_api_client.EventsApi(tokens.api_client_for(USER, api_client)).events_send_event(
-                        **SEND
-                    )
-            else:
-
-                async def call() -> None:
-                    async with AsyncApiClient(bad) as api_client:
-                        await AsyncEventsApi(tokens.api_client_for(USER, api_client)).events_send_event(
-                            **SEND
-                        )
-
-                asyncio.run(call())
+            call()
     assert caught.value.status == 401
     assert "not-the-app-s-key-123" not in str(caught.value)
     assert refresh_requests(sandbox) == 0  # the user's token was never rotated for it
