@@ -62,6 +62,7 @@ class ClientCore:
         self.settings: TransportSettings = (
             settings if settings is not None else TransportSettings(self.configuration)
         )
+        self.retry_policy = _retrying.RetryPolicy(self.settings.retry)
         #: Decides the credentials of each call beyond the configured ones.
         self.auth: Auth = auth if auth is not None else Auth()
         self.default_headers: Dict[str, str] = {}
@@ -225,7 +226,7 @@ class ClientCore:
         """Auth → send with retries → what the answer means: the call's result, or its exception."""
         auth = self.auth
         if type(auth) is Auth:  # nothing to decide per call: send as built
-            answer = yield from self.send_flow(request)
+            answer = yield from _retrying.send(request, self.retry_policy, self.secrets, self.log_bodies)
         else:
             answer = yield from auth.auth_flow(request, self.send_flow)
         if result == "unread":
@@ -235,4 +236,4 @@ class ClientCore:
 
     def send_flow(self, request: Request) -> Flow[Answer]:
         """Send ``request`` as the retry policy allows; ends with the final answer."""
-        return _retrying.send(request, self.settings.retry, self.secrets, self.log_bodies)
+        return _retrying.send(request, self.retry_policy, self.secrets, self.log_bodies)

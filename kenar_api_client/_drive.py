@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from kenar_api_client._steps import Blocking, Flow, Release, Send, Sleep
+from kenar_api_client._request import Request
+from kenar_api_client._steps import Blocking, Flow, Release, Sleep
 
 if TYPE_CHECKING:
     from kenar_api_client._transport import SyncTransport
@@ -20,8 +21,8 @@ def run(flow: Flow[T], transport: SyncTransport) -> T:
         step = next(flow)
         while True:
             try:
-                if type(step) is Send:
-                    value = transport.send(step.request)
+                if type(step) is Request:
+                    value = transport.send(step)
                 elif type(step) is Sleep:
                     time.sleep(step.seconds)
                     value = None

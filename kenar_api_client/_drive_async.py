@@ -10,7 +10,8 @@ import asyncio
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, Hashable, TypeVar
 
-from kenar_api_client._steps import Blocking, Flow, Release, Send, Sleep
+from kenar_api_client._request import Request
+from kenar_api_client._steps import Blocking, Flow, Release, Sleep
 
 if TYPE_CHECKING:
     from kenar_api_client._transport import AsyncTransport
@@ -31,8 +32,8 @@ async def arun(flow: Flow[T], transport: AsyncTransport) -> T:
         step = next(flow)
         while True:
             try:
-                if type(step) is Send:
-                    value = await transport.send(step.request)
+                if type(step) is Request:
+                    value = await transport.send(step)
                 elif type(step) is Sleep:
                     await asyncio.sleep(step.seconds)
                     value = None

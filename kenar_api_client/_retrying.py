@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from typing import TYPE_CHECKING, Any, Callable, FrozenSet, List, Mapping, Optional
 
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ProtocolError, ReadTimeoutError, SSLError
 from urllib3.util import Retry
 
 from kenar_api_client import _call_log
-from kenar_api_client._steps import Flow, Release, Send, Sleep
+from kenar_api_client._steps import Flow, Release, Sleep
 from kenar_api_client.exceptions import ApiConnectionError, ApiTimeoutError
 
 if TYPE_CHECKING:
@@ -39,17 +38,18 @@ class _AnswerView:
         return False
 
 
-def _maybe_retried(retry: Retry) -> FrozenSet[int]:
-    """The statuses ``retry`` may retry at all (``status_forcelist``, or with ``Retry-After``)."""
-    statuses = _RETRIED_STATUSES.get(retry)
-    if statuses is None:
-        statuses = frozenset(retry.status_forcelist or ()) | frozenset(retry.RETRY_AFTER_STATUS_CODES)
-        _RETRIED_STATUSES[retry] = statuses
-    return statuses
+class RetryPolicy:
+    """A client's ``urllib3.Retry``, with what every call asks of it worked out once."""
 
+    __slots__ = ("maybe_retried", "retry")
 
-# Per policy object: a client's configured one is asked on every call.
-_RETRIED_STATUSES: weakref.WeakKeyDictionary[Retry, FrozenSet[int]] = weakref.WeakKeyDictionary()
+    def __init__(self, retry: Retry) -> None:
+        self.retry = retry
+        #: The statuses it may retry at all (``status_forcelist``, or with ``Retry-After``):
+        #: any other answer is final, whatever its headers.
+        self.maybe_retried: FrozenSet[int] = frozenset(retry.status_forcelist or ()) | frozenset(
+            retry.RETRY_AFTER_STATUS_CODES
+        )
 
 
 class Attempts:
@@ -86,8 +86,6 @@ class Attempts:
 
     def after_answer(self, answer: Answer) -> Optional[float]:
         """Seconds to wait before asking again after this answer; None: it is the final one."""
-        if answer.status not in _maybe_retried(self._retry):
-            return None  # most answers: no status the policy retries, whatever the headers
         headers = answer.getheaders()
         has_retry_after = "Retry-After" in headers
         if not self._retry.is_retry(self._method, answer.status, has_retry_after):
@@ -104,19 +102,24 @@ class Attempts:
         return self._retry.get_backoff_time()
 
 
-def send(request: Request, retry: Retry, secrets_of: SecretsOf, log_bodies: bool) -> Flow[Answer]:
-    """Send ``request``, again while the policy says so; the final answer, or its exception."""
+def send(request: Request, policy: RetryPolicy, secrets_of: SecretsOf, log_bodies: bool) -> Flow[Answer]:
+    """Send ``request``, again while the policy says so; the final answer, or its exception.
+
+    A yielded ``Request`` is sent by the driver (the other steps are in ``_steps``).
+    """
     debug = _call_log.logger.isEnabledFor(logging.DEBUG)
     info = debug or _call_log.logger.isEnabledFor(logging.INFO)
     if info:
         started = time.perf_counter()
         if debug:
             _call_log.request_line(request, secrets_of(request.headers), log_bodies)
-    attempts = Attempts(retry, request)
+    attempts: Optional[Attempts] = None  # made on the first failure or retryable answer only
     while True:
         try:
-            answer: Answer = yield Send(request)
+            answer: Answer = yield request
         except ApiConnectionError as failure:
+            if attempts is None:
+                attempts = Attempts(policy.retry, request)
             delay = attempts.after_failure(failure)
             if delay is None:
                 if info:
@@ -125,6 +128,10 @@ def send(request: Request, retry: Retry, secrets_of: SecretsOf, log_bodies: bool
             _call_log.logger.warning("Retrying in %.2f s after: %s", delay, failure)
             yield Sleep(delay)
             continue
+        if answer.status not in policy.maybe_retried:
+            break  # most answers: final, whatever their headers
+        if attempts is None:
+            attempts = Attempts(policy.retry, request)
         delay = attempts.after_answer(answer)
         if delay is None:
             break

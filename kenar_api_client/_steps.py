@@ -3,7 +3,8 @@
 A pipeline is a generator that decides everything (auth, retries, what an answer means)
 and yields one of these whenever it needs the outside world; the sync driver performs the
 step in the calling thread, the async driver on the event loop (or, for ``Blocking``, in a
-worker thread). So the decisions are written once for both clients.
+worker thread). So the decisions are written once for both clients. A yielded
+``Request`` means "send it": the answer (or its typed exception) comes back.
 """
 
 from __future__ import annotations
@@ -14,15 +15,6 @@ if TYPE_CHECKING:
     from kenar_api_client._request import Request
 
 T = TypeVar("T")
-
-
-class Send:
-    """Send ``request`` through the transport; the answer (or its typed exception) comes back."""
-
-    __slots__ = ("request",)
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
 
 
 class Sleep:
@@ -58,7 +50,7 @@ class Blocking:
         self.flight = flight
 
 
-Step = Union[Send, Sleep, Release, Blocking]
+Step = Union["Request", Sleep, Release, Blocking]
 
 #: A pipeline (or a part of one) that finishes with a ``T``.
 Flow = Generator[Step, Any, T]

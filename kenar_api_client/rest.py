@@ -161,6 +161,7 @@ class RESTClientObject:
             settings if settings is not None else TransportSettings(configuration)
         )
         self.retries: Retry = self.settings.retry
+        self._retry_policy = _retrying.RetryPolicy(self.retries)
         self.timeout: Timeout = self.settings.timeout
         self.pool_timeout: Optional[float] = self.settings.pool_timeout
         self.max_response_bytes: Optional[int] = self.settings.max_response_bytes
@@ -363,7 +364,7 @@ class RESTClientObject:
         prepared = Request(
             method, url, SecretHeaders(headers or {}), body, timeout, pool_timeout, preload=_preload_content
         )
-        answer: Any = run(_retrying.send(prepared, self.retries, self.secrets, self.log_bodies), self)
+        answer: Any = run(_retrying.send(prepared, self._retry_policy, self.secrets, self.log_bodies), self)
         result: RESTResponse = answer
         return result
 
