@@ -287,10 +287,7 @@ class OAuthClient:
         response = self._transport.request(
             "POST", url, headers=headers, body=urlencode(fields).encode("ascii")
         )
-        try:
-            raw = response.read()
-        except rest._TRANSPORT_ERRORS as error:
-            raise rest.transport_exception(error, "reading the answer of POST", url) from error
+        raw = response.read()  # already read by the transport, within its size cap
         received_at = self.clock()
         logger.info(
             "POST %s grant_type=%s -> %d in %.0f ms",

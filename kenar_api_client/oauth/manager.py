@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Union, overload
 
 from kenar_api_client.api_client import ApiClient
 from kenar_api_client.exceptions import ApiException, ApiTimeoutError, ApiValueError
@@ -17,7 +17,11 @@ from kenar_api_client.oauth.client import ROTATION_GRACE, Clock, OAuthClient
 from kenar_api_client.oauth.errors import ConsentRequiredError, InvalidGrantError
 from kenar_api_client.oauth.store import MemoryTokenStore, TokenStore
 from kenar_api_client.oauth.token import OAuthToken
-from kenar_api_client.rest import RESTResponse
+
+if TYPE_CHECKING:
+    from kenar_api_client.async_api_client import AsyncApiClient
+    from kenar_api_client.oauth.managed import ManagedApiClient
+    from kenar_api_client.oauth.managed_async import AsyncManagedApiClient
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -111,6 +115,17 @@ class TokenManager:
 
     # -- handing tokens out -------------------------------------------------------------------
 
+    def ready_token(self, user_key: str) -> Optional[OAuthToken]:
+        """``user_key``'s token if this process holds one usable now, without any I/O; else None.
+
+        What an async client asks first: only when this is None does it run :meth:`token`
+        (which may read the store or refresh) in a worker thread.
+        """
+        entry = self._cache.get(user_key)
+        if entry is not None and entry.token.expires_at - self.leeway > self.clock():
+            return entry.token
+        return None
+
     def token(self, user_key: str, *, reload: bool = False) -> OAuthToken:
         """``user_key``'s token, valid for more than ``leeway`` seconds (refreshed if need be).
 
@@ -139,17 +154,32 @@ class TokenManager:
         stale_token = stale.access_token
         return self._obtain(user_key, lambda token: token.access_token == stale_token, may_keep_valid=False)
 
-    def api_client_for(self, user_key: str, api_client: Optional[ApiClient] = None) -> ManagedApiClient:
-        """An ``ApiClient`` that sends ``user_key``'s managed token, for any API class.
+    @overload
+    def api_client_for(self, user_key: str, api_client: Optional[ApiClient] = None) -> ManagedApiClient: ...
 
-        It shares ``api_client``'s configuration and connection pool (default:
-        ``ApiClient.get_default()``), so a client per user costs nothing. A call Kenar
-        answers 401 is sent once more after one refresh; never more.
+    @overload
+    def api_client_for(self, user_key: str, api_client: AsyncApiClient) -> AsyncManagedApiClient: ...
+
+    def api_client_for(
+        self, user_key: str, api_client: Union[ApiClient, AsyncApiClient, None] = None
+    ) -> Union[ManagedApiClient, AsyncManagedApiClient]:
+        """A client that sends ``user_key``'s managed token, for any API class.
+
+        Give it an ``ApiClient`` (default: ``ApiClient.get_default()``) for the sync API
+        classes, or an ``AsyncApiClient`` for the async ones. It shares that client's
+        configuration and connection pool, so a client per user costs nothing. A call
+        Kenar answers 401 is sent once more after one refresh; never more.
         """
         _check_user_key(user_key)
-        return ManagedApiClient(
-            api_client if api_client is not None else ApiClient.get_default(), self, user_key
-        )
+        from kenar_api_client.oauth.managed import ManagedApiClient
+
+        if api_client is None:
+            return ManagedApiClient(ApiClient.get_default(), self, user_key)
+        if isinstance(api_client, ApiClient):
+            return ManagedApiClient(api_client, self, user_key)
+        from kenar_api_client.oauth.managed_async import AsyncManagedApiClient
+
+        return AsyncManagedApiClient(api_client, self, user_key)
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -285,73 +315,6 @@ class TokenManager:
                 listener(user_key, token)
             except Exception:
                 logger.exception("a token refresh listener failed")
-
-
-class ManagedApiClient(ApiClient):
-    """An ``ApiClient`` for one user: sends their managed access token, shares a pool.
-
-    Made by :meth:`TokenManager.api_client_for`. Closing it does nothing: close the
-    client it was made from.
-    """
-
-    def __init__(self, base: ApiClient, tokens: TokenManager, user_key: str) -> None:
-        # Share everything the base client has, its connection pool included.
-        self.__dict__.update(vars(base))
-        self.tokens = tokens
-        self.user_key = user_key
-        self._sent = threading.local()
-
-    def __repr__(self) -> str:
-        return f"ManagedApiClient(user_key={self.user_key!r}, host={self.configuration.host!r})"
-
-    def close(self) -> None:
-        """Nothing to do: the connection pool belongs to the client this one was made from."""
-
-    @property
-    def last_token(self) -> Optional[OAuthToken]:
-        """The token this thread's last call through this client was sent with."""
-        token: Optional[OAuthToken] = getattr(self._sent, "token", None)
-        return token
-
-    def _add_auth(self, headers: Dict[str, Any], auth_settings: Any, request_auth: Any) -> None:
-        super()._add_auth(headers, auth_settings, request_auth)
-        if request_auth is None and auth_settings and "OAuth" in auth_settings:
-            token = self.tokens.token(self.user_key)
-            headers["Authorization"] = f"Bearer {token.access_token}"
-            self._sent.token = token
-
-    def call_api(
-        self,
-        method: str,
-        url: str,
-        header_params: Optional[Dict[str, str]] = None,
-        body: Any = None,
-        _request_timeout: Any = None,
-        _preload_content: bool = True,
-    ) -> RESTResponse:
-        """Send the request; on a 401 to the managed token, refresh once and send it once more."""
-        response = super().call_api(method, url, header_params, body, _request_timeout, _preload_content)
-        sent = self.last_token
-        if response.status != 401 or sent is None or header_params is None:
-            return response
-        if header_params.get("Authorization") != f"Bearer {sent.access_token}":
-            return response
-        _discard(response)
-        # A 401 means Kenar did not process the call, so sending it again is safe.
-        fresh = self.tokens.refresh(self.user_key, stale=sent)
-        self._sent.token = fresh
-        retried_headers = dict(header_params, Authorization=f"Bearer {fresh.access_token}")
-        return super().call_api(method, url, retried_headers, body, _request_timeout, _preload_content)
-
-
-def _discard(response: RESTResponse) -> None:
-    """Let go of an answer that will not be used, keeping its connection reusable."""
-    raw = response.response
-    try:
-        raw.drain_conn()
-        raw.release_conn()
-    except Exception:  # noqa: S110 - a connection that cannot be reused is simply dropped
-        pass
 
 
 def _token_key(user_key: str) -> str:
