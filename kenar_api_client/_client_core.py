@@ -179,7 +179,13 @@ class ClientCore:
             headers.update(header_params)
         if self.cookie:
             headers["Cookie"] = self.cookie
-        self._configured_credentials(headers, auth_settings, _request_auth)
+        if _request_auth is not None:
+            if _request_auth.get("in") != "header":
+                raise ApiValueError("Kenar's auth settings go in headers; got one that does not")
+            headers[_request_auth["key"]] = _request_auth["value"]
+        elif auth_settings:
+            for name, value in self.configuration.auth_headers(auth_settings):
+                headers[name] = value
         for name, value in headers.items():
             if (
                 name not in checked_header_names
@@ -199,24 +205,6 @@ class ClientCore:
                 query_params.items() if isinstance(query_params, Mapping) else query_params
             )
         return method, url, headers, body_bytes(body)
-
-    def _configured_credentials(
-        self,
-        headers: Dict[str, Any],
-        auth_settings: Optional[Sequence[str]],
-        request_auth: Optional[Mapping[str, Any]],
-    ) -> None:
-        if request_auth is not None:
-            settings: Sequence[Mapping[str, Any]] = (request_auth,)
-        elif auth_settings:
-            configured = self.configuration.auth_settings()
-            settings = [configured[name] for name in auth_settings if name in configured]
-        else:
-            return
-        for setting in settings:
-            if setting.get("in") != "header":
-                raise ApiValueError("Kenar's auth settings go in headers; got one that does not")
-            headers[setting["key"]] = setting["value"]
 
     # -- the pipeline (no I/O: it yields steps its driver performs) ----------------------------
 
