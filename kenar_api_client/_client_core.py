@@ -123,7 +123,7 @@ class ClientCore:
                 operation.method,
                 operation.path,
                 path_params=operation.path_values(args),
-                query_params=operation.query(args),
+                query_params=operation.query_string(args),
                 header_params=headers,
                 body=operation.body(args),
                 auth_settings=operation.auth,
@@ -144,23 +144,15 @@ class ClientCore:
             timeout, pool_timeout = self.settings.timeout, self.settings.pool_timeout
         else:
             timeout, pool_timeout = to_timeout(timeout_option, "_request_timeout")
-        return Request(
-            method,
-            url,
-            sent_headers,
-            body,
-            timeout,
-            pool_timeout,
-            preload=preload,
-            oauth=request_auth is None and "OAuth" in operation.auth,
-        )
+        oauth = request_auth is None and "OAuth" in operation.auth
+        return Request(method, url, sent_headers, body, timeout, pool_timeout, preload, oauth)
 
     def param_serialize(
         self,
         method: str,
         resource_path: str,
         path_params: Optional[Mapping[str, Any]] = None,
-        query_params: Union[Sequence[Tuple[str, Any]], Mapping[str, Any], None] = None,
+        query_params: Union[Sequence[Tuple[str, Any]], Mapping[str, Any], str, None] = None,
         header_params: Optional[Mapping[str, Any]] = None,
         body: Any = None,
         auth_settings: Optional[Sequence[str]] = None,
@@ -168,6 +160,9 @@ class ClientCore:
         _request_auth: Optional[Mapping[str, Any]] = None,
     ) -> RequestSerialized:
         """Build the method, URL, headers and body of a request, auth headers included.
+
+        ``query_params`` are ``(name, value)`` pairs or a mapping, encoded here, or a query
+        string already encoded (what the generated operations pass).
 
         Header values are checked here: one with a line break (CR/LF) could smuggle extra
         headers into the request, so it is refused with ``ApiValueError`` before anything
@@ -201,9 +196,12 @@ class ClientCore:
                 resource_path = resource_path.replace("{" + name + "}", path_segment(name, value))
         url = (_host or self.configuration.host) + resource_path
         if query_params:
-            url += "?" + encode_query(
-                query_params.items() if isinstance(query_params, Mapping) else query_params
-            )
+            if isinstance(query_params, str):
+                url += "?" + query_params
+            else:
+                url += "?" + encode_query(
+                    query_params.items() if isinstance(query_params, Mapping) else query_params
+                )
         return method, url, headers, body_bytes(body)
 
     # -- the pipeline (no I/O: it yields steps its driver performs) ----------------------------

@@ -40,5 +40,6 @@ def run(flow: Flow[T], transport: SyncTransport) -> T:
     except StopIteration as done:
         result: T = done.value
         return result
-    finally:
-        flow.close()
+    except BaseException:
+        flow.close()  # interrupted mid-step (KeyboardInterrupt...): let the flow end now
+        raise

@@ -14,8 +14,11 @@ from typing import (
     Tuple,
     Union,
 )
+from urllib.parse import quote
 
 from typing_extensions import Literal, TypedDict
+
+from kenar_api_client._http_values import query_value
 
 
 class RequestOptions(TypedDict, total=False):
@@ -46,7 +49,17 @@ class Param:
     ``many`` makes it a list, sent in a query as the name repeated once per item.
     """
 
-    __slots__ = ("_type", "enum_values", "kind", "location", "many", "name", "required", "type_name")
+    __slots__ = (
+        "_type",
+        "enum_values",
+        "kind",
+        "location",
+        "many",
+        "name",
+        "quoted_name",
+        "required",
+        "type_name",
+    )
 
     def __init__(
         self,
@@ -60,6 +73,8 @@ class Param:
         enum_values: Tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        #: The name as it is written in a query string.
+        self.quoted_name = quote(name, safe="")
         self.kind = kind
         self.location = location
         self.type_name = type_name
@@ -216,6 +231,19 @@ class Operation:
             else:
                 pairs.append((p.name, value))
         return pairs
+
+    def query_string(self, args: Mapping[str, Any]) -> str:
+        """The encoded query (``name=value&...``), as ``encode_query`` writes :meth:`query`."""
+        parts: List[str] = []
+        for p in self._query_params:
+            value = args[p.name]
+            if value is None:
+                continue
+            for item in value if p.many else (value,):
+                if item is not None:
+                    text = item if type(item) is str else query_value(item)
+                    parts.append(f"{p.quoted_name}={quote(text, safe='')}")
+        return "&".join(parts)
 
     def path_values(self, args: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
         """The path parameters by name, or None when the path has none."""

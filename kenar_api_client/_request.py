@@ -27,7 +27,6 @@ class Request:
         body: Union[bytes, str, None],
         timeout: Timeout,
         pool_timeout: Optional[float],
-        *,
         preload: bool = True,
         oauth: bool = False,
     ) -> None:

@@ -107,8 +107,8 @@ def send(request: Request, policy: RetryPolicy, secrets_of: SecretsOf, log_bodie
 
     A yielded ``Request`` is sent by the driver (the other steps are in ``_steps``).
     """
-    debug = _call_log.logger.isEnabledFor(logging.DEBUG)
-    info = debug or _call_log.logger.isEnabledFor(logging.INFO)
+    info = _call_log.logger.isEnabledFor(logging.INFO)
+    debug = info and _call_log.logger.isEnabledFor(logging.DEBUG)
     if info:
         started = time.perf_counter()
         if debug:
