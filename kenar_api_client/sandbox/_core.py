@@ -6,7 +6,7 @@ import threading
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from kenar_api_client.sandbox._clients import RegisteredClient
-from kenar_api_client.sandbox._clock import SandboxClock, check_seconds
+from kenar_api_client.sandbox._clock import SandboxClock, check_time
 from kenar_api_client.sandbox._delivery import Delivery, RetryPolicy, deliver
 from kenar_api_client.sandbox._demo import (
     DEMO_ACCESS_TOKEN,
@@ -112,7 +112,7 @@ class SandboxCore:
         _check_secret(token, "access token")
         if expires_at is not None:
             try:
-                check_seconds(expires_at, "expires_at")
+                check_time(expires_at, "expires_at")
             except ValueError as exc:
                 raise SandboxError(str(exc)) from exc
         grant = AccessToken(user_id, scopes, posts)
@@ -176,8 +176,12 @@ class SandboxCore:
             raise SandboxError(f"no OAuth client {client_id!r} is registered: call add_oauth_client() first")
         if not client.accepts_redirect_uri(redirect_uri):
             raise SandboxError(f"{redirect_uri!r} is not a redirect URI registered for {client_id!r}")
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
-            raise SandboxError("expires_in must be a positive number of seconds")
+        if (
+            isinstance(expires_in, bool)
+            or not isinstance(expires_in, int)
+            or not 0 < expires_in <= 10 * 365 * 86400
+        ):
+            raise SandboxError("expires_in must be a positive number of seconds, at most ten years")
         grant = AccessToken(user_id, granted, posts)
         return self._state.tokens.issue(client_id, redirect_uri, granted, grant, expires_in)
 
