@@ -9,11 +9,14 @@ from typing import Any, Dict, List, Optional
 import urllib3
 from servers import loopback_server
 
+import kenar_api_client
 from kenar_api_client.oauth import OAuthClient, OAuthToken, Scope, TokenManager
 from kenar_api_client.oauth.store import TokenStore
 from kenar_api_client.sandbox import (
+    DEMO_API_KEY,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
+    DEMO_POST_TOKEN,
     DEMO_REDIRECT_URI,
     DEMO_SCOPES,
     Sandbox,
@@ -58,6 +61,17 @@ def manager_with_user(
     manager = TokenManager(oauth_client(sandbox), store, **kwargs)
     manager.save(user_key, issued_token(sandbox))
     return manager
+
+
+def send_event(sandbox: Sandbox, access_token: str) -> object:
+    """``events_send_event`` to the demo post with ``access_token``: it works only while the token does."""
+    configuration = kenar_api_client.Configuration(
+        host=sandbox.url, api_key={"APIKey": DEMO_API_KEY}, access_token=access_token
+    )
+    with kenar_api_client.ApiClient(configuration) as api_client:
+        return kenar_api_client.EventsApi(api_client).events_send_event(
+            message="سلام", target_type="POST", target_resource_id=DEMO_POST_TOKEN
+        )
 
 
 def refresh_requests(sandbox: Sandbox) -> int:

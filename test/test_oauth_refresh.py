@@ -12,10 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from frame_locals import failure_of, frame_names, traceback_locals
-from oauth_helpers import SCOPES, browser_consent, issued_token, oauth_client
+from oauth_helpers import SCOPES, browser_consent, issued_token, oauth_client, send_event
 from servers import RecordedRequest, RecordingServer, Reply
 
-import kenar_api_client
 from kenar_api_client.exceptions import ApiConnectionError, ApiException, ApiTimeoutError, ApiValueError
 from kenar_api_client.oauth import (
     InvalidGrantError,
@@ -24,10 +23,8 @@ from kenar_api_client.oauth import (
 )
 from kenar_api_client.oauth.errors import OAuthServerError
 from kenar_api_client.sandbox import (
-    DEMO_API_KEY,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
-    DEMO_POST_TOKEN,
     DEMO_REDIRECT_URI,
     DEMO_USER_ID,
     Sandbox,
@@ -81,16 +78,6 @@ def _old_token(now: Optional[float] = None) -> OAuthToken:
 
 def _refresh_tokens_sent(requests: List[RecordedRequest]) -> List[str]:
     return [parse_qs(request.body.decode())["refresh_token"][0] for request in requests]
-
-
-def _send_event(sandbox: Sandbox, access_token: str) -> object:
-    configuration = kenar_api_client.Configuration(
-        host=sandbox.url, api_key={"APIKey": DEMO_API_KEY}, access_token=access_token
-    )
-    with kenar_api_client.ApiClient(configuration) as api_client:
-        return kenar_api_client.EventsApi(api_client).events_send_event(
-            message="سلام", target_type="POST", target_resource_id=DEMO_POST_TOKEN
-        )
 
 
 # -- answers that are sent again ---------------------------------------------------------------
@@ -154,7 +141,7 @@ def test_kenar_processed_the_refresh_then_answered_500_and_the_retry_within_the_
     assert [r.status for r in sandbox.token_requests] == [200, 200]
     assert [(f.took_effect, f.status) for f in sandbox.injected_faults] == [(True, 500)]
     assert [(r.within_grace, r.revoked_chain) for r in sandbox.token_reuses] == [(True, False)]
-    assert _send_event(sandbox, refreshed.access_token) == {}
+    assert send_event(sandbox, refreshed.access_token) == {}
 
 
 def test_a_2xx_whose_body_is_cut_short_is_sent_again_within_the_grace(sandbox: Sandbox) -> None:
@@ -163,7 +150,7 @@ def test_a_2xx_whose_body_is_cut_short_is_sent_again_within_the_grace(sandbox: S
     with oauth_client(sandbox) as client:
         refreshed = client.refresh(token)
     assert [(r.within_grace, r.revoked_chain) for r in sandbox.token_reuses] == [(True, False)]
-    assert _send_event(sandbox, refreshed.access_token) == {}
+    assert send_event(sandbox, refreshed.access_token) == {}
 
 
 def test_a_trickling_answer_is_cut_off_at_the_refresh_deadline(sandbox: Sandbox) -> None:
@@ -189,7 +176,7 @@ def test_a_trickling_answer_is_cut_off_at_the_refresh_deadline(sandbox: Sandbox)
     with oauth_client(sandbox) as client:
         again = client.refresh(token)
     assert [(r.within_grace, r.revoked_chain) for r in sandbox.token_reuses] == [(True, False)]
-    assert _send_event(sandbox, again.access_token) == {}
+    assert send_event(sandbox, again.access_token) == {}
 
 
 def test_a_refresh_timeout_beyond_the_resend_window_is_refused_before_sending(
@@ -267,7 +254,7 @@ def test_the_sandbox_clock_and_tokens_refuse_times_past_the_year_9999(sandbox: S
         sandbox.add_access_token("token-far-away", DEMO_USER_ID, expires_at=1e20)
     with pytest.raises(SandboxError, match="expires_in"):
         sandbox.issue_tokens(expires_in=10**20)
-    assert _send_event(sandbox, issued_token(sandbox).access_token) == {}  # it still serves
+    assert send_event(sandbox, issued_token(sandbox).access_token) == {}  # it still serves
 
 
 # -- no secret in a failure's local variables ------------------------------------------------------
