@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import urllib3
 from servers import loopback_server
@@ -72,6 +74,21 @@ def send_event(sandbox: Sandbox, access_token: str) -> object:
         return kenar_api_client.EventsApi(api_client).events_send_event(
             message="سلام", target_type="POST", target_resource_id=DEMO_POST_TOKEN
         )
+
+
+def unused_url() -> str:
+    """An http:// URL on a loopback port nothing listens on."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{unused.getsockname()[1]}"
+
+
+def wait_until(condition: Callable[[], Any], what: str, seconds: float = 60.0) -> None:
+    """Wait for ``condition`` to hold; the deadline is only a safety net against a hang."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.01)
 
 
 def refresh_requests(sandbox: Sandbox) -> int:

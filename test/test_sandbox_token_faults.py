@@ -9,11 +9,11 @@ import http.client
 import json
 import socket
 import threading
-import time
 from typing import Any, Dict, Iterator, List, Tuple
 from urllib.parse import urlencode
 
 import pytest
+from oauth_helpers import wait_until
 
 from kenar_api_client.sandbox import (
     DEMO_CLIENT_ID,
@@ -55,13 +55,6 @@ def token_post(sandbox: Sandbox, body: bytes) -> Tuple[int, Dict[str, str], Dict
         return response.status, dict(response.headers), json.loads(response.read())
     finally:
         connection.close()
-
-
-def wait_for(condition: Any, what: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds  # a safety net: the event itself is what is waited for
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.01)
 
 
 # -- Hydra's answers to the status faults ----------------------------------------------------
@@ -114,7 +107,7 @@ def test_a_held_answer_is_on_record_while_the_client_still_waits(sandbox: Sandbo
         answered.set()
 
     threading.Thread(target=ask, daemon=True).start()
-    wait_for(lambda: sandbox.injected_faults, "the fault to be on record")
+    wait_until(lambda: sandbox.injected_faults, "the fault to be on record")
     assert not answered.is_set()  # held: the 60 s are not over
     assert sandbox.token_requests == []  # and the token endpoint never saw it
     sandbox.stop()  # cuts the wait short: the connection is dropped
