@@ -165,9 +165,10 @@ def test_an_expired_token_whose_refresh_just_failed_fails_at_once_until_the_next
     manager = TokenManager(oauth_client(sandbox, dead), retry_interval=600)
     manager.save(USER, issued_token(sandbox))
     sandbox.clock.advance(3601)
-    with pytest.raises(ApiConnectionError) as first:
+    with pytest.raises(oauth_errors.TokenUnavailableError) as first:
         manager.token(USER)
-    assert not isinstance(first.value, oauth_errors.TokenUnavailableError)
+    assert isinstance(first.value, ApiConnectionError)
+    assert isinstance(first.value.__cause__, ApiConnectionError)  # the failure that just happened
     with pytest.raises(oauth_errors.TokenUnavailableError) as again:
         manager.token(USER)
     assert again.value.user_key == USER

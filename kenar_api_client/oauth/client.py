@@ -412,6 +412,7 @@ class OAuthClient:
             form.grant_type,
             answer.status,
             (time.monotonic() - started) * 1000,
+            extra={"kenar_step": "token-answer"},
         )
         return interpret_token_answer(
             answer.status,

@@ -145,8 +145,9 @@ class TokenStoreError(_PicklableByState, ApiConnectionError):
 
 
 class TokenUnavailableError(_PicklableByState, ApiConnectionError):
-    """``user_key``'s token has expired and refreshing it failed a moment ago; it is retried on a
-    backoff schedule, and until then asking again fails at once with this error.
+    """``user_key``'s token has expired and refreshing it failed (the OAuth server unreachable,
+    failing or turning it away: the failure is the ``__cause__`` when it just happened). It is
+    tried again on a backoff schedule; until then asking again fails at once with this error.
 
     ``why`` is the last failure; ``retry_in`` the seconds until the next attempt.
     """

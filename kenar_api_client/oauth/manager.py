@@ -22,12 +22,14 @@ How a refresh stays safe when anything fails (docs/OAuth.md, "What can go wrong"
   tokens it gave for it, is refused before anything is sent.
 
 Each step of a refresh and of a code exchange is logged at DEBUG level with a ``kenar_step``
-attribute (``refresh-request``, ``refresh-answered``, ``refresh-stored``, ``refresh-released``,
-``exchange-request``, ``exchange-answered``, ``exchange-stored``).
+attribute (``refresh-leased``, ``refresh-request``, ``refresh-answered``, ``refresh-stored``,
+``refresh-released``, ``exchange-request``, ``exchange-answered``, ``exchange-stored``); the
+OAuth client's INFO line for each token answer has ``kenar_step`` ``token-answer``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -47,6 +49,7 @@ from kenar_api_client.exceptions import ApiException, ApiTimeoutError, ApiValueE
 from kenar_api_client.oauth._background import BackgroundTasks
 from kenar_api_client.oauth._hidden import Hidden
 from kenar_api_client.oauth._keyed_locks import KeyedLocks
+from kenar_api_client.oauth.answers import is_retryable_refresh_failure
 from kenar_api_client.oauth.client import Clock, OAuthClient, resend_window
 from kenar_api_client.oauth.errors import (
     ConsentRequiredError,
@@ -238,7 +241,8 @@ class TokenManager:
         self, user_key: str, code: Hidden, divar_user_id: Optional[str], redirect_uri: Optional[str]
     ) -> OAuthToken:
         mark = CODE_LEASE_PREFIX + hashlib.sha256(code.reveal().encode("utf-8")).hexdigest()[:40]
-        if not self.store.acquire_lease(mark, _owner(), CODE_MARK_TTL):
+        owner = _owner()
+        if not self.store.acquire_lease(mark, owner, CODE_MARK_TTL):
             raise InvalidGrantError(
                 "invalid_grant",
                 "this authorization code was already sent to Kenar (by this or another process); a "
@@ -246,24 +250,34 @@ class TokenManager:
                 "it: send the user through the authorization again",
             )
         _step("exchange-request", "exchanging an authorization code for user %r", user_key)
-        token = self.oauth.exchange_code(code.reveal(), redirect_uri=redirect_uri)
+        try:
+            token = self.oauth.exchange_code(code.reveal(), redirect_uri=redirect_uri)
+        except ApiException as error:
+            if _turned_away(error):  # Kenar did not take the code: it may be sent again
+                with contextlib.suppress(TokenStoreError):  # else the mark runs out by itself
+                    self.store.release_lease(mark, owner)
+            raise
         _step("exchange-answered", "received the tokens of user %r; storing them", user_key)
-        self._store_consent(user_key, self._entry(token, None, divar_user_id), keep_unsaved=True)
-        _step("exchange-stored", "stored the tokens of user %r", user_key)
+        if self._store_consent(user_key, self._entry(token, None, divar_user_id), keep_unsaved=True):
+            _step("exchange-stored", "stored the tokens of user %r", user_key)
         return token
 
-    def _store_consent(self, user_key: str, entry: _Entry, *, keep_unsaved: bool) -> None:
+    def _store_consent(self, user_key: str, entry: _Entry, *, keep_unsaved: bool) -> bool:
+        """Store a new consent's tokens; whether the store took them (else they are kept in memory)."""
+        stored = True
         try:
             version = self.store.put(_token_key(user_key), _encode(entry))
         except TokenStoreError as error:
             if not keep_unsaved:
                 raise
             self._hold_unsaved(user_key, entry, error)
+            stored = False
         else:
             self._unsaved.pop(user_key, None)
             self._remember(user_key, entry._replace(version=version))
         self._failures.pop(user_key, None)
         self._notify(user_key, entry.token)
+        return stored
 
     # -- handing tokens out -------------------------------------------------------------------
 
@@ -482,9 +496,14 @@ class TokenManager:
                 raise
             except ApiException as error:
                 self._note_failure(user_key, error)
-                if not valid:
+                if valid:
+                    return entry.token
+                if isinstance(error, TokenStoreError) or not is_retryable_refresh_failure(error):
                     raise
-                return entry.token
+                failure = self._failures[user_key]
+                raise TokenUnavailableError(
+                    user_key, failure.why, failure.retry_at - time.monotonic()
+                ) from error
         self._failures.pop(user_key, None)
         return token
 
@@ -530,6 +549,7 @@ class TokenManager:
                 _one_line(error),
                 left,
                 delay,
+                extra={"kenar_step": "refresh-failed"},
             )
             self._refresh_ahead(user_key)
         else:
@@ -538,6 +558,7 @@ class TokenManager:
                 user_key,
                 _one_line(error),
                 delay,
+                extra={"kenar_step": "refresh-failed"},
             )
 
     def _backoff(self, attempts: int) -> float:
@@ -581,6 +602,7 @@ class TokenManager:
         self, user_key: str, must_refresh: Callable[[OAuthToken], bool], lease: str, owner: str
     ) -> Optional[OAuthToken]:
         """Refresh, holding the lease; None if the record changed before anything was sent."""
+        _step("refresh-leased", "took the refresh lease of user %r", user_key)
         entry = self._read(user_key, fallback=False)  # read again, now that no one else refreshes
         if not must_refresh(entry.token):
             return entry.token
@@ -653,6 +675,7 @@ class TokenManager:
             "write is retried",
             user_key,
             _one_line(error),
+            extra={"kenar_step": "store-write-failed"},
         )
         self._tasks.schedule(
             _WRITE_JOB + user_key, time.monotonic() + self._backoff(1), lambda: self._flush(user_key, 1)
@@ -724,6 +747,7 @@ class TokenManager:
                 "could not release the refresh lease of user %r (%s); it runs out by itself",
                 user_key,
                 _one_line(error),
+                extra={"kenar_step": "release-failed"},
             )
         _step("refresh-released", "released the refresh lease of user %r", user_key)
 
@@ -817,6 +841,11 @@ def _owner() -> str:
 def _step(step: str, message: str, user_key: str) -> None:
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(message, user_key, extra={"kenar_step": step, "kenar_user_key": user_key})
+
+
+def _turned_away(error: ApiException) -> bool:
+    """Whether the answer says the request was not processed (429, 503)."""
+    return error.status in (429, 503)
 
 
 def _iso(timestamp: float) -> str:
