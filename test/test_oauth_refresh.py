@@ -311,3 +311,26 @@ def test_the_code_exchange_is_still_sent_once_and_its_form_is_kenars(fake_kenar:
         "redirect_uri": [DEMO_REDIRECT_URI],
     }
     assert urlsplit(request.raw_path).path == "/oauth2/token"
+
+
+def test_the_new_errors_survive_pickling_and_hold_no_secret() -> None:
+    import pickle
+
+    from kenar_api_client.oauth.errors import (
+        ConsentRequiredError,
+        RefreshTokenSpentError,
+        TokenUnavailableError,
+    )
+
+    errors = [
+        OAuthServerError("server_error", "down", status=500, retry_after=3.0, headers={"Retry-After": "3"}),
+        TokenUnavailableError("user-42", "POST .../oauth2/token: could not connect", 12.5),
+        RefreshTokenSpentError("user-42", "2026-12-01T10:00:00+00:00"),
+    ]
+    for error in errors:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert str(copy) == str(error)
+        assert vars(copy) == vars(error)
+    assert isinstance(errors[2], ConsentRequiredError)
+    assert "next attempt in 12 s" in str(errors[1])
