@@ -725,11 +725,8 @@ class TokenManager:
 
     def _renew(self, lease: str, owner: str, user_key: str) -> None:
         """Check (and extend) the lease before storing; the compare-and-set guards the write anyway."""
-        renew = getattr(self.store, "renew_lease", None)  # a store of the app's own may lack it
-        if renew is None:
-            return
         try:
-            held = renew(lease, owner, self.lease_ttl)
+            held = self.store.renew_lease(lease, owner, self.lease_ttl)
         except TokenStoreError:
             return
         if not held:
