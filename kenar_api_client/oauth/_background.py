@@ -2,7 +2,8 @@
 
 The token manager refreshes tokens ahead of expiry, and retries failed refreshes and store
 writes, here rather than in an API call's thread. One job per key is waiting at a time;
-scheduling a key again keeps the earlier time. After a fork the child starts its own threads.
+scheduling a key again keeps the earlier time. Threads start when there is work and end after
+a minute without any; after a fork the child starts its own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 logger: logging.Logger = logging.getLogger(__name__)
 
 Job = Callable[[], None]
+#: A thread with nothing to do for this long ends: an idle manager keeps no threads.
+IDLE_SECONDS = 60.0
 
 
 class BackgroundTasks:
@@ -101,10 +104,13 @@ class BackgroundTasks:
                     self._condition.notify_all()
 
     def _next_job(self) -> Optional[Tuple[str, Job]]:
-        """The next due job, waiting for it; None once closed. Called holding the condition."""
+        """The next due job, waiting for it; None once closed, or after ``IDLE_SECONDS`` with
+        nothing to do (the thread ends; ``schedule`` starts another). Called holding the condition."""
         while not self._closed:
             if not self._heap:
-                self._condition.wait()
+                if not self._condition.wait(IDLE_SECONDS) and not self._heap:
+                    self._threads.remove(threading.current_thread())
+                    return None
                 continue
             when, _, key = self._heap[0]
             job = self._jobs.get(key)
