@@ -50,6 +50,8 @@ TYPED_WAITS = {"TokenUnavailableError", "TokenStoreError", "ApiTimeoutError"}
 #: A login the token endpoint turned away says so; the user tries again.
 TYPED_LOGIN_FAILURES = {"OAuthServerError"}
 
+if "forkserver" not in multiprocessing.get_all_start_methods():
+    pytest.skip("the fault matrix forks its app processes from a forkserver (POSIX)", allow_module_level=True)
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["token_fault_worker"])
 
@@ -222,6 +224,12 @@ class SharedStore:
         else:
             self._admin.config_set("min-replicas-to-write", 0)
 
+    def close(self) -> None:
+        if self.kind == "sqlite":
+            self._locker.close()
+        else:
+            self._admin.close()
+
 
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
@@ -308,6 +316,7 @@ class Run:
     def finish(self) -> None:
         for process in self.processes:
             process.exit()
+        self.store.close()
 
 
 def _refresh_cell(run: Run) -> None:
