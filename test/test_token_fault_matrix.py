@@ -176,7 +176,7 @@ class AppProcess:
         assert self.process.exitcode == -signal.SIGKILL
 
     def outcomes(self) -> List[Dict[str, Any]]:
-        assert self._control.poll(SAFETY), f"{self.name} never finished its calls"
+        assert self._control.poll(2 * SAFETY), f"{self.name} never finished its calls"
         kind, outcomes = self._control.recv()
         assert kind == "done"
         return list(outcomes)
@@ -336,7 +336,7 @@ def _refresh_cell(run: Run) -> None:
     if not cell.due:
         for other in others:
             run.outcomes += other.outcomes()
-    run.outcomes += run.start("last").outcomes()  # the app goes on (or restarts) after the fault
+    run.outcomes += run.start("last", until_token=True).outcomes()  # the app goes on (or restarts)
     wait_until(run.stored_is_valid_and_fresh, "a valid, refreshed token in the store", SAFETY)
 
 

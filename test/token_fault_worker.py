@@ -3,7 +3,8 @@
 It asks a ``TokenManager`` on the shared store for a user's token (or completes a login), and
 when the manager or the OAuth client logs the step named ``pause_at`` (their ``kenar_step``
 records) it tells the test and blocks on the pause pipe: the test then SIGKILLs it there, or
-makes that step fail and lets it go on. It reports what each call returned, then keeps running
+makes that step fail and lets it go on. It reports what each call returned (with
+``until_token``, asking again until it has a token, as an app would), then keeps running
 (background refreshes and store writes go on) until the test tells it to exit.
 """
 
@@ -103,6 +104,11 @@ def run(config: Dict[str, Any], pause: Any, control: Any) -> None:
     )
     outcomes: List[Dict[str, Any]] = []
     for _ in range(int(config.get("calls", 1))):
+        outcomes.append(describe(_outcome(lambda: _act(manager, config))))
+    # An app goes on: it asks again a moment later, until it has a token (or a minute passed).
+    deadline = time.monotonic() + 60
+    while config.get("until_token") and "token" not in outcomes[-1] and time.monotonic() < deadline:
+        time.sleep(0.2)
         outcomes.append(describe(_outcome(lambda: _act(manager, config))))
     control.send(("done", outcomes))
     control.recv()  # "exit": until then background refreshes and writes go on
