@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 from typing import (
-    TYPE_CHECKING,
     Any,
     Dict,
     FrozenSet,
@@ -17,16 +16,6 @@ from typing import (
 )
 
 from typing_extensions import Literal, TypedDict
-
-from kenar_api_client._http_values import merge_headers
-from kenar_api_client.exceptions import ApiTypeError, ApiValueError
-
-if TYPE_CHECKING:
-    import urllib3
-
-    from kenar_api_client.api_client import ApiClient
-    from kenar_api_client.api_response import ApiResponse
-    from kenar_api_client.rest import RESTResponse
 
 
 class RequestOptions(TypedDict, total=False):
@@ -180,16 +169,27 @@ class Operation:
                 raise_unknown_fields(self.name, (param.name,), values[param.name])
         return values
 
-    def _unsendable(self, args: Mapping[str, Any], error: ValueError) -> Optional[Exception]:
-        """The ``pydantic.ValidationError`` naming the argument that could not be encoded."""
+    def unsendable_error(self, args: Mapping[str, Any], error: ValueError) -> Optional[Exception]:
+        """The ``pydantic.ValidationError`` naming the argument (and the field in it) that could not
+        be written; None if no argument explains ``error``."""
         from pydantic import ValidationError
 
+        from kenar_api_client._serialize import unsendable_location
+
         culprit = self._body_param
+        path: Tuple[Union[str, int], ...] = ()
+        reason = str(error)
         for param in self._query_params:
             value = args[param.name]
             if isinstance(value, str) and not _encodable(value):
                 culprit = param
+                reason = "contains a lone surrogate, which UTF-8 cannot encode"
                 break
+        else:
+            if culprit is not None:
+                found = unsendable_location(args[culprit.name])
+                if found is not None:
+                    path, reason = found
         if culprit is None:
             return None
         return ValidationError.from_exception_data(
@@ -197,9 +197,9 @@ class Operation:
             [
                 {
                     "type": "value_error",
-                    "loc": (culprit.name,),
+                    "loc": (culprit.name, *path),
                     "input": args[culprit.name],
-                    "ctx": {"error": ValueError(f"cannot be sent: {error}")},
+                    "ctx": {"error": ValueError(f"cannot be sent: {reason}")},
                 }
             ],
         )
@@ -226,78 +226,6 @@ class Operation:
     def body(self, args: Mapping[str, Any]) -> Any:
         """The request body, or None when the operation has none."""
         return None if self._body_param is None else args[self._body_param.name]
-
-    def invoke(
-        self,
-        api_client: ApiClient,
-        args: Dict[str, Any],
-        options: Mapping[str, Any],
-        *,
-        preload_content: bool = True,
-    ) -> RESTResponse:
-        """Check, serialize and send one call; the answer is not yet interpreted."""
-        if options and not options.keys() <= OPTION_NAMES:
-            unknown = ", ".join(sorted(options.keys() - OPTION_NAMES))
-            raise ApiTypeError(f"{self.name}() got unexpected keyword arguments: {unknown}")
-        if options.get("_host_index", 0) != 0:
-            raise ApiValueError(
-                f"_host_index must be 0: Kenar has one server, got {options['_host_index']!r}"
-            )
-        if api_client.configuration.client_side_validation:
-            args = self.validate(args)
-
-        headers: Dict[str, Any] = {"Accept": self.accept}
-        content_type = options.get("_content_type") or self.content_type
-        if content_type:
-            headers["Content-Type"] = content_type
-        extra_headers = options.get("_headers")
-        if extra_headers:
-            headers = merge_headers(headers, extra_headers)
-
-        try:
-            method, url, headers, body = api_client.param_serialize(
-                self.method,
-                self.path,
-                path_params=self.path_values(args),
-                query_params=self.query(args),
-                header_params=headers,
-                body=self.body(args),
-                auth_settings=self.auth,
-                _request_auth=options.get("_request_auth"),
-            )
-        except ValueError as error:
-            if isinstance(error, ApiValueError):
-                raise
-            # A lone surrogate in a string (UnicodeEncodeError), or a body value that cannot
-            # be written as JSON (PydanticSerializationError): name the argument.
-            unsendable = self._unsendable(args, error)
-            if unsendable is None:
-                raise
-            raise unsendable from error
-        return api_client.call_api(
-            method,
-            url,
-            headers,
-            body,
-            _request_timeout=options.get("_request_timeout"),
-            _preload_content=preload_content,
-        )
-
-    def call_with_http_info(
-        self, api_client: ApiClient, args: Dict[str, Any], options: Mapping[str, Any]
-    ) -> ApiResponse[Any]:
-        """Send one call and interpret the answer: an ``ApiResponse``, or the error it raises."""
-        return api_client.response_deserialize(self.invoke(api_client, args, options), self.response_types)
-
-    def call(self, api_client: ApiClient, args: Dict[str, Any], options: Mapping[str, Any]) -> Any:
-        """Send one call and return the answer's data."""
-        return self.call_with_http_info(api_client, args, options).data
-
-    def call_without_preload_content(
-        self, api_client: ApiClient, args: Dict[str, Any], options: Mapping[str, Any]
-    ) -> urllib3.BaseHTTPResponse:
-        """Send one call and return the unread urllib3 response, status unchecked."""
-        return self.invoke(api_client, args, options, preload_content=False).response
 
 
 def _encodable(text: str) -> bool:

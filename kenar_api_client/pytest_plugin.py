@@ -11,6 +11,11 @@ app's tests use the fixtures without any conftest code (``-p no:kenar`` turns th
     ``@pytest.mark.kenar_sandbox(**kwargs)`` passes ``kwargs`` to ``Sandbox()``.
 ``kenar_client``
     An ``ApiClient`` for the sandbox with the demo credentials.
+``kenar_async_client``
+    An ``AsyncApiClient`` for the sandbox with the demo credentials, for async tests under
+    pytest-asyncio or anyio (asyncio backend); it needs the ``async`` extra. The fixture
+    itself is synchronous, so it works whichever plugin runs the test and in any mode; each
+    connection is closed after its call (no keep-alive), so none outlives the test's loop.
 ``kenar_receiver``
     A :class:`WebhookReceiver` on a free port, the sandbox's webhook URL: it keeps the
     events it verified in ``events``, or serves your own WSGI or ASGI app (``serve``).
@@ -30,10 +35,11 @@ import pytest
 
 if TYPE_CHECKING:
     from kenar_api_client.api_client import ApiClient
+    from kenar_api_client.async_api_client import AsyncApiClient
     from kenar_api_client.sandbox import Sandbox
     from kenar_api_client.webhooks import WebhookEvent
 
-__all__ = ["WebhookReceiver", "kenar_client", "kenar_receiver", "kenar_sandbox"]
+__all__ = ["WebhookReceiver", "kenar_async_client", "kenar_client", "kenar_receiver", "kenar_sandbox"]
 
 _START_TIMEOUT = 10.0  # seconds an ASGI server may take to start listening
 
@@ -67,6 +73,20 @@ def kenar_client(kenar_sandbox: Sandbox) -> Iterator[ApiClient]:
     )
     with ApiClient(configuration) as client:
         yield client
+
+
+@pytest.fixture
+def kenar_async_client(kenar_sandbox: Sandbox) -> AsyncApiClient:
+    """An ``AsyncApiClient`` for ``kenar_sandbox`` with the demo API key and access token."""
+    from kenar_api_client import AsyncApiClient, Configuration
+    from kenar_api_client.sandbox import DEMO_ACCESS_TOKEN, DEMO_API_KEY
+
+    configuration = Configuration(
+        host=kenar_sandbox.url, api_key={"APIKey": DEMO_API_KEY}, access_token=DEMO_ACCESS_TOKEN
+    )
+    # Each test's event loop is closed before a synchronous fixture's teardown could close
+    # the client on it; without keep-alive, no connection outlives its call.
+    return AsyncApiClient(configuration, keepalive=False)
 
 
 @pytest.fixture

@@ -73,6 +73,7 @@ MUST_RUN_PAGES = (
     "docs/Testing.md",
     "docs/OAuth.md",
     "docs/Subscriptions.md",
+    "docs/Async.md",
 )
 MIN_RUNNABLE_BLOCKS = 10
 # Blocks run in parallel: each mostly waits for its own subprocess.

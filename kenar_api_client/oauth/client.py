@@ -19,6 +19,7 @@ import urllib3
 from urllib3.util import Retry, Timeout
 
 from kenar_api_client import _env, rest
+from kenar_api_client._transport_settings import to_timeout
 from kenar_api_client._version import __version__
 from kenar_api_client.configuration import Configuration, normalize_host
 from kenar_api_client.exceptions import ApiException, ApiTimeoutError, ApiValueError
@@ -183,7 +184,7 @@ class OAuthClient:
             # Explicit values, so that the API's environment (KENAR_BASE_URL...) plays no part.
             transport_settings = Configuration(host=self.oauth_url, api_key={}, access_token="")
         transport_settings.timeout = DEFAULT_OAUTH_TIMEOUT if timeout is None else timeout
-        self._timeout, budget = rest.to_timeout(transport_settings.timeout)
+        self._timeout, budget = to_timeout(transport_settings.timeout)
         # A code exchange is sent once: it may take one connect and one read, no more.
         self._exchange_budget: float = budget if budget is not None else sum(DEFAULT_OAUTH_TIMEOUT)
         # Only failures to connect are retried below the client: the request never left.

@@ -20,7 +20,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 from kenar_api_client.api_client import ApiClient
 from kenar_api_client.exceptions import ApiException, ApiValueError
 from kenar_api_client.oauth.errors import ConsentRequiredError
-from kenar_api_client.oauth.manager import ManagedApiClient, TokenManager
+from kenar_api_client.oauth.managed import ManagedApiClient
+from kenar_api_client.oauth.manager import TokenManager
 from kenar_api_client.oauth.token import OAuthToken
 from kenar_api_client.oauth.user_keys import check_user_key
 

@@ -42,7 +42,7 @@ import time
 import uuid
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Union, overload
 
 from kenar_api_client.api_client import ApiClient
 from kenar_api_client.exceptions import ApiException, ApiTimeoutError, ApiValueError
@@ -61,7 +61,11 @@ from kenar_api_client.oauth.errors import (
 from kenar_api_client.oauth.store import MemoryTokenStore, TokenStore
 from kenar_api_client.oauth.token import OAuthToken
 from kenar_api_client.oauth.user_keys import check_user_key
-from kenar_api_client.rest import RESTResponse
+
+if TYPE_CHECKING:
+    from kenar_api_client.async_api_client import AsyncApiClient
+    from kenar_api_client.oauth.managed import ManagedApiClient
+    from kenar_api_client.oauth.managed_async import AsyncManagedApiClient
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -281,6 +285,29 @@ class TokenManager:
 
     # -- handing tokens out -------------------------------------------------------------------
 
+    def ready_token(self, user_key: str) -> Optional[OAuthToken]:
+        """``user_key``'s token if this process holds one usable now, without any I/O; else None.
+
+        A token due for a refresh is returned too, while a background thread refreshes it
+        (scheduling that is no I/O). What an async client asks first: only when this is None
+        does it run :meth:`token` (which may read the store or refresh) in a worker thread.
+        """
+        entry = self._cache.get(user_key)
+        if entry is None:
+            return None
+        now = self.clock()
+        if now < entry.due_at:
+            try:  # noqa: SIM105 - the hot path: a try is free, contextlib.suppress is not
+                self._cache.move_to_end(user_key)  # the cache's least-recently-used order
+            except KeyError:  # evicted by another thread meanwhile
+                pass
+            return entry.token
+        if now < entry.token.expires_at - SEND_MARGIN:
+            if not self._tasks.busy(_REFRESH_JOB + user_key):
+                self._refresh_ahead(user_key)
+            return entry.token
+        return None
+
     def token(self, user_key: str, *, reload: bool = False) -> OAuthToken:
         """``user_key``'s token, valid for more than ``leeway`` seconds where it can be.
 
@@ -292,19 +319,10 @@ class TokenManager:
         :class:`ConsentRequiredError` when there is no token or Kenar refused to refresh it,
         :class:`TokenUnavailableError` when the token has expired and its refresh keeps failing.
         """
-        entry = self._cache.get(user_key)
-        if entry is not None and not reload:
-            now = self.clock()
-            if now < entry.due_at:
-                try:  # noqa: SIM105 - the hot path: a try is free, contextlib.suppress is not
-                    self._cache.move_to_end(user_key)
-                except KeyError:  # evicted by another thread meanwhile
-                    pass
-                return entry.token
-            if now < entry.token.expires_at - SEND_MARGIN:
-                if not self._tasks.busy(_REFRESH_JOB + user_key):
-                    self._refresh_ahead(user_key)
-                return entry.token
+        if not reload:
+            ready = self.ready_token(user_key)
+            if ready is not None:
+                return ready
         return self._token_slow(user_key, reload)
 
     def access_token(self, user_key: str) -> str:
@@ -330,17 +348,32 @@ class TokenManager:
         self._failures.pop(user_key, None)
         return token
 
-    def api_client_for(self, user_key: str, api_client: Optional[ApiClient] = None) -> ManagedApiClient:
-        """An ``ApiClient`` that sends ``user_key``'s managed token, for any API class.
+    @overload
+    def api_client_for(self, user_key: str, api_client: Optional[ApiClient] = None) -> ManagedApiClient: ...
 
-        It shares ``api_client``'s configuration and connection pool (default:
-        ``ApiClient.get_default()``), so a client per user costs nothing. A call Kenar
-        answers 401 is sent once more after one refresh; never more.
+    @overload
+    def api_client_for(self, user_key: str, api_client: AsyncApiClient) -> AsyncManagedApiClient: ...
+
+    def api_client_for(
+        self, user_key: str, api_client: Union[ApiClient, AsyncApiClient, None] = None
+    ) -> Union[ManagedApiClient, AsyncManagedApiClient]:
+        """A client that sends ``user_key``'s managed token, for any API class.
+
+        Give it an ``ApiClient`` (default: ``ApiClient.get_default()``) for the sync API
+        classes, or an ``AsyncApiClient`` for the async ones. It shares that client's
+        configuration and connection pool, so a client per user costs nothing. A call
+        Kenar answers 401 is sent once more after one refresh; never more.
         """
         check_user_key(user_key)
-        return ManagedApiClient(
-            api_client if api_client is not None else ApiClient.get_default(), self, user_key
-        )
+        from kenar_api_client.oauth.managed import ManagedApiClient
+
+        if api_client is None:
+            return ManagedApiClient(ApiClient.get_default(), self, user_key)
+        if isinstance(api_client, ApiClient):
+            return ManagedApiClient(api_client, self, user_key)
+        from kenar_api_client.oauth.managed_async import AsyncManagedApiClient
+
+        return AsyncManagedApiClient(api_client, self, user_key)
 
     # -- bookkeeping --------------------------------------------------------------------------
 
@@ -754,73 +787,6 @@ class TokenManager:
                 listener(user_key, token)
             except Exception:
                 logger.exception("a token refresh listener failed")
-
-
-class ManagedApiClient(ApiClient):
-    """An ``ApiClient`` for one user: sends their managed access token, shares a pool.
-
-    Made by :meth:`TokenManager.api_client_for`. Closing it does nothing: close the
-    client it was made from.
-    """
-
-    def __init__(self, base: ApiClient, tokens: TokenManager, user_key: str) -> None:
-        # Share everything the base client has, its connection pool included.
-        self.__dict__.update(vars(base))
-        self.tokens = tokens
-        self.user_key = user_key
-        self._sent = threading.local()
-
-    def __repr__(self) -> str:
-        return f"ManagedApiClient(user_key={self.user_key!r}, host={self.configuration.host!r})"
-
-    def close(self) -> None:
-        """Nothing to do: the connection pool belongs to the client this one was made from."""
-
-    @property
-    def last_token(self) -> Optional[OAuthToken]:
-        """The token this thread's last call through this client was sent with."""
-        token: Optional[OAuthToken] = getattr(self._sent, "token", None)
-        return token
-
-    def _add_auth(self, headers: Dict[str, Any], auth_settings: Any, request_auth: Any) -> None:
-        super()._add_auth(headers, auth_settings, request_auth)
-        if request_auth is None and auth_settings and "OAuth" in auth_settings:
-            token = self.tokens.token(self.user_key)
-            headers["Authorization"] = f"Bearer {token.access_token}"
-            self._sent.token = token
-
-    def call_api(
-        self,
-        method: str,
-        url: str,
-        header_params: Optional[Dict[str, str]] = None,
-        body: Any = None,
-        _request_timeout: Any = None,
-        _preload_content: bool = True,
-    ) -> RESTResponse:
-        """Send the request; on a 401 to the managed token, refresh once and send it once more."""
-        response = super().call_api(method, url, header_params, body, _request_timeout, _preload_content)
-        sent = self.last_token
-        if response.status != 401 or sent is None or header_params is None:
-            return response
-        if header_params.get("Authorization") != f"Bearer {sent.access_token}":
-            return response
-        _discard(response)
-        # A 401 means Kenar did not process the call, so sending it again is safe.
-        fresh = self.tokens.refresh(self.user_key, stale=sent)
-        self._sent.token = fresh
-        retried_headers = dict(header_params, Authorization=f"Bearer {fresh.access_token}")
-        return super().call_api(method, url, retried_headers, body, _request_timeout, _preload_content)
-
-
-def _discard(response: RESTResponse) -> None:
-    """Let go of an answer that will not be used, keeping its connection reusable."""
-    raw = response.response
-    try:
-        raw.drain_conn()
-        raw.release_conn()
-    except Exception:  # noqa: S110 - a connection that cannot be reused is simply dropped
-        pass
 
 
 _REFRESH_JOB = "refresh:"
