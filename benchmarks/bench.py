@@ -305,11 +305,13 @@ def named_calls(base_url: str) -> Dict[str, Callable[[], Any]]:
     }
 
 
-def instructions_per_call(base_url: str, name: str, counts: Tuple[int, int] = (300, 1300)) -> float:
+def instructions_per_call(
+    base_url: str, name: str, counts: Tuple[int, int] = (300, 1300), script: str = __file__
+) -> float:
     """Instructions the client executes per call, counted by valgrind: noise-free.
 
-    Two runs that differ only in the number of calls; the difference cancels start-up and
-    warm-up.
+    Two runs of ``script --run-calls name count url`` that differ only in the number of
+    calls; the difference cancels start-up and warm-up.
     """
     totals = []
     for count in counts:
@@ -319,7 +321,7 @@ def instructions_per_call(base_url: str, name: str, counts: Tuple[int, int] = (3
                 "--tool=callgrind",
                 "--callgrind-out-file=/dev/null",
                 sys.executable,
-                __file__,
+                script,
                 "--run-calls",
                 name,
                 str(count),

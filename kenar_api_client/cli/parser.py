@@ -304,7 +304,7 @@ def _add_fault(actions: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "fault",
         metavar="FAULT",
-        help="429, 500, 502, 503, 504, slow, drop-before-read, drop-after-read or malformed",
+        help="429, 500, 502, 503, 504, slow, trickle, drop-before-read, drop-after-read or malformed",
     )
     parser.add_argument("--times", type=_positive_int, metavar="N", help="fail the next N calls (default: 1)")
     parser.add_argument(
@@ -317,7 +317,12 @@ def _add_fault(actions: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retry-after-date", action="store_true", help="give --retry-after as an HTTP date instead"
     )
-    parser.add_argument("--delay", type=float, metavar="SECONDS", help="for slow: how late (default: 1)")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        metavar="SECONDS",
+        help="slow: how late; trickle: over how long (default: 1); other faults: hold the answer this long",
+    )
     effect = parser.add_mutually_exclusive_group()
     effect.add_argument(
         "--takes-effect",

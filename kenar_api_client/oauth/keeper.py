@@ -23,6 +23,7 @@ from kenar_api_client.oauth.errors import ConsentRequiredError
 from kenar_api_client.oauth.managed import ManagedApiClient
 from kenar_api_client.oauth.manager import TokenManager
 from kenar_api_client.oauth.token import OAuthToken
+from kenar_api_client.oauth.user_keys import check_user_key
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -153,13 +154,14 @@ class SubscriptionKeeper:
 
     def drop(self, user_key: str, event_type: str, event_resource_id: str = "") -> None:
         """Stop keeping a subscription; Kenar's lapses when the token it was made with expires."""
+        check_user_key(user_key)
         self._update(
             user_key, lambda subscriptions: subscriptions.pop(f"{event_type}|{event_resource_id}", None)
         )
 
     def status(self, user_key: Optional[str] = None) -> List[KeptSubscription]:
         """The kept subscriptions of ``user_key`` (default: of every user) and their states."""
-        users = [user_key] if user_key is not None else self.users()
+        users = [check_user_key(user_key)] if user_key is not None else self.users()
         return [s for user in users for s in self._load(user)[0].values()]
 
     def users(self) -> List[str]:
@@ -206,6 +208,7 @@ class SubscriptionKeeper:
 
     def renew_user(self, user_key: str) -> List[KeptSubscription]:
         """Register ``user_key``'s due subscriptions; returns those it acted on, in their new states."""
+        check_user_key(user_key)
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         lease = RENEW_LEASE_PREFIX + user_key
         if not self.tokens.store.acquire_lease(lease, owner, self.tokens.lease_ttl):
@@ -375,8 +378,7 @@ def _declaration(user_key: str, request: Any) -> KeptSubscription:
         )
     if request.event_type is None:
         raise ApiValueError("a kept subscription needs an event_type (NEW_MESSAGE_ON_POST or POST_UPDATE)")
-    if not isinstance(user_key, str) or not user_key:
-        raise ApiValueError("user_key must be a non-empty string")
+    check_user_key(user_key)
     body = request.to_dict()
     return KeptSubscription(
         user_key=user_key,

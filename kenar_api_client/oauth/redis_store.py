@@ -28,6 +28,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# KEYS[1] the lease; ARGV: the owner, the new ttl in milliseconds.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
 
 
 class RedisTokenStore:
@@ -54,6 +61,7 @@ class RedisTokenStore:
         self.prefix = prefix
         self._put = client.register_script(_PUT)
         self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
 
     def __repr__(self) -> str:
         return f"RedisTokenStore(prefix={self.prefix!r})"
@@ -93,6 +101,13 @@ class RedisTokenStore:
     @translated
     def release_lease(self, name: str, owner: str) -> None:
         self._release(keys=[self.prefix + _LEASE_PREFIX + name], args=[owner])
+
+    @translated
+    def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        renewed = self._renew(
+            keys=[self.prefix + _LEASE_PREFIX + name], args=[owner, max(1, int(ttl * 1000))]
+        )
+        return bool(renewed)
 
 
 _LEASE_PREFIX = "lease:"
