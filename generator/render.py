@@ -339,10 +339,6 @@ def render_operation(op: OperationDef, constant: str) -> str:
         extra.append('content_type="application/json"')
     if op.oauth:
         extra.append('auth=("APIKey", "OAuth")')
-    if op.permissions:
-        extra.append(f"permissions={tuple_literal(op.permissions)}")
-    if op.scopes:
-        extra.append(f"scopes={tuple_literal(op.scopes)}")
     return OPERATION.substitute(
         constant=constant,
         method_name=op.method_name,

@@ -121,8 +121,9 @@ class Operation:
     """An API operation: method, path, parameters, accepted answers and security.
 
     ``auth`` names the configured credentials the call sends (``APIKey``, and ``OAuth`` for
-    the operations whose spec security names it); ``permissions`` (of the API key) and
-    ``scopes`` (of the OAuth token, any of them) document what Kenar checks.
+    the operations whose spec security names it). What Kenar checks, the API key's
+    permissions and the token's scopes, is in one generated table:
+    ``kenar_api_client.security`` reads it.
     """
 
     def __init__(
@@ -136,8 +137,6 @@ class Operation:
         content_type: Optional[str] = None,
         accept: str = "application/json",
         auth: Tuple[str, ...] = ("APIKey",),
-        permissions: Tuple[str, ...] = (),
-        scopes: Tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.method = method
@@ -147,8 +146,6 @@ class Operation:
         self.content_type = content_type
         self.accept = accept
         self.auth = auth
-        self.permissions = permissions
-        self.scopes = scopes
         self._path_params = tuple(p for p in self.params if p.location == "path")
         self._query_params = tuple(p for p in self.params if p.location == "query")
         body = [p for p in self.params if p.location == "body"]

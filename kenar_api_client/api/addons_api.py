@@ -40,8 +40,6 @@ CREATE_BUSINESS_ADDON = Operation(
     response_types={"200": "AddonsCreateBusinessAddonResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("BUSINESS_ADDON_CREATE",),
-    scopes=("BUSINESS_ADDON_CREATE.business_token",),
 )
 
 
@@ -62,8 +60,6 @@ CREATE_POST_ADDON_V2 = Operation(
     response_types={"200": "object"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("ADD_ON_CREATE",),
-    scopes=("POST_ADDON_CREATE.post_token", "USER_POSTS_ADDON_CREATE"),
 )
 
 
@@ -84,8 +80,6 @@ CREATE_USER_ADDON_V2 = Operation(
     response_types={"200": "AddonsCreateUserAddonResponseV2"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("USER_ADDON_CREATE",),
-    scopes=("USER_ADDON_CREATE",),
 )
 
 
@@ -106,7 +100,6 @@ CREATE_USER_ADDON_V22 = Operation(
     response_types={"200": "AddonsCreateUserAddonResponseV2"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    scopes=("USER_ADDON_CREATE",),
 )
 
 
@@ -116,7 +109,6 @@ DELETE_POST_ADDON = Operation(
     path="/v1/open-platform/add-ons/post/{token}",
     params=[Param("token", "str", "path", required=True)],
     response_types={"200": "object"},
-    permissions=("ADD_ON_DELETE",),
 )
 
 
@@ -126,7 +118,6 @@ DELETE_POST_ADDON2 = Operation(
     path="/v1/open-platform/addons/post/{token}",
     params=[Param("token", "str", "path", required=True)],
     response_types={"200": "object"},
-    permissions=("ADD_ON_DELETE",),
 )
 
 
@@ -136,7 +127,6 @@ DELETE_USER_ADDON = Operation(
     path="/v1/open-platform/addons/user/{id}",
     params=[Param("id", "str", "path", required=True)],
     response_types={"200": "object"},
-    permissions=("USER_ADDON_DELETE",),
 )
 
 

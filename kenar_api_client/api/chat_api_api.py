@@ -41,8 +41,6 @@ CHAT_BOT_SEND_MESSAGE = Operation(
     response_types={"200": "ChatapiChatBotSendMessageResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("CHAT_BOT_SEND_MESSAGE",),
-    scopes=("CHAT_BOT_USER_MESSAGE_SEND",),
 )
 
 
@@ -63,8 +61,6 @@ CHAT_BOT_SEND_MESSAGE2 = Operation(
     response_types={"200": "ChatapiChatBotSendMessageResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("CHAT_BOT_SEND_MESSAGE",),
-    scopes=("CHAT_BOT_USER_MESSAGE_SEND",),
 )
 
 
@@ -85,8 +81,6 @@ CHAT_BOT_SEND_MESSAGE3 = Operation(
     response_types={"200": "ChatapiChatBotSendMessageResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("CHAT_BOT_SEND_MESSAGE",),
-    scopes=("CHAT_BOT_USER_MESSAGE_SEND",),
 )
 
 
@@ -107,8 +101,6 @@ CHAT_BOT_SEND_MESSAGE4 = Operation(
     response_types={"200": "ChatapiChatBotSendMessageResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("CHAT_BOT_SEND_MESSAGE",),
-    scopes=("CHAT_BOT_USER_MESSAGE_SEND",),
 )
 
 
@@ -129,8 +121,6 @@ CHAT_BOT_SEND_MESSAGE5 = Operation(
     response_types={"200": "ChatapiChatBotSendMessageResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("CHAT_BOT_SEND_MESSAGE",),
-    scopes=("CHAT_BOT_USER_MESSAGE_SEND",),
 )
 
 
@@ -151,12 +141,6 @@ CONVERSATION_SEND_MESSAGE = Operation(
     response_types={"200": "ChatapiConversationSendMessageResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("CHAT_SEND_MESSAGE_OAUTH",),
-    scopes=(
-        "CHAT_POST_CONVERSATIONS_MESSAGE_SEND.post_token",
-        "CHAT_SUPPLIER_ALL_CONVERSATIONS_MESSAGE_SEND",
-        "CONVERSATION_SEND_MESSAGE.conversation_id",
-    ),
 )
 
 
@@ -167,7 +151,6 @@ GENERATE_UPLOAD_TOKEN = Operation(
     params=[Param("body", "dict", "body", required=True)],
     response_types={"200": "ChatapiGenerateUploadTokenResponse"},
     content_type="application/json",
-    permissions=("CHAT_UPLOAD_MEDIA",),
 )
 
 
@@ -178,8 +161,6 @@ GET_CONVERSATION = Operation(
     params=[Param("conversation_id", "str", "path", required=True)],
     response_types={"200": "ChatapiGetConversationResponse"},
     auth=("APIKey", "OAuth"),
-    permissions=("CHAT_READ_CONVERSATION",),
-    scopes=("CHAT_CONVERSATION_READ.conversation_id",),
 )
 
 

@@ -37,12 +37,6 @@ REGISTER_EVENT_SUBSCRIPTION = Operation(
     response_types={"200": "object"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("EVENTS_REGISTER_SUBSCRIPTION",),
-    scopes=(
-        "CHAT_POST_CONVERSATIONS_READ.post_token",
-        "CHAT_SUPPLIER_ALL_CONVERSATIONS_READ",
-        "USER_POSTS_GET",
-    ),
 )
 
 
@@ -63,8 +57,6 @@ SEND_EVENT = Operation(
     ],
     response_types={"200": "object"},
     auth=("APIKey", "OAuth"),
-    permissions=("EVENTS_SEND",),
-    scopes=("SEND_EVENT",),
 )
 
 

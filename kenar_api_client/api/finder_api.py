@@ -31,7 +31,6 @@ GET_POST = Operation(
     path="/v1/open-platform/finder/post/{token}",
     params=[Param("token", "str", "path", required=True)],
     response_types={"200": "FinderGetPostResponse"},
-    permissions=("GET_POST",),
 )
 
 
@@ -43,8 +42,6 @@ GET_USER = Operation(
     response_types={"200": "FinderUser"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("USER_RETRIEVE",),
-    scopes=("USER_ID", "USER_PHONE"),
 )
 
 
@@ -55,8 +52,6 @@ GET_USER2 = Operation(
     params=[],
     response_types={"200": "FinderUser"},
     auth=("APIKey", "OAuth"),
-    permissions=("USER_RETRIEVE",),
-    scopes=("USER_ID", "USER_PHONE"),
 )
 
 
@@ -75,7 +70,6 @@ GET_USER_IDBY_PHONE = Operation(
     ],
     response_types={"200": "FinderGetUserIDByPhoneResponse"},
     content_type="application/json",
-    permissions=("GET_USER_ID_BY_PHONE",),
 )
 
 
@@ -86,8 +80,6 @@ GET_USER_POSTS = Operation(
     params=[],
     response_types={"200": "FinderGetUserPostsResponse"},
     auth=("APIKey", "OAuth"),
-    permissions=("GET_USER_POSTS",),
-    scopes=("USER_POSTS_GET",),
 )
 
 
@@ -106,7 +98,6 @@ SEARCH_POST_V2 = Operation(
     ],
     response_types={"200": "FinderSearchPostV2Response"},
     content_type="application/json",
-    permissions=("SEARCH_POST",),
 )
 
 

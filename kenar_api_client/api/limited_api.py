@@ -47,7 +47,6 @@ COMMIT_WALLET_TRANSACTION = Operation(
     ],
     response_types={"200": "PaymentCommitWalletTransactionResponse"},
     content_type="application/json",
-    permissions=("WALLET_PAYMENT",),
 )
 
 
@@ -66,7 +65,6 @@ CREATE_WALLET_PAYMENT = Operation(
     ],
     response_types={"200": "PaymentCreateWalletPaymentResponse"},
     content_type="application/json",
-    permissions=("WALLET_PAYMENT",),
 )
 
 
@@ -76,7 +74,6 @@ GET_BALANCE = Operation(
     path="/experimental/open-platform/balance",
     params=[],
     response_types={"200": "PaymentGetBalanceResponse"},
-    permissions=("BALANCE_RETRIEVE",),
 )
 
 
@@ -86,7 +83,6 @@ GET_POST_PRICING = Operation(
     path="/v1/open-platform/post/{post_token}/pricing",
     params=[Param("post_token", "str", "path", required=True)],
     response_types={"200": "PaymentGetPostPricingResponse"},
-    permissions=("POST_PRICING_RETRIEVE",),
 )
 
 
@@ -96,7 +92,6 @@ GET_TRANSACTION = Operation(
     path="/experimental/open-platform/transactions/{id}",
     params=[Param("id", "str", "path", required=True)],
     response_types={"200": "PaymentGetTransactionResponse"},
-    permissions=("TRANSACTION_RETRIEVE",),
 )
 
 
@@ -106,7 +101,6 @@ LIST_TRANSACTIONS = Operation(
     path="/experimental/open-platform/transactions",
     params=[Param("page_size", "int", "query"), Param("page_token", "str", "query")],
     response_types={"200": "PaymentListTransactionsResponse"},
-    permissions=("TRANSACTION_LIST",),
 )
 
 
@@ -122,7 +116,6 @@ REORDER_POST = Operation(
     ],
     response_types={"200": "PaymentReorderPostResponse"},
     content_type="application/json",
-    permissions=("POST_REORDER",),
 )
 
 
@@ -132,7 +125,6 @@ RETRIEVE_WALLET_TRANSACTION = Operation(
     path="/experimental/open-platform/wallet/payments/{token}",
     params=[Param("token", "str", "path", required=True)],
     response_types={"200": "PaymentRetrieveWalletTransactionResponse"},
-    permissions=("WALLET_PAYMENT",),
 )
 
 
@@ -147,7 +139,6 @@ SUBMIT_USER_PAYMENT = Operation(
         Param("reference_id", "str", "query"),
     ],
     response_types={"200": "object"},
-    permissions=("SUBMIT_USER_PAYMENT",),
 )
 
 DEPRECATION = (

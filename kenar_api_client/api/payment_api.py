@@ -50,8 +50,6 @@ COMMIT_WALLET_TRANSACTION = Operation(
     response_types={"200": "PaymentCommitWalletTransactionResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("WALLET_PAYMENT",),
-    scopes=("CREATE_WALLET_PAYMENT",),
 )
 
 
@@ -71,8 +69,6 @@ CREATE_WALLET_PAYMENT = Operation(
     response_types={"200": "PaymentCreateWalletPaymentResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("WALLET_PAYMENT",),
-    scopes=("CREATE_WALLET_PAYMENT",),
 )
 
 
@@ -82,7 +78,6 @@ GET_BALANCE = Operation(
     path="/experimental/open-platform/balance",
     params=[],
     response_types={"200": "PaymentGetBalanceResponse"},
-    permissions=("BALANCE_RETRIEVE",),
 )
 
 
@@ -93,8 +88,6 @@ GET_POST_PRICING = Operation(
     params=[Param("post_token", "str", "path", required=True)],
     response_types={"200": "PaymentGetPostPricingResponse"},
     auth=("APIKey", "OAuth"),
-    permissions=("POST_PRICING_RETRIEVE",),
-    scopes=("PAYMENT_ALL_POSTS_PRICING_READ",),
 )
 
 
@@ -104,7 +97,6 @@ GET_TRANSACTION = Operation(
     path="/experimental/open-platform/transactions/{id}",
     params=[Param("id", "str", "path", required=True)],
     response_types={"200": "PaymentGetTransactionResponse"},
-    permissions=("TRANSACTION_RETRIEVE",),
 )
 
 
@@ -114,7 +106,6 @@ LIST_TRANSACTIONS = Operation(
     path="/experimental/open-platform/transactions",
     params=[Param("page_size", "int", "query"), Param("page_token", "str", "query")],
     response_types={"200": "PaymentListTransactionsResponse"},
-    permissions=("TRANSACTION_LIST",),
 )
 
 
@@ -135,8 +126,6 @@ PUBLISH_USER_POST = Operation(
     response_types={"200": "PaymentPublishUserPostResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("PUBLISH_USER_POST",),
-    scopes=("SUBMIT_USER_POST",),
 )
 
 
@@ -151,8 +140,6 @@ RENEW_POST = Operation(
     response_types={"200": "PaymentRenewPostResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("POST_RENEW",),
-    scopes=("PAYMENT_ALL_POSTS_RENEW",),
 )
 
 
@@ -169,8 +156,6 @@ REORDER_POST = Operation(
     response_types={"200": "PaymentReorderPostResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("POST_REORDER",),
-    scopes=("PAYMENT_ALL_POSTS_REORDER",),
 )
 
 
@@ -181,8 +166,6 @@ RETRIEVE_WALLET_TRANSACTION = Operation(
     params=[Param("token", "str", "path", required=True)],
     response_types={"200": "PaymentRetrieveWalletTransactionResponse"},
     auth=("APIKey", "OAuth"),
-    permissions=("WALLET_PAYMENT",),
-    scopes=("CREATE_WALLET_PAYMENT",),
 )
 
 
@@ -202,8 +185,6 @@ SUBMIT_USER_PAYMENT = Operation(
     response_types={"200": "object"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("SUBMIT_USER_PAYMENT",),
-    scopes=("SUBMIT_USER_PAYMENT",),
 )
 
 

@@ -35,7 +35,6 @@ VALIDATE = Operation(
     ],
     response_types={"200": "PaymentTicketValidateResponse"},
     content_type="application/json",
-    permissions=("PAYMENT_TICKET_VALIDATE",),
 )
 
 

@@ -38,8 +38,6 @@ CAN_USER_SUBMIT_POST = Operation(
     params=[],
     response_types={"200": "PostCanUserSubmitPostResponse"},
     auth=("APIKey", "OAuth"),
-    permissions=("CAN_USER_SUBMIT_POST",),
-    scopes=("SUBMIT_USER_POST",),
 )
 
 
@@ -60,8 +58,6 @@ CREATE_BUSINESS_CUSTOMIZED_BUTTON = Operation(
     response_types={"200": "object"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("BUSINESS_CUSTOMIZED_BUTTON_CREATE",),
-    scopes=("BUSINESS_CREATE_CUSTOMIZED_BUTTON.business_token",),
 )
 
 
@@ -71,7 +67,6 @@ DELETE_BUSINESS_CUSTOMIZED_BUTTON = Operation(
     path="/experimental/open-platform/business/{business_token}/customized-button",
     params=[Param("business_token", "str", "path", required=True)],
     response_types={"200": "object"},
-    permissions=("BUSINESS_CUSTOMIZED_BUTTON_CREATE",),
 )
 
 
@@ -82,8 +77,6 @@ DELETE_POST_CUSTOMIZED_BUTTON = Operation(
     params=[Param("post_token", "str", "path", required=True)],
     response_types={"200": "object"},
     auth=("APIKey", "OAuth"),
-    permissions=("SET_CUSTOMIZED_BUTTON",),
-    scopes=("USER_SET_CUSTOMIZED_BUTTON",),
 )
 
 
@@ -94,8 +87,6 @@ DELETE_USER_POST = Operation(
     params=[Param("post_token", "str", "path", required=True)],
     response_types={"200": "object"},
     auth=("APIKey", "OAuth"),
-    permissions=("DELETE_USER_POST",),
-    scopes=("DELETE_USER_POST",),
 )
 
 
@@ -110,8 +101,6 @@ EDIT_POST = Operation(
     response_types={"200": "object"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("EDIT_POST",),
-    scopes=("POST_EDIT.post_token",),
 )
 
 
@@ -126,8 +115,6 @@ EDIT_POST_V2 = Operation(
     response_types={"200": "object"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("EDIT_POST",),
-    scopes=("EDIT_USER_POST", "POST_EDIT.post_token"),
 )
 
 
@@ -137,7 +124,6 @@ GET_IMAGE_UPLOAD_URL = Operation(
     path="/v1/open-platform/post/image-upload-url",
     params=[],
     response_types={"200": "PostGetImageUploadURLResponse"},
-    permissions=("UPLOAD_POST_IMAGE",),
 )
 
 
@@ -148,8 +134,6 @@ GET_POST_STATS = Operation(
     params=[Param("post_token", "str", "path", required=True)],
     response_types={"200": "PostGetPostStatsResponse"},
     auth=("APIKey", "OAuth"),
-    permissions=("POST_STATS_RETRIEVE",),
-    scopes=("USER_POSTS_STATS_READ",),
 )
 
 
@@ -159,7 +143,6 @@ GET_UPLOAD_URLS_V2 = Operation(
     path="/v2/open-platform/post/upload-urls",
     params=[],
     response_types={"200": "PostGetUploadURLsV2Response"},
-    permissions=("UPLOAD_POST_IMAGE",),
 )
 
 
@@ -170,8 +153,6 @@ GET_USER_POST = Operation(
     params=[Param("token", "str", "path", required=True)],
     response_types={"200": "PostGetUserPostResponse"},
     auth=("APIKey", "OAuth"),
-    permissions=("GET_USER_POST",),
-    scopes=("USER_POSTS_GET",),
 )
 
 
@@ -192,8 +173,6 @@ SET_POST_CUSTOMIZED_BUTTON = Operation(
     response_types={"200": "object"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("SET_CUSTOMIZED_BUTTON",),
-    scopes=("USER_SET_CUSTOMIZED_BUTTON",),
 )
 
 
@@ -206,7 +185,6 @@ SUBMIT_POST = Operation(
     ],
     response_types={"200": "PostSubmitPostResponse"},
     content_type="application/json",
-    permissions=("SUBMIT_POST",),
 )
 
 
@@ -221,7 +199,6 @@ SUBMIT_POST_V2 = Operation(
     ],
     response_types={"200": "PostSubmitPostResponse"},
     content_type="application/json",
-    permissions=("SUBMIT_POST",),
 )
 
 
@@ -241,8 +218,6 @@ SUBMIT_USER_POST = Operation(
     response_types={"200": "PostSubmitPostResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("SUBMIT_USER_POST",),
-    scopes=("SUBMIT_USER_POST",),
 )
 
 

@@ -38,8 +38,6 @@ CREATE_POST_SEMANTIC = Operation(
     response_types={"200": "object"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("POST_SEMANTIC_CREATE",),
-    scopes=("POST_SEMANTIC_CREATE.post_token",),
 )
 
 
@@ -60,8 +58,6 @@ CREATE_USER_SEMANTIC = Operation(
     response_types={"200": "SemanticCreateUserSemanticResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("USER_SEMANTIC_CREATE",),
-    scopes=("USER_VERIFICATION_CREATE",),
 )
 
 
@@ -82,8 +78,6 @@ CREATE_USER_SEMANTIC2 = Operation(
     response_types={"200": "SemanticCreateUserSemanticResponse"},
     content_type="application/json",
     auth=("APIKey", "OAuth"),
-    permissions=("USER_SEMANTIC_CREATE",),
-    scopes=("USER_VERIFICATION_CREATE",),
 )
 
 
@@ -93,7 +87,6 @@ DELETE_USER_SEMANTIC = Operation(
     path="/v1/open-platform/semantic/user/{phone}",
     params=[Param("phone", "str", "path", required=True), Param("divar_user_id", "str", "query")],
     response_types={"200": "object"},
-    permissions=("USER_SEMANTIC_DELETE",),
 )
 
 
@@ -106,7 +99,6 @@ DELETE_USER_SEMANTIC2 = Operation(
         Param("phone", "str", "query", required=True),
     ],
     response_types={"200": "object"},
-    permissions=("USER_SEMANTIC_DELETE",),
 )
 
 
