@@ -49,6 +49,34 @@ class HttpxAnswer:
         return value
 
 
+#: How many httpcore pools share one client's connections. httpcore's pool looks at every
+#: waiting request and every connection each time one finishes (quadratic in the calls in
+#: flight: 200 at once took 1.8 s of CPU in benchmarks/bench_async.py); split over this many
+#: pools, each sees a sixteenth of them.
+_SHARDS = 16
+
+
+class _ShardedPool:
+    """Several httpx transports, each with a share of the connections; a request goes to the least busy."""
+
+    def __init__(self, pools: List[httpx.AsyncHTTPTransport]) -> None:
+        self._pools = pools
+        self._busy = [0] * len(pools)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        busy = self._busy
+        index = busy.index(min(busy))
+        busy[index] += 1
+        try:
+            return await self._pools[index].handle_async_request(request)
+        finally:
+            busy[index] -= 1
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+
 class HttpxTransport:
     """Sends each request once through httpx; safe for any number of concurrent tasks.
 
@@ -72,7 +100,7 @@ class HttpxTransport:
         self.keepalive = keepalive
         self._ssl_context = ssl_context(settings)
         self._sni = server_name(settings)
-        self._pools: LoopPools[httpx.AsyncHTTPTransport] = LoopPools(self._new_pool)
+        self._pools: LoopPools[_ShardedPool] = LoopPools(self._new_pool)
         self._origins_seen: Set[str] = set()
 
     @property
@@ -80,20 +108,29 @@ class HttpxTransport:
         """Whether ``aclose()`` was called."""
         return self._pools.closed
 
-    def _new_pool(self) -> httpx.AsyncHTTPTransport:
+    def _new_pool(self) -> _ShardedPool:
         settings = self.settings
         proxy = None
         if settings.proxy_url:
             proxy = httpx.Proxy(settings.proxy_url, headers=settings.proxy_headers)
-        return httpx.AsyncHTTPTransport(
-            verify=self._ssl_context,
-            trust_env=False,
-            limits=httpx.Limits(
-                max_connections=self.max_connections,
-                max_keepalive_connections=self.max_connections if self.keepalive else 0,
-            ),
-            proxy=proxy,
-            socket_options=settings.socket_options,
+        shards = min(_SHARDS, self.max_connections)
+        sizes = [
+            self.max_connections // shards + (1 if i < self.max_connections % shards else 0)
+            for i in range(shards)
+        ]
+        return _ShardedPool(
+            [
+                httpx.AsyncHTTPTransport(
+                    verify=self._ssl_context,
+                    trust_env=False,
+                    limits=httpx.Limits(
+                        max_connections=size, max_keepalive_connections=size if self.keepalive else 0
+                    ),
+                    proxy=proxy,
+                    socket_options=settings.socket_options,
+                )
+                for size in sizes
+            ]
         )
 
     def secrets(self, request_headers: Optional[Mapping[str, Any]]) -> List[str]:
