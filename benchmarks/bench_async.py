@@ -26,11 +26,11 @@ import asyncio
 import multiprocessing
 import os
 import platform
-import shutil
-import subprocess
 import sys
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+
+from _callgrind import instructions
 
 API_KEY = "bench-api-key-0123456789abcdef0123"
 ACCESS_TOKEN = "bench-access-token-0123456789abcdef0123456789"
@@ -241,26 +241,10 @@ def cpu_per_call(name: str, base_url: str, calls: int, repeats: int) -> float:
 
 def instructions_per_call(name: str, base_url: str, counts: Tuple[int, int] = (200, 700)) -> float:
     """Instructions the client executes per call (valgrind): two runs, the difference per call."""
-    totals = []
-    for count in counts:
-        result = subprocess.run(
-            [
-                shutil.which("valgrind") or "valgrind",
-                "--tool=callgrind",
-                "--callgrind-out-file=/dev/null",
-                sys.executable,
-                __file__,
-                "--run-calls",
-                name,
-                str(count),
-                base_url,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        collected = [line for line in result.stderr.splitlines() if "Collected :" in line]
-        totals.append(int(collected[-1].split(":")[-1]))
+    totals = [
+        instructions([sys.executable, __file__, "--run-calls", name, str(count), base_url])
+        for count in counts
+    ]
     return (totals[1] - totals[0]) / (counts[1] - counts[0])
 
 
