@@ -10,23 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import Any, Callable, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 import aiohttp
 from yarl import URL
 
 from kenar_api_client._answers import too_large
-from kenar_api_client._loop_pools import LoopPools
-from kenar_api_client._redact import call_secrets
+from kenar_api_client._async_transport_base import AsyncTransportBase
 from kenar_api_client._request import Request
-from kenar_api_client._transport import DEFAULT_MAX_CONNECTIONS
-from kenar_api_client._transport_settings import (
-    TransportSettings,
-    server_name,
-    ssl_context,
-    warn_if_credentials_in_clear,
-)
-from kenar_api_client.configuration import Configuration
 from kenar_api_client.exceptions import ApiConnectionError, ApiTimeoutError
 
 _READ_CHUNK = 64 * 1024
@@ -56,7 +47,7 @@ class AiohttpAnswer:
         return value
 
 
-class AiohttpTransport:
+class AiohttpTransport(AsyncTransportBase[aiohttp.ClientSession]):
     """Sends each request once through aiohttp; safe for any number of concurrent tasks.
 
     Each running event loop (and each process, after a fork) gets its own session (see
@@ -65,29 +56,7 @@ class AiohttpTransport:
 
     name = "aiohttp"
 
-    def __init__(
-        self,
-        configuration: Configuration,
-        settings: TransportSettings,
-        *,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        keepalive: bool = True,
-    ) -> None:
-        self._configuration = configuration
-        self.settings = settings
-        self.max_connections = max_connections
-        self.keepalive = keepalive
-        self._ssl_context = ssl_context(settings)
-        self._sni = server_name(settings)
-        self._pools: LoopPools[aiohttp.ClientSession] = LoopPools(self._new_session)
-        self._origins_seen: Set[str] = set()
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``aclose()`` was called."""
-        return self._pools.closed
-
-    def _new_session(self) -> aiohttp.ClientSession:
+    def _new_pool(self) -> aiohttp.ClientSession:
         options = self.settings.socket_options
         connector = aiohttp.TCPConnector(
             limit=self.max_connections,
@@ -103,10 +72,6 @@ class AiohttpTransport:
             timeout=aiohttp.ClientTimeout(total=None),
         )
 
-    def secrets(self, request_headers: Optional[Mapping[str, Any]]) -> List[str]:
-        """What an exception or a debug line must not show: see ``_redact.call_secrets``."""
-        return call_secrets(self._configuration, self.settings.proxy_secrets, request_headers)
-
     async def send(self, request: Request) -> AiohttpAnswer:
         """Send ``request`` once; the answer (body read within the cap when ``request.preload``)."""
         session = self._pools.current()
@@ -117,9 +82,7 @@ class AiohttpTransport:
         )
         url = URL(request.url, encoded=True)  # sent as built: already percent-encoded
         origin = f"{url.scheme}://{url.raw_authority}"
-        if origin not in self._origins_seen:
-            self._origins_seen.add(origin)
-            warn_if_credentials_in_clear(url.scheme, url.host or "", self._configuration)
+        self._first_use_of(url.scheme, url.host or "", origin)
         settings = self.settings
         try:
             response = await session.request(

@@ -8,22 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import httpx
 
 from kenar_api_client._answers import too_large
-from kenar_api_client._loop_pools import LoopPools
-from kenar_api_client._redact import call_secrets
+from kenar_api_client._async_transport_base import AsyncTransportBase
 from kenar_api_client._request import Request
-from kenar_api_client._transport import DEFAULT_MAX_CONNECTIONS
-from kenar_api_client._transport_settings import (
-    TransportSettings,
-    server_name,
-    ssl_context,
-    warn_if_credentials_in_clear,
-)
-from kenar_api_client.configuration import Configuration
 from kenar_api_client.exceptions import ApiConnectionError, ApiTimeoutError
 
 
@@ -77,7 +68,7 @@ class _ShardedPool:
             await pool.aclose()
 
 
-class HttpxTransport:
+class HttpxTransport(AsyncTransportBase[_ShardedPool]):
     """Sends each request once through httpx; safe for any number of concurrent tasks.
 
     Each running event loop (and each process, after a fork) gets its own pool (see
@@ -85,28 +76,6 @@ class HttpxTransport:
     """
 
     name = "httpx"
-
-    def __init__(
-        self,
-        configuration: Configuration,
-        settings: TransportSettings,
-        *,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        keepalive: bool = True,
-    ) -> None:
-        self._configuration = configuration
-        self.settings = settings
-        self.max_connections = max_connections
-        self.keepalive = keepalive
-        self._ssl_context = ssl_context(settings)
-        self._sni = server_name(settings)
-        self._pools: LoopPools[_ShardedPool] = LoopPools(self._new_pool)
-        self._origins_seen: Set[str] = set()
-
-    @property
-    def closed(self) -> bool:
-        """Whether ``aclose()`` was called."""
-        return self._pools.closed
 
     def _new_pool(self) -> _ShardedPool:
         settings = self.settings
@@ -133,10 +102,6 @@ class HttpxTransport:
             ]
         )
 
-    def secrets(self, request_headers: Optional[Mapping[str, Any]]) -> List[str]:
-        """What an exception or a debug line must not show: see ``_redact.call_secrets``."""
-        return call_secrets(self._configuration, self.settings.proxy_secrets, request_headers)
-
     async def send(self, request: Request) -> HttpxAnswer:
         """Send ``request`` once; the answer (body read within the cap when ``request.preload``)."""
         pool = self._pools.current()
@@ -150,9 +115,7 @@ class HttpxTransport:
             request.method, request.url, headers=request.headers, content=request.body, extensions=extensions
         )
         origin = f"{outgoing.url.scheme}://{outgoing.url.netloc.decode('ascii')}"
-        if origin not in self._origins_seen:
-            self._origins_seen.add(origin)
-            warn_if_credentials_in_clear(outgoing.url.scheme, outgoing.url.host, self._configuration)
+        self._first_use_of(outgoing.url.scheme, outgoing.url.host, origin)
         try:
             response = await pool.handle_async_request(outgoing)
         except httpx.HTTPError as error:
