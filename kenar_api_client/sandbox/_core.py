@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
+from kenar_api_client.sandbox._chat_book import BOT, POST, Conversation, SentMessage
 from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._clock import SandboxClock, check_seconds
 from kenar_api_client.sandbox._delivery import Delivery, RetryPolicy, deliver
@@ -21,7 +23,7 @@ from kenar_api_client.sandbox._demo import (
     DEMO_USER_ID,
 )
 from kenar_api_client.sandbox._errors import SandboxError, SubscriptionRequiredError
-from kenar_api_client.sandbox._events import build_body, post_token_of
+from kenar_api_client.sandbox._events import build_body, payload_key, post_token_of
 from kenar_api_client.sandbox._faults import FaultPlan, FaultRule, InjectedFault
 from kenar_api_client.sandbox._scopes import OFFLINE_ACCESS, check_scope, parse_scope
 from kenar_api_client.sandbox._state import (
@@ -218,6 +220,42 @@ class SandboxCore:
         return self._state.sent_events()
 
     @property
+    def conversations(self) -> List[Conversation]:
+        """The chat conversations the app can answer, oldest first: one per triggered
+        ``NEW_MESSAGE`` / ``NEW_CHATBOT_MESSAGE`` conversation and per :meth:`add_conversation`."""
+        return self._state.chat.conversations()
+
+    @property
+    def sent_messages(self) -> List[SentMessage]:
+        """Chat messages the app sent (conversation, chatbot), oldest first (a copy)."""
+        return self._state.chat.sent()
+
+    def add_conversation(
+        self,
+        post_token: Optional[str] = DEMO_POST_TOKEN,
+        *,
+        user_id: str = DEMO_USER_ID,
+        conversation_id: Optional[str] = None,
+    ) -> Conversation:
+        """Start a chat the app can then answer, as if someone had written: a buyer about
+        ``post_token``, owned by ``user_id``; with ``post_token=None``, ``user_id`` writing to
+        the app's chatbot. ``conversation_id`` defaults to a new random id."""
+        if post_token is not None and (not isinstance(post_token, str) or not post_token):
+            raise SandboxError("post_token must be a non-empty string, or None for a chatbot conversation")
+        if not isinstance(user_id, str) or not user_id:
+            raise SandboxError("the user_id must be a non-empty string")
+        if conversation_id is not None and (not isinstance(conversation_id, str) or not conversation_id):
+            raise SandboxError("the conversation_id must be a non-empty string")
+        conversation = Conversation(
+            conversation_id or str(uuid.uuid4()),
+            BOT if post_token is None else POST,
+            post_token or "",
+            user_id,
+            self._state.now(),
+        )
+        return self._state.chat.add_conversation(conversation)
+
+    @property
     def deliveries(self) -> List[Delivery]:
         """Webhook deliveries, successful or not, oldest first (a copy)."""
         return self._state.deliveries()
@@ -385,6 +423,11 @@ class SandboxCore:
             body["metadata"] = dict(metadata)
         elif subscription is not None:
             body["metadata"] = dict(subscription.metadata)
+        message = body.get(payload_key(event_type))
+        if event_type in ("NEW_MESSAGE", "NEW_CHATBOT_MESSAGE") and isinstance(message, Mapping):
+            # Someone wrote: the conversation now exists on Divar's side, delivered or not.
+            owner = subscription.user_id if subscription is not None else user_id
+            self._state.chat.record_delivery(event_type, message, owner, self._state.now())
         return self.deliver(body)
 
     def _webhook(self) -> Tuple[str, str]:
