@@ -739,6 +739,35 @@ def test_deliver_sends_a_body_as_given(sandbox: Sandbox, recorder: RecordingServ
     assert delivery.event_type == "NEW_MESSAGE"
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"type": "POST_UPDATE",  "post_update": {"type": "RETIRE"}}', b"{not json", b"\xff\xfe", b""],
+)
+def test_deliver_posts_bytes_exactly_as_given(
+    sandbox: Sandbox, recorder: RecordingServer, payload: bytes
+) -> None:
+    sandbox.set_webhook(recorder.url)
+
+    delivery = sandbox.deliver(payload)
+
+    assert recorder.last.body == payload
+    assert recorder.last.headers["Content-Type"] == "application/json"
+    assert recorder.last.headers["Authorization"] == DEMO_IDENTIFICATION_KEY
+    assert delivery.delivered
+    assert delivery.raw == payload
+    parsed = json.loads(payload) if payload.startswith(b'{"') else {}
+    assert delivery.body == parsed
+    assert delivery.event_type == str(parsed.get("type"))
+    assert sandbox.snapshot()["deliveries"][-1]["raw_body"] == payload.decode("utf-8", "replace")
+
+
+def test_deliver_refuses_what_is_neither_a_json_object_nor_bytes(sandbox: Sandbox) -> None:
+    sandbox.set_webhook("http://127.0.0.1:9/")
+    with pytest.raises(SandboxError, match="a JSON object \\(a mapping\\) or bytes, not list"):
+        sandbox.deliver([1, 2])  # type: ignore[arg-type]
+    assert sandbox.deliveries == []
+
+
 # -- admin endpoints ------------------------------------------------------------------------
 
 

@@ -396,10 +396,19 @@ class SandboxCore:
         """
         return self._trigger(event_type, fields, metadata, require_subscription)
 
-    def deliver(self, body: Mapping[str, Any]) -> Delivery:
-        """Deliver ``body`` exactly as given (no subscription check), e.g. a malformed one."""
+    def deliver(self, body: Union[Mapping[str, Any], bytes]) -> Delivery:
+        """Deliver ``body`` exactly as given (no checks at all), e.g. a malformed one.
+
+        A mapping is posted as compact UTF-8 JSON; ``bytes`` are posted as they are, so a
+        body that is not JSON, or not UTF-8, can be tried too.
+        """
+        if not isinstance(body, (Mapping, bytes, bytearray)):
+            raise SandboxError(
+                f"deliver() takes a JSON object (a mapping) or bytes, not {type(body).__name__}"
+            )
         url, key = self._webhook()
-        delivery = deliver(url, key, dict(body), self._policy, self._state.now())
+        given = bytes(body) if isinstance(body, (bytes, bytearray)) else dict(body)
+        delivery = deliver(url, key, given, self._policy, self._state.now())
         self._state.add_delivery(delivery)
         return delivery
 

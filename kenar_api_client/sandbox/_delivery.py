@@ -10,7 +10,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from kenar_api_client._printable import printable
@@ -49,7 +49,9 @@ class DeliveryAttempt:
 class Delivery:
     """A webhook delivery and its outcome: ``"delivered"`` (a 2xx answer) or ``"failed"``.
 
-    ``body`` is the JSON object that was posted; ``attempts`` lists every try in order.
+    ``body`` is the JSON object that was posted (``{}`` if the posted bytes were none);
+    ``raw`` the bytes posted when they were given as bytes (None for a JSON object);
+    ``attempts`` lists every try in order.
     """
 
     event_type: str
@@ -57,6 +59,7 @@ class Delivery:
     body: Dict[str, Any]
     attempts: List[DeliveryAttempt]
     at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    raw: Optional[bytes] = field(default=None, repr=False)
 
     @property
     def delivered(self) -> bool:
@@ -97,6 +100,7 @@ class Delivery:
             "error": self.error,
             "attempts": [a.to_dict() for a in self.attempts],
             "body": self.body,
+            "raw_body": None if self.raw is None else self.raw.decode("utf-8", "replace"),
             "at": self.at.isoformat(),
         }
 
@@ -126,14 +130,23 @@ def encode_body(body: Dict[str, Any]) -> bytes:
 
 
 def deliver(
-    url: str, identification_key: str, body: Dict[str, Any], policy: RetryPolicy, at: datetime
+    url: str,
+    identification_key: str,
+    body: Union[Dict[str, Any], bytes],
+    policy: RetryPolicy,
+    at: datetime,
 ) -> Delivery:
     """POST ``body`` to ``url`` until a 2xx answer or ``policy.attempts`` tries; never raises.
 
+    ``body`` is a JSON object (sent as compact UTF-8 JSON) or the bytes to send as they are.
     ``at`` is when it was triggered, on the sandbox's clock.
     """
-    payload = encode_body(body)
-    event_type = str(body.get("type"))
+    if isinstance(body, (bytes, bytearray)):
+        raw: Optional[bytes] = bytes(body)
+        payload, document = bytes(body), _json_object_of(bytes(body))
+    else:
+        raw, payload, document = None, encode_body(body), body
+    event_type = str(document.get("type"))
     attempts: List[DeliveryAttempt] = []
     for number in range(1, policy.attempts + 1):
         time.sleep(policy.delay_before(number))
@@ -144,7 +157,16 @@ def deliver(
         _log_attempt(event_type, url, attempt, policy.attempts)
         if attempt.ok:
             break
-    return Delivery(event_type=event_type, url=url, body=body, attempts=attempts, at=at)
+    return Delivery(event_type=event_type, url=url, body=document, attempts=attempts, at=at, raw=raw)
+
+
+def _json_object_of(payload: bytes) -> Dict[str, Any]:
+    """The JSON object ``payload`` holds, or ``{}`` (for a malformed body sent on purpose)."""
+    try:
+        document = json.loads(payload.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def kenar_headers(identification_key: str) -> Dict[str, str]:
