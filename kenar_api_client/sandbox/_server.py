@@ -28,6 +28,7 @@ ADMIN_PREFIX = "/_sandbox/"
 _MAX_LINE_BYTES = 1024  # a chunk-size or trailer line
 _MAX_TRAILER_LINES = 32
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class _BodyError(Exception):
@@ -217,8 +218,14 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             )
 
     def _answer(self, status: int, payload: bytes, headers: Optional[Dict[str, str]] = None) -> None:
-        self.send_response(status)
         headers = {"Content-Type": "application/json", **(headers or {})}
+        if any(_UNSAFE_IN_HEADER.search(value) for value in headers.values()):
+            # Never write a header value that could end the header (response splitting).
+            logger.error("the sandbox refused to send a header with a control character")
+            status, payload = 500, error_reply(RpcError(Code.INTERNAL, "internal sandbox error")).payload
+            headers = {"Content-Type": "application/json"}
+            self.close_connection = True
+        self.send_response(status)
         self.send_header("Content-Length", str(len(payload)))
         for name, value in headers.items():
             self.send_header(name, value)
