@@ -19,6 +19,10 @@ from kenar_api_client._version import __version__
 logger = logging.getLogger("kenar_api_client.sandbox")
 
 USER_AGENT = f"kenar-sandbox/{__version__}"
+#: The most of a receiver's answer body a delivery reads: only the status counts, and an
+#: endless or trickling body must neither grow memory nor hold the delivery up.
+MAX_ANSWER_BYTES = 64 * 1024
+_READ_SIZE = 8192
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,12 @@ def kenar_headers(identification_key: str) -> Dict[str, str]:
 def post(
     url: str, headers: Dict[str, str], payload: bytes, timeout: float
 ) -> Tuple[Optional[int], Optional[str]]:
-    """One POST; the answer's status, or None and a short reason. Never raises."""
+    """One POST; the answer's status, or None and a short reason. Never raises.
+
+    Of the answer's body at most ``MAX_ANSWER_BYTES`` are read, within ``timeout`` seconds
+    of the start; then the connection is closed.
+    """
+    deadline = time.monotonic() + timeout
     parts = urlsplit(url)
     host = parts.hostname or ""
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -195,12 +204,26 @@ def post(
     try:
         connection.request("POST", path, body=payload, headers=headers)
         response = connection.getresponse()
-        response.read()
-        return response.status, None
     except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: a URL http.client refuses
+        connection.close()
         return None, _describe(exc)
+    try:
+        _read_some(response, deadline)
+    except (OSError, http.client.HTTPException, ValueError):
+        pass  # the status arrived: what the body does after it changes nothing
     finally:
         connection.close()
+    return response.status, None
+
+
+def _read_some(response: http.client.HTTPResponse, deadline: float) -> None:
+    """Read the answer's body, up to ``MAX_ANSWER_BYTES`` and until ``deadline``."""
+    read = 0
+    while read < MAX_ANSWER_BYTES and time.monotonic() < deadline:
+        chunk = response.read1(min(_READ_SIZE, MAX_ANSWER_BYTES - read))
+        if not chunk:
+            return
+        read += len(chunk)
 
 
 def _describe(exc: BaseException) -> str:
