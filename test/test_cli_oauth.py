@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
 import pytest
+import urllib3
 from oauth_helpers import browser_consent, oauth_client, refresh_requests
+from servers import RecordingServer, Reply
 
 from kenar_api_client.cli import main
 from kenar_api_client.exceptions import ApiTimeoutError, ApiValueError
@@ -177,7 +180,81 @@ def test_login_needs_a_loopback_redirect_uri(
     assert env.token_requests == []
 
 
+def test_login_prints_the_consent_url_for_a_local_oauth_server_that_is_no_sandbox(
+    env: Sandbox, store_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real OAuth server on this machine (a local Hydra, a tunnel): nobody consents for the user.
+    oauth_server = RecordingServer(lambda request: Reply(404, b"not here")).start()
+    try:
+        monkeypatch.setenv("KENAR_OAUTH_URL", oauth_server.url)
+        status, out, err = run(capsys, store_path, "login", "--no-browser", "--timeout", "0.5")
+    finally:
+        oauth_server.stop()
+
+    assert status == 1
+    assert "Open this address to let the app act for you on Divar:" in out
+    assert f"  {oauth_server.url}/oauth2/auth?response_type=code" in out
+    assert "no redirect came back" in err
+    assert [r.path for r in oauth_server.requests] == ["/_sandbox/info"]  # asked, never driven
+
+
+def test_login_against_a_sandbox_says_it_consents_by_itself(
+    env: Sandbox, store_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run(capsys, store_path, "login")
+    assert status == 0
+    assert "a local Kenar sandbox: consenting without a browser" in out
+
+
+def test_login_on_a_busy_redirect_port_is_one_clear_line(
+    env: Sandbox, store_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        uri = f"http://127.0.0.1:{port}/kenar/callback"
+        status, out, err = run(capsys, store_path, "login", "--redirect-uri", uri)
+    assert status == 2
+    assert err.startswith(f"error: cannot listen on 127.0.0.1:{port} for the redirect back: ")
+    assert len(err.splitlines()) == 1
+    assert "Traceback" not in out + err
+    assert env.token_requests == []
+
+
 # -- the loopback flow itself -----------------------------------------------------------------------
+
+
+def test_authorize_on_loopback_is_exported_where_the_docs_say() -> None:
+    from kenar_api_client import oauth
+
+    assert oauth.authorize_on_loopback is authorize_on_loopback
+    assert "authorize_on_loopback" in oauth.__all__
+
+
+def test_only_the_redirect_with_this_logins_state_ends_the_wait(sandbox: Sandbox) -> None:
+    stray_answers: List[int] = []
+
+    def strays_then_the_user(url: str) -> None:
+        back = browser_consent(url)  # where the sandbox sends the user, code and state in it
+        callback = back.partition("?")[0]
+        http = urllib3.PoolManager(retries=False)
+        for stray in (callback, f"{callback}?code=forged", f"{callback}?code=forged&state=other", back + "x"):
+            stray_answers.append(http.request("GET", stray).status)
+        # Then the real redirect comes, in the user's browser.
+        threading.Thread(target=lambda: _visit(back), daemon=True).start()
+
+    token = authorize_on_loopback(oauth_client(sandbox), ["SEND_EVENT"], open_url=strays_then_the_user)
+
+    assert stray_answers == [404, 404, 404, 404]
+    assert token.scopes == ["SEND_EVENT", "offline_access"]
+    assert [r.grant_type for r in sandbox.token_requests] == ["authorization_code"]
+
+
+def test_a_busy_redirect_port_is_a_typed_error(sandbox: Sandbox) -> None:
+    client = oauth_client(sandbox)
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        client.redirect_uri = f"http://127.0.0.1:{busy.getsockname()[1]}/kenar/callback"
+        with pytest.raises(ApiValueError, match=r"cannot listen on 127\.0\.0\.1:"):
+            authorize_on_loopback(client, ["SEND_EVENT"], open_url=lambda url: None)
 
 
 def test_the_loopback_flow_with_a_user_in_a_browser(sandbox: Sandbox) -> None:

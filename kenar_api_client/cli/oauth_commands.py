@@ -85,9 +85,9 @@ def api_client(args: argparse.Namespace) -> ApiClient:
 
 def login(args: argparse.Namespace, out: Output) -> int:
     """Run the authorization-code flow and store the user's tokens."""
+    from kenar_api_client.cli.sandbox_commands import is_sandbox
     from kenar_api_client.exceptions import ApiException, ApiValueError
-    from kenar_api_client.oauth import OAuthRedirectError
-    from kenar_api_client.oauth.loopback import authorize_on_loopback
+    from kenar_api_client.oauth import OAuthRedirectError, authorize_on_loopback
     from kenar_api_client.sandbox import SandboxError
 
     tokens, where = token_manager(args)
@@ -98,11 +98,12 @@ def login(args: argparse.Namespace, out: Output) -> int:
             "(a loopback URI registered for the app, e.g. http://127.0.0.1:8400/kenar/callback)"
         )
     scopes: List[str] = list(args.scopes or DEFAULT_SCOPES)
-    unattended = _is_loopback_url(oauth.oauth_url)
+    # Only a sandbox consents by itself; any other OAuth server needs the user.
+    unattended = is_sandbox(oauth.oauth_url)
 
     def show(url: str) -> None:
         if unattended:
-            out.line("The OAuth server is local (a sandbox): consenting without a browser.")
+            out.line("The OAuth server is a local Kenar sandbox: consenting without a browser.")
             follow_consent(url)
             return
         out.line("Open this address to let the app act for you on Divar:")
@@ -135,12 +136,6 @@ def follow_consent(url: str) -> None:
     from kenar_api_client.sandbox import consent
 
     urllib3.PoolManager(timeout=10.0, retries=False).request("GET", consent(url), redirect=False)
-
-
-def _is_loopback_url(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 # -- token show / refresh -----------------------------------------------------------------------

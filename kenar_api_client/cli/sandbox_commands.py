@@ -129,7 +129,11 @@ def _print_banner(sandbox: Sandbox, out: Output, show_key: bool) -> None:
 
 
 def admin_call(
-    base_url: str, path: str, document: Optional[Dict[str, Any]] = None, method: str = "POST"
+    base_url: str,
+    path: str,
+    document: Optional[Dict[str, Any]] = None,
+    method: str = "POST",
+    timeout: float = ADMIN_TIMEOUT,
 ) -> Dict[str, Any]:
     """Call a sandbox admin endpoint (with ``document`` as its JSON body); raise ``AdminError``."""
     import urllib.error
@@ -143,7 +147,7 @@ def admin_call(
         method=method,
     )
     try:
-        with urllib.request.urlopen(request, timeout=ADMIN_TIMEOUT) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             answer: Dict[str, Any] = json.loads(response.read().decode("utf-8"))
             return answer
     except urllib.error.HTTPError as exc:
@@ -151,6 +155,22 @@ def admin_call(
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = f"no answer from the sandbox at {base_url}: {getattr(exc, 'reason', exc)}"
         raise AdminError(reason, reason) from exc
+
+
+def is_sandbox(url: str) -> bool:
+    """Whether ``url`` is a Kenar sandbox: a server on this machine that says so at
+    ``GET /_sandbox/info``. Nothing is sent anywhere else."""
+    from urllib.parse import urlsplit
+
+    from kenar_api_client._hosts import is_loopback
+    from kenar_api_client.sandbox._admin import SERVER_NAME
+
+    if not is_loopback(urlsplit(url).hostname or ""):
+        return False
+    try:
+        return admin_call(url, "/_sandbox/info", None, "GET", timeout=5.0).get("server") == SERVER_NAME
+    except AdminError:
+        return False
 
 
 def sandbox_url(args: argparse.Namespace, command: str) -> str:

@@ -16,10 +16,14 @@
         SubscriptionKeeper(tokens, api_client).keep("user-42", {"event_type": "POST_UPDATE"})
 
 See docs/OAuth.md and docs/Subscriptions.md. No new dependency: ``RedisTokenStore``
-alone needs the ``redis`` extra.
+alone needs the ``redis`` extra. ``authorize_on_loopback`` (the whole flow for a script)
+loads ``http.server`` on first use only.
 """
 
+from typing import TYPE_CHECKING
+
 from kenar_api_client import _log  # noqa: F401 - silent loggers unless the app configures logging
+from kenar_api_client._lazy import lazy_exports
 from kenar_api_client.oauth.client import (
     DEFAULT_OAUTH_URL,
     ROTATION_GRACE,
@@ -43,6 +47,14 @@ from kenar_api_client.oauth.scopes import RESOURCE_SCOPES, Scope, scope, subscri
 from kenar_api_client.oauth.sqlite_store import SQLiteTokenStore
 from kenar_api_client.oauth.store import MemoryTokenStore, TokenStore, Versioned
 from kenar_api_client.oauth.token import OAuthToken
+
+# The loopback flow serves HTTP and may start a browser: loaded on first use.
+_LOOPBACK_EXPORTS = {"authorize_on_loopback": ".loopback"}
+
+if TYPE_CHECKING:
+    from kenar_api_client.oauth.loopback import authorize_on_loopback as authorize_on_loopback
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, globals(), _LOOPBACK_EXPORTS)
 
 __all__ = [
     "DEFAULT_OAUTH_URL",
@@ -70,6 +82,7 @@ __all__ = [
     "TokenStore",
     "TokenStoreError",
     "Versioned",
+    "authorize_on_loopback",
     "scope",
     "subscription_scopes",
 ]

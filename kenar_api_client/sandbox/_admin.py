@@ -1,10 +1,11 @@
-"""The ``/_sandbox/`` admin endpoints: deliveries, the webhook, state, the clock, the consent, faults."""
+"""The ``/_sandbox/`` admin endpoints: identity, deliveries, webhook, state, clock, consent, faults."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Tuple
 
+from kenar_api_client._version import __version__
 from kenar_api_client.sandbox._demo import DEMO_POST_TOKEN, DEMO_USER_ID
 from kenar_api_client.sandbox._errors import SandboxError
 from kenar_api_client.sandbox._rpc import Code, RpcError
@@ -13,6 +14,14 @@ if TYPE_CHECKING:
     from kenar_api_client.sandbox._core import SandboxCore
 
 _Endpoint = Callable[["SandboxCore", Mapping[str, Any]], Dict[str, Any]]
+
+
+#: What ``GET /_sandbox/info`` says the server is: how a tool tells a sandbox from another local server.
+SERVER_NAME = "kenar-sandbox"
+
+
+def _info(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
+    return {"server": SERVER_NAME, "version": __version__}
 
 
 def _state(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
@@ -129,6 +138,7 @@ def _clear_faults(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str,
 
 
 _ENDPOINTS: Dict[Tuple[str, str], _Endpoint] = {
+    ("GET", "/_sandbox/info"): _info,
     ("GET", "/_sandbox/state"): _state,
     ("GET", "/_sandbox/webhook"): _get_webhook,
     ("POST", "/_sandbox/webhook"): _set_webhook,
