@@ -756,7 +756,9 @@ def test_human_sandbox_banner_names_the_demo_values() -> None:
     )
     try:
         assert process.stdout is not None
-        banner = [process.stdout.readline() for _ in range(13)]
+        banner = []
+        while not banner or banner[-1] not in ("Press Ctrl+C to stop.\n", ""):
+            banner.append(process.stdout.readline())
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=10)

@@ -20,13 +20,17 @@ from servers import RecordingServer, Reply
 import kenar_api_client
 from kenar_api_client.cli import main
 from kenar_api_client.cli.output import reachable_url
+from kenar_api_client.oauth import OAuthClient
 from kenar_api_client.sandbox import (
     DEMO_ACCESS_TOKEN,
     DEMO_API_KEY,
+    DEMO_CLIENT_SECRET,
     DEMO_IDENTIFICATION_KEY,
     DEMO_POST_TOKEN,
+    DEMO_REDIRECT_URI,
     DEMO_USER_ID,
     Sandbox,
+    consent,
 )
 
 KEY = "devloop-identification-key-51e0"
@@ -276,6 +280,36 @@ def test_state_shows_what_the_sandbox_recorded(sandbox: Sandbox, capsys: pytest.
     assert [r["status"] for r in snapshot["requests"]] == [200, 403]
 
 
+def test_state_shows_the_conversations_and_the_messages_the_app_sent(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conversation = sandbox.add_conversation(DEMO_POST_TOKEN, conversation_id="conv-cli-1")
+    scopes = [f"CHAT_POST_CONVERSATIONS_MESSAGE_SEND.{DEMO_POST_TOKEN}"]
+    token = sandbox.issue_tokens(scopes=scopes)["access_token"]
+    configuration = kenar_api_client.Configuration(
+        host=sandbox.url, api_key={"APIKey": DEMO_API_KEY}, access_token=token
+    )
+    grid = {"rows": [{"buttons": [{"caption": "بله"}, {"caption": "نه"}]}]}
+    with kenar_api_client.ApiClient(configuration) as api_client:
+        kenar_api_client.ChatAPIApi(api_client).chat_api_conversation_send_message(
+            conversation.id, {"message": "هنوز موجوده", "receiver_buttons": grid}
+        )
+
+    status, out, _ = run(capsys, "sandbox", "state")
+
+    assert status == 0
+    assert (
+        f"conversations (1):\n  conv-cli-1: POST about post {DEMO_POST_TOKEN}, user {DEMO_USER_ID}\n" in out
+    )
+    assert (
+        "sent messages (1):\n  to conversation conv-cli-1 (chat_api_conversation_send_message): "
+        "'هنوز موجوده' [buttons: بله | نه]\n"
+    ) in out
+    status, out, _ = run(capsys, "--json", "sandbox", "state")
+    (sent,) = json.loads(out)["sent_messages"]
+    assert (sent["text"], sent["buttons"]) == ("هنوز موجوده", {"receiver_buttons": grid})
+
+
 def test_reset_forgets_the_records(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
     run(capsys, "subscribe", "--event-type", "POST_UPDATE")
     sandbox.inject_fault("*", 503)
@@ -502,3 +536,77 @@ def test_the_new_commands_have_help(command: List[str], capsys: pytest.CaptureFi
         main([*command, "--help"])
     assert exited.value.code == 0
     assert f"usage: kenar-events {' '.join(command)}" in capsys.readouterr().out
+
+
+# -- the sandbox banner: redirect URIs, the clock file, every key documented ----------------------
+
+
+def start_sandbox(*flags: str, as_json: bool = True) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "kenar_api_client.cli", *(["--json"] if as_json else []), "sandbox"]
+    return subprocess.Popen(
+        [*argv, "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+
+
+def test_redirect_uri_registers_the_apps_callback_and_is_printed() -> None:
+    app_callback = "http://127.0.0.1:8000/oauth/callback"
+    process = start_sandbox("--redirect-uri", app_callback)
+    try:
+        assert process.stdout is not None
+        banner = json.loads(process.stdout.readline())
+        oauth = OAuthClient(
+            banner["app_slug"], DEMO_CLIENT_SECRET, banner["redirect_uri"], banner["oauth_url"]
+        )
+        url, _ = oauth.authorization_url(["SEND_EVENT"])
+        back = consent(url)  # the sandbox redirects to the app's own callback
+    finally:
+        stop(process)
+    assert banner["redirect_uri"] == app_callback
+    assert banner["redirect_uris"] == [DEMO_REDIRECT_URI, app_callback]
+    assert back.startswith(f"{app_callback}?code=ory_ac_")
+
+
+def test_the_human_banner_says_what_to_set_the_redirect_uri_to() -> None:
+    process = start_sandbox(as_json=False)
+    try:
+        assert process.stdout is not None
+        lines: List[str] = []
+        while not lines or lines[-1] not in ("Press Ctrl+C to stop.\n", ""):
+            lines.append(process.stdout.readline())
+    finally:
+        stop(process)
+    assert "  export KENAR_REDIRECT_URI=http://127.0.0.1/kenar/callback\n" in lines
+    (hint,) = [line for line in lines if "KENAR_REDIRECT_URI matches any port" in line]
+    assert "http://127.0.0.1:8000/kenar/callback" in hint
+    assert any(line.startswith("  export KENAR_CLOCK_FILE=") for line in lines)
+
+
+def test_a_malformed_redirect_uri_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "sandbox", "--port", "0", "--redirect-uri", "http://127.0.0.1/cb?x=1")
+    assert status == 2
+    assert err.startswith("error: --redirect-uri: the redirect URI 'http://127.0.0.1/cb?x=1' must carry")
+
+
+def documented_sandbox_json_keys() -> List[str]:
+    text = (Path(__file__).parent.parent / "docs" / "CLI.md").read_text(encoding="utf-8")
+    table = text.split("<!-- sandbox-json-keys:start -->")[1].split("<!-- sandbox-json-keys:end -->")[0]
+    return [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
+
+
+def test_docs_list_every_key_of_the_json_banner() -> None:
+    process = start_sandbox()
+    try:
+        assert process.stdout is not None
+        banner = json.loads(process.stdout.readline())
+    finally:
+        stop(process)
+    assert list(banner) == documented_sandbox_json_keys()

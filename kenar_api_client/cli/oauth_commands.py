@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from kenar_api_client import _env
+from kenar_api_client import _clock, _env
 from kenar_api_client.cli.output import EXIT_FAILED, EXIT_OK, Output, UsageError, failure_text
 
 if TYPE_CHECKING:
@@ -142,8 +141,8 @@ def follow_consent(url: str) -> None:
 
 
 def describe_token(token: OAuthToken) -> str:
-    """One line about a token, with neither token in it."""
-    left = token.expires_in()
+    """One line about a token, with neither token in it (times on the SDK's clock)."""
+    left = token.expires_in(_clock.now())
     when = f"expires in {left / 60:.0f} min" if left > 0 else f"expired {-left / 60:.0f} min ago"
     refresh = "refreshable" if token.refreshable else "no refresh token"
     expiry = token.expires_at_datetime.isoformat(timespec="seconds")
@@ -154,7 +153,7 @@ def token_document(token: OAuthToken) -> Dict[str, Any]:
     """The JSON form of a token, without the tokens themselves."""
     return {
         "expires_at": token.expires_at_datetime.isoformat(),
-        "expires_in": round(token.expires_in()),
+        "expires_in": round(token.expires_in(_clock.now())),
         "refreshable": token.refreshable,
         "scopes": token.scopes,
         "fingerprint": token.fingerprint,
@@ -198,7 +197,7 @@ def _subscription_line(subscription: KeptSubscription) -> str:
     about = subscription.event_resource_id or "all posts"
     line = f"{subscription.user_key}  {subscription.event_type} ({about})  {subscription.state}"
     if subscription.valid_until:
-        left = (subscription.valid_until - time.time()) / 60
+        left = (subscription.valid_until - _clock.now()) / 60
         line += f", valid {left:.0f} min more" if left > 0 else ", lapsed"
     return line + (f": {subscription.error}" if subscription.error else "")
 

@@ -203,6 +203,20 @@ def _add_sandbox(commands: Any, common: argparse.ArgumentParser) -> None:
         help="the Authorization value of deliveries (default: the demo identification key)",
     )
     _sandbox_credential_flags(parser)
+    parser.add_argument(
+        "--redirect-uri",
+        dest="redirect_uris",
+        action="append",
+        metavar="URI",
+        help="also register this redirect URI for the demo OAuth client, e.g. your app's "
+        "http://127.0.0.1:8000/oauth/callback (repeatable; the first is printed as KENAR_REDIRECT_URI)",
+    )
+    parser.add_argument(
+        "--clock-file",
+        metavar="PATH",
+        help="keep the sandbox clock's offset in this file, for KENAR_CLOCK_FILE "
+        "(default: a temporary file, removed on exit)",
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     for name, run, summary in (
         ("state", "sandbox_admin:state", "show what a running sandbox recorded"),
@@ -214,6 +228,7 @@ def _add_sandbox(commands: Any, common: argparse.ArgumentParser) -> None:
         if name == "faults":
             action.add_argument("--clear", action="store_true", help="drop the rules that have not fired")
     _add_fault(actions, common)
+    _add_clock(actions, common)
 
 
 def _sandbox_credential_flags(parser: argparse.ArgumentParser) -> None:
@@ -228,7 +243,7 @@ def _sandbox_credential_flags(parser: argparse.ArgumentParser) -> None:
         dest="permissions",
         action="append",
         metavar="PERMISSION",
-        help="a permission of the API key (repeatable; default: EVENTS_SEND EVENTS_REGISTER_SUBSCRIPTION)",
+        help="a permission of the API key (repeatable; default: every permission the spec names)",
     )
     group.add_argument(
         "--access-token", metavar="TOKEN", help="accept this access token instead of the demo one"
@@ -301,6 +316,28 @@ def _add_fault(actions: Any, common: argparse.ArgumentParser) -> None:
         action="store_const",
         const=False,
         help="the operation does not run (default for 429 and 503)",
+    )
+    _sandbox_url_flag(parser)
+
+
+def _add_clock(actions: Any, common: argparse.ArgumentParser) -> None:
+    parser = _command(
+        actions,
+        common,
+        "clock",
+        "sandbox_admin:clock",
+        "show or move a running sandbox's clock",
+        "Show the time of a running sandbox's clock, or move it: tokens expire, subscriptions "
+        "lapse and kept subscriptions fall due on it. Apps started with the KENAR_CLOCK_FILE "
+        "it printed follow it.",
+    )
+    move = parser.add_mutually_exclusive_group()
+    move.add_argument("--advance", type=float, metavar="SECONDS", help="move the clock this far forward")
+    move.add_argument(
+        "--set",
+        dest="set_to",
+        metavar="TIME",
+        help="set the clock to this time: epoch seconds or an ISO 8601 date-time (2030-01-01T00:00:00Z)",
     )
     _sandbox_url_flag(parser)
 

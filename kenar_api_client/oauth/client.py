@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from urllib3.util import Retry
 
-from kenar_api_client import _env, rest
+from kenar_api_client import _clock, _env, rest
 from kenar_api_client._redact import scrub
 from kenar_api_client._version import __version__
 from kenar_api_client.configuration import Configuration, normalize_host
@@ -105,7 +105,7 @@ class OAuthClient:
         self.redirect_uri: Optional[str] = None if redirect is None else _checked_redirect_uri(redirect)
         oauth = _setting(oauth_url, ENV_OAUTH_URL)
         self.oauth_url: str = normalize_host(oauth, "oauth_url") if oauth is not None else DEFAULT_OAUTH_URL
-        self.clock: Clock = clock if clock is not None else time.time
+        self.clock: Clock = clock if clock is not None else _clock.now
 
         if configuration is not None:
             transport_settings = copy.deepcopy(configuration)

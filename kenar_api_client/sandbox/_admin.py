@@ -71,8 +71,13 @@ def _reset(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     return {}
 
 
+def _clock_answer(sandbox: SandboxCore) -> Dict[str, Any]:
+    clock = sandbox.clock
+    return {"now": clock.now(), "offset": clock.offset, "file": clock.file}
+
+
 def _get_clock(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
-    return {"now": sandbox.clock.now()}
+    return _clock_answer(sandbox)
 
 
 def _set_clock(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
@@ -85,10 +90,15 @@ def _set_clock(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, An
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RpcError(Code.INVALID_ARGUMENT, f"{given[0]} must be a number of seconds")
     try:
-        now = sandbox.clock.advance(value) if given[0] == "advance" else sandbox.clock.set(value)
+        if given[0] == "advance":
+            sandbox.clock.advance(value)
+        else:
+            sandbox.clock.set(value)
     except ValueError as exc:
         raise RpcError(Code.INVALID_ARGUMENT, str(exc)) from exc
-    return {"now": now}
+    except SandboxError as exc:  # the clock file could not be written
+        raise RpcError(Code.INTERNAL, str(exc)) from exc
+    return _clock_answer(sandbox)
 
 
 def _set_consent(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:

@@ -54,8 +54,11 @@ class SandboxCore:
         delivery_timeout: float = 5.0,
         clock: Optional[SandboxClock] = None,
         oauth_clients: Optional[Mapping[str, RegisteredClient]] = None,
+        clock_file: Optional[str] = None,
     ) -> None:
         self._state = SandboxState(clock if clock is not None else SandboxClock())
+        if clock_file is not None:
+            self._state.clock.share(clock_file)
         self._policy = RetryPolicy(delivery_attempts, delivery_backoff, delivery_timeout)
         self._webhook_lock = threading.Lock()
         self._webhook_url: Optional[str] = None
