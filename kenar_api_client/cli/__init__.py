@@ -33,7 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         status: int = run(args, out)
     except UsageError as exc:
-        out.error(f"{exc} (see: {PROG} {args.command} --help)")
+        out.error(f"{exc} (see: {PROG} {getattr(args, 'help_for', args.command)} --help)")
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

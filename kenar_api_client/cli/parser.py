@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sandbox(commands, common)
     _add_send(commands, common)
     _add_subscribe(commands, common)
+    _add_api(commands, common)
     _add_listen(commands, common)
     _add_trigger(commands, common)
     _add_deliver(commands, common)
@@ -84,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _VersionAction(argparse.Action):
-    """``--version``: this SDK's version and location; a mix with the official SDK is an error."""
+class _ExitAction(argparse.Action):
+    """An option that prints something and exits at once, like ``--help``: see :meth:`run`."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, help: Optional[str] = None) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
@@ -97,6 +98,17 @@ class _VersionAction(argparse.Action):
         values: Any,
         option_string: Optional[str] = None,
     ) -> None:
+        parser.exit(self.run(parser))
+
+    def run(self, parser: argparse.ArgumentParser) -> int:
+        """Print, and return the exit status."""
+        raise NotImplementedError
+
+
+class _VersionAction(_ExitAction):
+    """``--version``: this SDK's version and location; a mix with the official SDK is an error."""
+
+    def run(self, parser: argparse.ArgumentParser) -> int:
         from kenar_api_client._install_check import describe_installation
         from kenar_api_client._version import __version__
 
@@ -104,7 +116,19 @@ class _VersionAction(argparse.Action):
         print(f"{PROG} {__version__}\n{line}")
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
-        parser.exit(1 if problems else 0)
+        return 1 if problems else 0
+
+
+class _ListOperations(_ExitAction):
+    """``kenar-events api --help``: the usage, then every operation (loaded only now)."""
+
+    def run(self, parser: argparse.ArgumentParser) -> int:
+        from kenar_api_client.cli.operation_command import operations
+
+        lines = [parser.format_help(), "operations (each has its own --help):"]
+        lines += [f"  {operation.name:<42} {operation.http}" for operation in operations()]
+        print("\n".join(lines))
+        return 0
 
 
 def _command(
@@ -118,7 +142,8 @@ def _command(
     return parser
 
 
-def _connection_flags(parser: argparse.ArgumentParser, *, token: bool = True) -> None:
+def connection_flags(parser: argparse.ArgumentParser, *, token: bool = True) -> None:
+    """``--base-url`` and ``--api-key``; with ``token``, ``--access-token``, ``--user`` and ``--store``."""
     group = parser.add_argument_group(
         "connection", "Flags win over the environment. Prefer the environment for secrets."
     )
@@ -361,7 +386,7 @@ def _add_send(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="the user's id (USER) or the token of a post they own (POST)",
     )
-    _connection_flags(parser)
+    connection_flags(parser)
 
 
 def _add_subscribe(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -385,7 +410,31 @@ def _add_subscribe(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metadata", type=_json_object, metavar="JSON", help="a JSON object echoed back in every delivery"
     )
-    _connection_flags(parser)
+    connection_flags(parser)
+
+
+def _add_api(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "api",
+        parents=[common],
+        add_help=False,
+        help="call any operation of the API (kenar-events api OPERATION --help)",
+        description="Call any operation of Kenar's API: its path and query values as --param NAME=VALUE, "
+        "its body as --json-body JSON. 'kenar-events api OPERATION --help' shows what the "
+        "operation takes and needs, from Kenar's OpenAPI document.",
+    )
+    parser.set_defaults(run="operation_command:run")
+    parser.add_argument("-h", "--help", action=_ListOperations, help="list every operation, and exit")
+    parser.add_argument(
+        "operation", nargs="?", metavar="OPERATION", help="an SDK method name, e.g. assets_get_cities"
+    )
+    parser.add_argument(
+        "arguments",
+        nargs=argparse.REMAINDER,
+        metavar="...",
+        help="the operation's flags: --param NAME=VALUE, --json-body JSON, --base-url, --api-key, "
+        "--access-token, --user",
+    )
 
 
 def _add_listen(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -568,7 +617,7 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
         "token changed. Exits 1 if any subscription failed or is still pending.",
     )
     _oauth_flags(renew, user=False)
-    _connection_flags(renew, token=False)
+    connection_flags(renew, token=False)
 
 
 def _add_demo(commands: Any, common: argparse.ArgumentParser) -> None:
