@@ -292,3 +292,100 @@ def _visit(url: str) -> None:
     import urllib3
 
     urllib3.PoolManager().request("GET", url, redirect=False)
+
+
+# -- token stores the CLI cannot use: one line each, nothing created by a read ---------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["token", "show"], ["token", "refresh"], ["subscriptions", "list"], ["subscriptions", "renew"]],
+    ids=" ".join,
+)
+def test_a_read_creates_no_store(
+    env: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: List[str]
+) -> None:
+    missing = tmp_path / "not" / "yet" / "tokens.sqlite3"
+    status, _, err = run(capsys, missing, *command, "--store", str(missing))
+    assert status == 1
+    assert err == f"error: there is no token store at {missing}: run kenar-events login first\n"
+    assert not (tmp_path / "not").exists()
+
+
+def test_a_typo_in_the_store_url_is_refused_not_a_local_file(
+    env: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for command in (["token", "show"], ["login"]):
+        status, _, err = run(capsys, tmp_path / "none", *command, "--store", "rdis://127.0.0.1:6379/0")
+        assert status == 2
+        assert "the token store URL scheme 'rdis' is unknown" in err
+    assert list(tmp_path.iterdir()) == []
+    assert env.token_requests == []
+
+
+@pytest.mark.parametrize("content", [b"not a database at all", b"SQLite format 3\x00" + b"\xff" * 200])
+def test_a_file_that_is_no_token_store_is_one_line(
+    env: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    corrupt = tmp_path / "tokens.sqlite3"
+    corrupt.write_bytes(content)
+    for command in (["token", "show"], ["subscriptions", "list"], ["login"]):
+        status, out, err = run(capsys, tmp_path / "none", *command, "--store", str(corrupt))
+        assert status == 1, command
+        assert err.startswith(f"error: cannot open the token store {corrupt}: ")
+        assert len(err.splitlines()) == 1
+        assert "Traceback" not in out + err
+    assert corrupt.read_bytes() == content
+    assert env.token_requests == []
+
+
+def test_a_directory_as_the_store_is_a_usage_error(
+    env: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = run(capsys, tmp_path / "none", "token", "show", "--store", str(tmp_path))
+    assert status == 2
+    assert "is a directory: name a file" in err
+
+
+@pytest.mark.parametrize("command", [["token", "show"], ["subscriptions", "list"], ["login"]], ids=" ".join)
+def test_a_redis_store_that_is_down_is_one_line(
+    env: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: List[str]
+) -> None:
+    pytest.importorskip("redis")
+    url = f"redis://:pw-7c1e@127.0.0.1:{free_port()}/0"
+    status, out, err = run(capsys, tmp_path / "none", "--json", *command, "--store", url)
+    assert status == 1
+    assert "ConnectionError" in err
+    assert len(err.splitlines()) == 1
+    assert json.loads(out.splitlines()[-1])["ok"] is False
+    assert "Traceback" not in out + err
+    assert "pw-7c1e" not in out + err
+
+
+def test_a_redis_password_is_never_printed(
+    env: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from redis_server import RedisServer
+
+    server = RedisServer(password="s3cret-redis-pw")
+    try:
+        for url in (
+            f"redis://:s3cret-redis-pw@127.0.0.1:{server.port}/0",
+            f"redis://127.0.0.1:{server.port}/0?password=s3cret-redis-pw",
+        ):
+            status, out, err = run(capsys, tmp_path / "none", "login", "--store", url)
+            assert status == 0, err
+            assert f"stored in redis://127.0.0.1:{server.port}/0" in out
+            status, out2, err2 = run(capsys, tmp_path / "none", "--json", "token", "show", "--store", url)
+            assert status == 0
+            assert json.loads(out2)["store"] == f"redis://127.0.0.1:{server.port}/0"
+            assert "s3cret-redis-pw" not in out + err + out2 + err2
+    finally:
+        server.stop()

@@ -61,7 +61,7 @@ def call_api(
             if args.user:
                 from kenar_api_client.cli.oauth_commands import token_manager
 
-                return call(token_manager(args)[0].api_client_for(args.user, api_client))
+                return call(token_manager(args, out)[0].api_client_for(args.user, api_client))
             return call(api_client)
         except ApiException as exc:
             out.error(api_error_text(exc))
