@@ -41,6 +41,7 @@ from kenar_api_client.oauth.errors import (
     TokenStoreError,
 )
 from kenar_api_client.oauth.keeper import KeptSubscription, RenewalReport, SubscriptionKeeper
+from kenar_api_client.oauth.log_filter import OAuthCodeFilter
 from kenar_api_client.oauth.manager import ManagedApiClient, TokenManager
 from kenar_api_client.oauth.redis_store import RedisTokenStore
 from kenar_api_client.oauth.scopes import RESOURCE_SCOPES, Scope, scope, subscription_scopes
@@ -69,6 +70,7 @@ __all__ = [
     "ManagedApiClient",
     "MemoryTokenStore",
     "OAuthClient",
+    "OAuthCodeFilter",
     "OAuthError",
     "OAuthRedirectError",
     "OAuthToken",
