@@ -148,7 +148,7 @@ class SandboxState:
     def __init__(self, clock: SandboxClock) -> None:
         self.clock = clock
         self.tokens: TokenBook = TokenBook(clock)
-        self.chat = ChatBook()
+        self.chat: ChatBook = ChatBook()
         self._lock = threading.Lock()
         self._api_keys: Dict[str, FrozenSet[str]] = {}
         self._oauth_clients: Dict[str, RegisteredClient] = {}
