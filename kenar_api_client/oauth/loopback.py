@@ -92,6 +92,7 @@ class _Listener(ThreadingHTTPServer):
         self.arrived = threading.Event()
         self._lock = threading.Lock()
         self._state: Optional[str] = None
+        self.redirect_thread: Optional[threading.Thread] = None
         self.address_family = _family(host)
         super().__init__((host, port), _CallbackHandler)
 
@@ -101,17 +102,25 @@ class _Listener(ThreadingHTTPServer):
             self._state = state
 
     def take(self, path: str, query: str) -> bool:
-        """Keep ``query`` if it is the awaited redirect (the path, and exactly our state)."""
+        """Keep ``query`` if it is the awaited redirect (the path, and exactly our state).
+
+        The wait ends (:attr:`arrived`) once the handler has answered the browser: see
+        :meth:`answered`.
+        """
         states = parse_qs(query, keep_blank_values=True).get("state", [])
         with self._lock:
             expected = self._state
-            if self.arrived.is_set() or expected is None or path != self.path or len(states) != 1:
+            if self.query is not None or expected is None or path != self.path or len(states) != 1:
                 return False
             if not hmac.compare_digest(states[0].encode("utf-8"), expected.encode("utf-8")):
                 return False
             self.query = query
-            self.arrived.set()
+            self.redirect_thread = threading.current_thread()
             return True
+
+    def answered(self) -> None:
+        """The browser got its page: end the wait."""
+        self.arrived.set()
 
 
 class _CallbackHandler(BaseHTTPRequestHandler):
@@ -123,7 +132,10 @@ class _CallbackHandler(BaseHTTPRequestHandler):
         if not self.server.take(path, query):
             self._answer(404, "Not the Kenar redirect this login waits for.")
             return
-        self._answer(200, "Kenar sent you back to the app.")
+        try:
+            self._answer(200, "Kenar sent you back to the app.")
+        finally:
+            self.server.answered()
 
     def _answer(self, status: int, text: str) -> None:
         page = _PAGE.format(text).encode("utf-8")
@@ -157,6 +169,8 @@ def _listener(host: str, port: int, path: str) -> Iterator[_Listener]:
         server.shutdown()
         server.server_close()
         thread.join()
+        if server.redirect_thread is not None:  # it has answered: it only has to return
+            server.redirect_thread.join()
 
 
 def _family(host: str) -> Any:
