@@ -596,7 +596,6 @@ def render_sandbox_table(spec: Spec) -> str:
             ],
             "{}" if op.body is not None and op.body.type.kind == "any_dict" else op.body_schema,
             op.response_schema,
-            list(op.scopes),
         ]
         for op in sorted(spec.operations, key=lambda op: op.method_name)
     ]

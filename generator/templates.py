@@ -187,12 +187,13 @@ SANDBOX_TABLE = Template('''$header"""The spec's operations and schemas, compact
 
 from typing import Any, Dict, List
 
-#: (method, path template, operation method name, params, body schema, response schema, scopes).
+#: (method, path template, operation method name, params, body schema, response schema).
 #: A param is (name, location, type, required); a type is a scalar kind, ["ref", schema],
-#: ["list", type] or ["dict", type].
+#: ["list", type] or ["dict", type]. What each operation needs (API key permissions, OAuth
+#: scopes) is in ``kenar_api_client._operation_security``, the one table of it.
 OPERATIONS: List[Any] = $operations
 
-#: schema name -> ["object", {property: [type, required]}] or ["enum", [values]].
+#: schema name -> ["object", {property: [type, required]}] or ["enum", "<module>.<EnumClass>"].
 SCHEMAS: Dict[str, Any] = $schemas
 ''')
 

@@ -23,6 +23,8 @@ REDIRECT_URI = "KENAR_REDIRECT_URI"
 OAUTH_URL = "KENAR_OAUTH_URL"
 #: The CLI's token store: a SQLite path or a store URL.
 TOKEN_STORE = "KENAR_TOKEN_STORE"  # noqa: S105 - a variable name
+#: A file a sandbox keeps its clock's offset in: the SDK's default clock follows it (see _clock).
+CLOCK_FILE = "KENAR_CLOCK_FILE"
 #: ``debug`` or ``info``: the SDK's log records on stderr.
 LOG = "KENAR_LOG"
 

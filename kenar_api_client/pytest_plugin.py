@@ -7,7 +7,10 @@ app's tests use the fixtures without any conftest code (``-p no:kenar`` turns th
     A :class:`~kenar_api_client.sandbox.Sandbox` running for the test, with
     ``KENAR_BASE_URL``, ``KENAR_API_KEY``, ``KENAR_ACCESS_TOKEN``,
     ``KENAR_IDENTIFICATION_KEY`` and the OAuth variables pointing at it (the demo values), so
-    code that builds ``Configuration()`` from the environment talks to it.
+    code that builds ``Configuration()`` from the environment talks to it. The default
+    ``Configuration`` and ``ApiClient`` (what ``EventsApi()`` uses) are this test's, made
+    from that environment, and cleared afterwards. ``KENAR_CLOCK_FILE`` names the sandbox
+    clock's file, so the SDK's default clock follows ``kenar_sandbox.clock``.
     ``@pytest.mark.kenar_sandbox(**kwargs)`` passes ``kwargs`` to ``Sandbox()``.
 ``kenar_client``
     An ``ApiClient`` for the sandbox with the demo credentials.
@@ -27,6 +30,7 @@ Only pytest and the standard library are imported until a fixture is used.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import threading
@@ -56,15 +60,43 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def kenar_sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    """A sandbox running for the test, with the ``KENAR_*`` variables pointing at it."""
+def kenar_sandbox(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sandbox]:
+    """A sandbox running for the test, with the ``KENAR_*`` variables and the SDK's defaults
+    pointing at it."""
     from kenar_api_client.sandbox import Sandbox
 
     marker = request.node.get_closest_marker("kenar_sandbox")
-    with Sandbox(**(marker.kwargs if marker is not None else {})) as sandbox:
+    kwargs = dict(marker.kwargs) if marker is not None else {}
+    if "clock" not in kwargs and "clock_file" not in kwargs:
+        kwargs["clock_file"] = str(tmp_path_factory.mktemp("kenar-sandbox-clock") / "clock")
+    with Sandbox(**kwargs) as sandbox:
         for name, value in sandbox.environment().items():
             monkeypatch.setenv(name, value)
-        yield sandbox
+        with _defaults_of_this_test():
+            yield sandbox
+
+
+@contextlib.contextmanager
+def _defaults_of_this_test() -> Iterator[None]:
+    """A default ``Configuration`` and ``ApiClient`` made from this test's environment.
+
+    Defaults are made once and kept: without this, the first test's would keep pointing
+    at its sandbox, stopped by the next test.
+    """
+    from kenar_api_client import ApiClient, Configuration
+
+    configuration = Configuration()
+    client = ApiClient(configuration)
+    Configuration.set_default(configuration)
+    ApiClient.set_default(client)
+    try:
+        yield
+    finally:
+        Configuration.set_default(None)
+        ApiClient.set_default(None)
+        client.close()
 
 
 @pytest.fixture

@@ -23,9 +23,13 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """``redis-server`` on a free loopback port, no persistence, in a temporary directory."""
+    """``redis-server`` on a free loopback port, no persistence, in a temporary directory.
 
-    def __init__(self) -> None:
+    With ``password``, clients must authenticate (``requirepass``).
+    """
+
+    def __init__(self, password: Optional[str] = None) -> None:
+        self.password = password
         binary = shutil.which("redis-server")
         if binary is None:
             message = "redis-server is not installed (apt-get install redis-server)"
@@ -53,6 +57,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 self._directory.name,
+                *(["--requirepass", password] if password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -68,6 +73,11 @@ class RedisServer:
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    if self.password:
+                        sock.sendall(f"AUTH {self.password}\r\n".encode())
+                        if not sock.recv(16).startswith(b"+OK"):
+                            time.sleep(0.02)
+                            continue
                     sock.sendall(b"PING\r\n")
                     if sock.recv(16).startswith(b"+PONG"):
                         return

@@ -20,13 +20,17 @@ from servers import RecordingServer, Reply
 import kenar_api_client
 from kenar_api_client.cli import main
 from kenar_api_client.cli.output import reachable_url
+from kenar_api_client.oauth import OAuthClient
 from kenar_api_client.sandbox import (
     DEMO_ACCESS_TOKEN,
     DEMO_API_KEY,
+    DEMO_CLIENT_SECRET,
     DEMO_IDENTIFICATION_KEY,
     DEMO_POST_TOKEN,
+    DEMO_REDIRECT_URI,
     DEMO_USER_ID,
     Sandbox,
+    consent,
 )
 
 KEY = "devloop-identification-key-51e0"
@@ -233,7 +237,7 @@ def test_deliver_reports_a_refusing_receiver_after_its_attempts(
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("[1, 2]", "must hold a JSON object"), ("{not json", "is not valid JSON")],
+    [("[1, 2]", "must be a JSON object: the body of one delivery"), ("{not json", "is not valid JSON")],
 )
 def test_deliver_refuses_a_file_that_is_not_a_json_object(
     tmp_path: Path, content: str, message: str, capsys: pytest.CaptureFixture[str]
@@ -274,6 +278,36 @@ def test_state_shows_what_the_sandbox_recorded(sandbox: Sandbox, capsys: pytest.
     snapshot = json.loads(out)
     assert snapshot["ok"] is True
     assert [r["status"] for r in snapshot["requests"]] == [200, 403]
+
+
+def test_state_shows_the_conversations_and_the_messages_the_app_sent(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conversation = sandbox.add_conversation(DEMO_POST_TOKEN, conversation_id="conv-cli-1")
+    scopes = [f"CHAT_POST_CONVERSATIONS_MESSAGE_SEND.{DEMO_POST_TOKEN}"]
+    token = sandbox.issue_tokens(scopes=scopes)["access_token"]
+    configuration = kenar_api_client.Configuration(
+        host=sandbox.url, api_key={"APIKey": DEMO_API_KEY}, access_token=token
+    )
+    grid = {"rows": [{"buttons": [{"caption": "بله"}, {"caption": "نه"}]}]}
+    with kenar_api_client.ApiClient(configuration) as api_client:
+        kenar_api_client.ChatAPIApi(api_client).chat_api_conversation_send_message(
+            conversation.id, {"message": "هنوز موجوده", "receiver_buttons": grid}
+        )
+
+    status, out, _ = run(capsys, "sandbox", "state")
+
+    assert status == 0
+    assert (
+        f"conversations (1):\n  conv-cli-1: POST about post {DEMO_POST_TOKEN}, user {DEMO_USER_ID}\n" in out
+    )
+    assert (
+        "sent messages (1):\n  to conversation conv-cli-1 (chat_api_conversation_send_message): "
+        "'هنوز موجوده' [buttons: بله | نه]\n"
+    ) in out
+    status, out, _ = run(capsys, "--json", "sandbox", "state")
+    (sent,) = json.loads(out)["sent_messages"]
+    assert (sent["text"], sent["buttons"]) == ("هنوز موجوده", {"receiver_buttons": grid})
 
 
 def test_reset_forgets_the_records(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
@@ -502,3 +536,212 @@ def test_the_new_commands_have_help(command: List[str], capsys: pytest.CaptureFi
         main([*command, "--help"])
     assert exited.value.code == 0
     assert f"usage: kenar-events {' '.join(command)}" in capsys.readouterr().out
+
+
+# -- the sandbox banner: redirect URIs, the clock file, every key documented ----------------------
+
+
+def start_sandbox(*flags: str, as_json: bool = True) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "kenar_api_client.cli", *(["--json"] if as_json else []), "sandbox"]
+    return subprocess.Popen(
+        [*argv, "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+
+
+def test_redirect_uri_registers_the_apps_callback_and_is_printed() -> None:
+    app_callback = "http://127.0.0.1:8000/oauth/callback"
+    process = start_sandbox("--redirect-uri", app_callback)
+    try:
+        assert process.stdout is not None
+        banner = json.loads(process.stdout.readline())
+        oauth = OAuthClient(
+            banner["app_slug"], DEMO_CLIENT_SECRET, banner["redirect_uri"], banner["oauth_url"]
+        )
+        url, _ = oauth.authorization_url(["SEND_EVENT"])
+        back = consent(url)  # the sandbox redirects to the app's own callback
+    finally:
+        stop(process)
+    assert banner["redirect_uri"] == app_callback
+    assert banner["redirect_uris"] == [DEMO_REDIRECT_URI, app_callback]
+    assert back.startswith(f"{app_callback}?code=ory_ac_")
+
+
+def test_the_human_banner_says_what_to_set_the_redirect_uri_to() -> None:
+    process = start_sandbox(as_json=False)
+    try:
+        assert process.stdout is not None
+        lines: List[str] = []
+        while not lines or lines[-1] not in ("Press Ctrl+C to stop.\n", ""):
+            lines.append(process.stdout.readline())
+    finally:
+        stop(process)
+    assert "  export KENAR_REDIRECT_URI=http://127.0.0.1/kenar/callback\n" in lines
+    (hint,) = [line for line in lines if "KENAR_REDIRECT_URI matches any port" in line]
+    assert "http://127.0.0.1:8000/kenar/callback" in hint
+    assert any(line.startswith("  export KENAR_CLOCK_FILE=") for line in lines)
+
+
+def test_a_malformed_redirect_uri_flag_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "sandbox", "--port", "0", "--redirect-uri", "http://127.0.0.1/cb?x=1")
+    assert status == 2
+    assert err.startswith("error: --redirect-uri: the redirect URI 'http://127.0.0.1/cb?x=1' must carry")
+
+
+def documented_sandbox_json_keys() -> List[str]:
+    text = (Path(__file__).parent.parent / "docs" / "CLI.md").read_text(encoding="utf-8")
+    table = text.split("<!-- sandbox-json-keys:start -->")[1].split("<!-- sandbox-json-keys:end -->")[0]
+    return [line.split("`")[1] for line in table.splitlines() if line.startswith("| `")]
+
+
+def test_docs_list_every_key_of_the_json_banner() -> None:
+    process = start_sandbox()
+    try:
+        assert process.stdout is not None
+        banner = json.loads(process.stdout.readline())
+    finally:
+        stop(process)
+    assert list(banner) == documented_sandbox_json_keys()
+
+
+# -- kenar-events api: any operation --------------------------------------------------------------
+
+
+def test_api_calls_any_operation_and_prints_its_answer(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run(capsys, "api", "assets_get_cities")
+    assert status == 0
+    assert out.startswith("ok: assets_get_cities\n{\n")
+    assert json.loads(out.partition("\n")[2]) == {
+        "cities": [{"display": "sandbox-display", "slug": "sandbox-slug"}]
+    }
+
+    status, out, _ = run(capsys, "api", "finder_get_user2", "--json")
+    assert status == 0
+    assert json.loads(out) == {
+        "ok": True,
+        "operation": "finder_get_user2",
+        "response": {"user_id": DEMO_USER_ID},
+    }
+    assert [r.path for r in sandbox.requests] == ["/v1/open-platform/assets/city", "/v1/open-platform/users"]
+
+
+def test_api_sends_params_and_a_json_body(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    conversation = sandbox.add_conversation(DEMO_POST_TOKEN, conversation_id="conv-api-1")
+    token = sandbox.issue_tokens(scopes=[f"CONVERSATION_SEND_MESSAGE.{conversation.id}"])["access_token"]
+    body = json.dumps({"message": "سلام", "sender_buttons": {"rows": [{"buttons": [{"caption": "OK"}]}]}})
+
+    status, out, _ = run(
+        capsys,
+        "--json",
+        "api",
+        "chat_api_conversation_send_message",
+        "--param",
+        f"conversation_id={conversation.id}",
+        "--json-body",
+        body,
+        "--access-token",
+        token,
+    )
+
+    assert status == 0, out
+    assert json.loads(out)["operation"] == "chat_api_conversation_send_message"
+    (sent,) = sandbox.sent_messages
+    assert (sent.conversation_id, sent.text) == ("conv-api-1", "سلام")
+    assert token not in out
+
+
+def test_api_converts_integer_params_and_reads_a_body_file(
+    app: RecordingServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--base-url", app.url, "--api-key", APP_KEY, "--access-token", "t-1"]
+    assert run(capsys, "api", "payment_list_transactions", "--param", "page_size=5", *common)[0] == 0
+    assert app.last.query == {"page_size": ["5"]}
+    (tmp_path / "body.json").write_text('{"phone": "09120000000"}', encoding="utf-8")
+    argv = ["api", "finder_get_user_idby_phone", "--json-body", f"@{tmp_path / 'body.json'}", *common]
+    assert run(capsys, *argv)[0] == 0
+    assert app.last.json() == {"phone": "09120000000"}
+    assert app.last.headers["X-API-Key"] == APP_KEY
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["api", "assets_get_citis"],
+            "there is no operation 'assets_get_citis' (did you mean assets_get_cities",
+        ),
+        (["api", "assets_get_brand_models"], "assets_get_brand_models needs --param category=VALUE"),
+        (
+            ["api", "assets_get_cities", "--param", "city=x"],
+            "--param 'city=x': expected NAME=VALUE, NAME one of: none",
+        ),
+        (["api", "payment_list_transactions", "--param", "page_size=ten"], "'ten' is not an integer"),
+        (["api", "finder_get_user_idby_phone"], "needs a request body: --json-body JSON"),
+        (["api", "finder_get_user_idby_phone", "--json-body", "[1]"], "--json-body must be a JSON object"),
+        (["api", "finder_get_user_idby_phone", "--json-body", '{"phone": 9}'], "phone"),
+    ],
+)
+def test_api_usage_errors_send_nothing(
+    app: RecordingServer, capsys: pytest.CaptureFixture[str], argv: List[str], message: str
+) -> None:
+    status, out, err = run(capsys, *argv, "--base-url", app.url, "--api-key", APP_KEY, "--access-token", "t")
+    assert status == 2
+    assert message in err
+    assert len(err.splitlines()) == 1
+    assert "Traceback" not in out + err
+    assert app.requests == []
+
+
+def test_api_errors_are_reported_like_send(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["api", "chat_api_get_conversation", "--param", "conversation_id=nope"]
+    status, _, err = run(capsys, *argv)
+    assert status == 1
+    assert err.startswith("error: 404 NOT_FOUND (5): conversation 'nope' is not known")
+    status, out, _ = run(capsys, "--json", *argv)
+    assert json.loads(out)["error"]["code_name"] == "NOT_FOUND"
+    assert run(capsys, "api")[:2] == (2, "")
+
+
+def test_api_key_only_operations_need_no_access_token(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KENAR_ACCESS_TOKEN")
+    assert run(capsys, "api", "assets_get_cities")[0] == 0
+    status, _, err = run(capsys, "api", "finder_get_user2")
+    assert status == 2
+    assert "the access token is missing" in err
+
+
+def test_api_help_lists_every_operation_and_each_operations_help_comes_from_the_spec(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from kenar_api_client._operation_security import OPERATION_SECURITY
+
+    with pytest.raises(SystemExit) as done:
+        main(["api", "--help"])
+    assert done.value.code == 0
+    listing = capsys.readouterr().out
+    for name in OPERATION_SECURITY:
+        assert f"\n  {name} " in listing
+    assert "  assets_get_cities                          GET /v1/open-platform/assets/city\n" in listing
+
+    with pytest.raises(SystemExit) as done:
+        main(["api", "chat_api_conversation_send_message", "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: kenar-events api chat_api_conversation_send_message")
+    assert "ارسال پیام به مکالمه" in text  # the spec's summary
+    assert "`POST /v2/open-platform/conversations/{conversation_id}/messages`" in text
+    assert "`CHAT_SEND_MESSAGE_OAUTH`" in text
+    assert "--param conversation_id=VALUE   string, required" in text
+    assert "an object of type ChatAPIConversationSendMessageBody: {media_token?, message," in text

@@ -67,7 +67,6 @@ def test_a_user_logs_in_and_the_app_acts_as_them(sandbox: Sandbox) -> None:
     assert kenar.api_client.closed  # the lifespan closed the shared client at shutdown
 
 
-@pytest.mark.xfail(strict=True, reason="the sandbox's users endpoint answers a fixed id (issue 22, item 2)")
 def test_the_default_user_key_is_the_divar_user_id(sandbox: Sandbox) -> None:
     sandbox.set_consent(DEMO_USER_ID)
     app, kenar = make_app(sandbox)

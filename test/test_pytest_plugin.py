@@ -68,6 +68,34 @@ def test_the_receiver_serves_a_wsgi_app(kenar_sandbox, kenar_receiver):
     assert [e.type for e in seen] == ["PAYMENT_TRANSACTION"]
 
 
+def test_the_default_client_talks_to_this_tests_sandbox(kenar_sandbox):
+    kenar_api_client.EventsApi().events_send_event(
+        message="first test", target_type="POST", target_resource_id=DEMO_POST_TOKEN
+    )
+    assert [e.message for e in kenar_sandbox.sent_events] == ["first test"]
+
+
+def test_the_next_test_gets_its_own_default_client(kenar_sandbox):
+    # The previous test's sandbox is stopped: its default client must not be reused.
+    kenar_api_client.EventsApi().events_send_event(
+        message="next test", target_type="POST", target_resource_id=DEMO_POST_TOKEN
+    )
+    assert [e.message for e in kenar_sandbox.sent_events] == ["next test"]
+    assert kenar_api_client.Configuration.get_default().host == kenar_sandbox.url
+
+
+def test_the_apps_token_manager_follows_the_sandbox_clock(kenar_sandbox):
+    from kenar_api_client.oauth import OAuthClient, TokenManager
+    from kenar_api_client.sandbox import consent
+
+    tokens = TokenManager(OAuthClient())  # the KENAR_* OAuth variables of the sandbox
+    url, state = tokens.oauth.authorization_url(["SEND_EVENT"])
+    tokens.complete_authorization("user-1", consent(url), state)
+    kenar_sandbox.clock.advance(3600)
+    tokens.token("user-1")  # due on the sandbox's clock: refreshed, not sent stale
+    assert [r.grant_type for r in kenar_sandbox.token_requests] == ["authorization_code", "refresh_token"]
+
+
 def test_the_receiver_serves_an_asgi_app(kenar_sandbox, kenar_receiver):
     seen = []
 
@@ -97,7 +125,7 @@ def test_an_app_s_tests_use_the_fixtures_without_a_conftest(tmp_path: Path) -> N
     result = run_pytest(tmp_path)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "7 passed" in result.stdout
+    assert "10 passed" in result.stdout
     assert not list(tmp_path.glob("conftest.py"))
 
 

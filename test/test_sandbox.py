@@ -723,6 +723,77 @@ def test_a_receiver_that_keeps_failing_is_tried_delivery_attempts_times(recorder
     assert delivery.error == "the receiver answered 401"
 
 
+class EndlessAnswers:
+    """A receiver that answers 200, then sends its body forever: fast, or one byte at a time.
+
+    ``closed`` is set once the sandbox hung up.
+    """
+
+    def __init__(self, trickle: bool) -> None:
+        self.trickle = trickle
+        self.closed = threading.Event()
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(65536)
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+            while len(body) < length:
+                body += connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            chunk = b"1\r\nx\r\n" if self.trickle else b"2000\r\n" + b"x" * 0x2000 + b"\r\n"
+            # "Endless" is 64 MiB without an end, then silence: enough to tell a bounded
+            # reader from one that reads it all, without exhausting this machine.
+            budget = None if self.trickle else 64 * 1024 * 1024
+            try:
+                while not self.stop.is_set() and (budget is None or budget > 0):
+                    connection.sendall(chunk)
+                    if budget is not None:
+                        budget -= len(chunk)
+                    if self.trickle:
+                        self.stop.wait(0.05)
+                self.stop.wait()  # the connection stays open, the body unfinished
+            except OSError:
+                self.closed.set()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+        self.thread.join()
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["endless", "trickling"])
+def test_a_receivers_endless_answer_is_read_only_so_far(trickle: bool) -> None:
+    receiver = EndlessAnswers(trickle)
+    outcome: List[Any] = []
+    # A trickle keeps every read within the socket timeout: only the overall bound ends it.
+    with Sandbox(webhook_url=receiver.url, delivery_attempts=1, delivery_timeout=2) as sandbox:
+        worker = threading.Thread(target=lambda: outcome.append(sandbox.trigger("PAYMENT_TRANSACTION")))
+        worker.start()
+        worker.join(60)  # a safety net: the delivery ends by itself long before
+        finished = not worker.is_alive()
+        hung_up = receiver.closed.wait(60)
+        receiver.close()
+        worker.join()
+    assert finished, "the delivery kept reading the receiver's answer"
+    assert hung_up, "the sandbox never closed the connection"
+    (delivery,) = outcome
+    assert (delivery.outcome, delivery.status) == ("delivered", 200)
+
+
 def test_trigger_without_a_webhook_url_raises(sandbox: Sandbox) -> None:
     with pytest.raises(SandboxError, match="no webhook URL"):
         sandbox.trigger("NEW_CHATBOT_MESSAGE")
@@ -737,6 +808,35 @@ def test_deliver_sends_a_body_as_given(sandbox: Sandbox, recorder: RecordingServ
     delivery = sandbox.deliver({"type": "NEW_MESSAGE"})  # no payload: a malformed delivery
     assert recorder.last.json() == {"type": "NEW_MESSAGE"}
     assert delivery.event_type == "NEW_MESSAGE"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"type": "POST_UPDATE",  "post_update": {"type": "RETIRE"}}', b"{not json", b"\xff\xfe", b""],
+)
+def test_deliver_posts_bytes_exactly_as_given(
+    sandbox: Sandbox, recorder: RecordingServer, payload: bytes
+) -> None:
+    sandbox.set_webhook(recorder.url)
+
+    delivery = sandbox.deliver(payload)
+
+    assert recorder.last.body == payload
+    assert recorder.last.headers["Content-Type"] == "application/json"
+    assert recorder.last.headers["Authorization"] == DEMO_IDENTIFICATION_KEY
+    assert delivery.delivered
+    assert delivery.raw == payload
+    parsed = json.loads(payload) if payload.startswith(b'{"') else {}
+    assert delivery.body == parsed
+    assert delivery.event_type == str(parsed.get("type"))
+    assert sandbox.snapshot()["deliveries"][-1]["raw_body"] == payload.decode("utf-8", "replace")
+
+
+def test_deliver_refuses_what_is_neither_a_json_object_nor_bytes(sandbox: Sandbox) -> None:
+    sandbox.set_webhook("http://127.0.0.1:9/")
+    with pytest.raises(SandboxError, match="a JSON object \\(a mapping\\) or bytes, not list"):
+        sandbox.deliver([1, 2])  # type: ignore[arg-type]
+    assert sandbox.deliveries == []
 
 
 # -- admin endpoints ------------------------------------------------------------------------

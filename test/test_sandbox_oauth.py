@@ -258,8 +258,16 @@ def test_without_state_none_is_echoed_and_without_offline_access_no_refresh_toke
         {"redirect_uri": "https://127.0.0.1/kenar/callback"},
         {"redirect_uri": "http://127.0.0.1/kenar/callback?next=1"},
         {"redirect_uri": "http://evil.example/kenar/callback"},
+        # urlsplit() drops tabs and line breaks: these would match, then split the answer.
+        {"redirect_uri": "http://127.0.0.1:8123/kenar/call\r\nSet-Cookie: a=b\r\nback"},
+        {"redirect_uri": "http://127.0.0.1:8123/kenar/call\nback"},
+        {"redirect_uri": "http://127.0.0.1:8123\r\n/kenar/callback"},
+        {"redirect_uri": "http://127.0.0.1:8123/kenar/\tcallback"},
+        {"redirect_uri": " http://127.0.0.1:8123/kenar/callback"},
+        {"redirect_uri": "http://127.0.0.1:8123/kenar/callback\x00"},
+        {"redirect_uri": "http://127.0.0.1:8123/kenar/callbackی"},
     ],
-    ids=lambda params: "-".join(f"{k}={v}" for k, v in params.items()),
+    ids=lambda params: "-".join(f"{k}={v!r}" for k, v in params.items()),
 )
 def test_unknown_client_or_redirect_uri_is_400_without_a_redirect(
     sandbox: Sandbox, params: Dict[str, Optional[str]]
@@ -819,6 +827,9 @@ def test_a_shared_clock_and_own_clients() -> None:
         ["ftp://host/cb"],
         ["/relative"],
         "http://one/cb",
+        ["http://127.0.0.1/c\r\nb"],
+        ["http://127.0.0.1/c\tb"],
+        ["http://127.0.0.1/c b"],
     ],
 )
 def test_oauth_client_redirect_uris_are_checked(redirect_uris: List[str]) -> None:

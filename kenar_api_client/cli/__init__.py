@@ -25,7 +25,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    from kenar_api_client.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Output, UsageError
+    from kenar_api_client.cli.output import (
+        EXIT_FAILED,
+        EXIT_INTERRUPTED,
+        EXIT_USAGE,
+        CommandError,
+        Output,
+        UsageError,
+    )
 
     out = Output(as_json=bool(args.json))
     module_name, function_name = str(args.run).split(":")
@@ -33,8 +40,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         status: int = run(args, out)
     except UsageError as exc:
-        out.error(f"{exc} (see: {PROG} {args.command} --help)")
+        out.error(f"{exc} (see: {PROG} {getattr(args, 'help_for', args.command)} --help)")
         return EXIT_USAGE
+    except CommandError as exc:
+        out.error(str(exc))
+        out.document({"ok": False, "error": {"message": str(exc)}})
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError as exc:

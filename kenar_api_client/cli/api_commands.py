@@ -1,4 +1,4 @@
-"""``kenar-events send`` and ``subscribe``: the two Events operations through ``EventsApi``."""
+"""``kenar-events send`` and ``subscribe`` (the two Events operations), and calling any operation."""
 
 from __future__ import annotations
 
@@ -16,15 +16,25 @@ from kenar_api_client.cli.output import (
 
 if TYPE_CHECKING:
     from kenar_api_client.api.events_api import EventsApi
+    from kenar_api_client.api_client import ApiClient
 
 
-def _call(args: argparse.Namespace, out: Output, call: Callable[[EventsApi], object]) -> Optional[object]:
-    """``call(events_api)`` with credentials from the flags or the environment.
+def call_api(
+    args: argparse.Namespace,
+    out: Output,
+    call: Callable[[ApiClient], object],
+    *,
+    needs_token: bool = True,
+) -> Optional[object]:
+    """``call(api_client)`` with credentials from the flags or the environment.
 
     With ``--user``, the access token is the one ``kenar-events login`` stored for that
     user, refreshed as needed. An API error is printed as one line (and as JSON with
-    ``--json``); then None is returned.
+    ``--json``); then None is returned. An argument the SDK refuses before sending is a
+    usage error. ``needs_token=False``: the operation takes the API key alone.
     """
+    import pydantic
+
     import kenar_api_client
     from kenar_api_client.exceptions import ApiException, ApiValueError
 
@@ -40,7 +50,7 @@ def _call(args: argparse.Namespace, out: Output, call: Callable[[EventsApi], obj
         raise UsageError(str(exc)) from exc
     if not configuration.api_key:
         raise UsageError("the API key is missing: set KENAR_API_KEY or pass --api-key")
-    if not args.user and not configuration.access_token:
+    if needs_token and not args.user and not configuration.access_token:
         raise UsageError(
             "the access token is missing: set KENAR_ACCESS_TOKEN, pass --access-token, "
             "or --user KEY for a token 'kenar-events login' stored"
@@ -51,25 +61,31 @@ def _call(args: argparse.Namespace, out: Output, call: Callable[[EventsApi], obj
             if args.user:
                 from kenar_api_client.cli.oauth_commands import token_manager
 
-                return call(
-                    kenar_api_client.EventsApi(token_manager(args)[0].api_client_for(args.user, api_client))
-                )
-            return call(kenar_api_client.EventsApi(api_client))
+                return call(token_manager(args, out)[0].api_client_for(args.user, api_client))
+            return call(api_client)
         except ApiException as exc:
             out.error(api_error_text(exc))
             out.document(api_error_document(exc))
             return None
+        except (pydantic.ValidationError, ApiValueError) as exc:  # refused before anything was sent
+            raise UsageError(" ".join(str(exc).split())) from exc
+
+
+def _events(client: ApiClient) -> EventsApi:
+    from kenar_api_client.api.events_api import EventsApi
+
+    return EventsApi(client)
 
 
 def send(args: argparse.Namespace, out: Output) -> int:
     """Send an event to a user or to the owner of a post."""
 
-    def call(api: EventsApi) -> object:
-        return api.events_send_event(
+    def call(client: ApiClient) -> object:
+        return _events(client).events_send_event(
             message=args.message, target_type=args.target_type, target_resource_id=args.target_resource_id
         )
 
-    answer = _call(args, out, call)
+    answer = call_api(args, out, call)
     if answer is None:
         return EXIT_FAILED
     out.line(f"ok: event sent to {args.target_type} {args.target_resource_id}")
@@ -93,10 +109,10 @@ def subscribe(args: argparse.Namespace, out: Output) -> int:
     if args.metadata is not None:
         request["metadata"] = args.metadata
 
-    def call(api: EventsApi) -> object:
-        return api.events_register_event_subscription(request)
+    def call(client: ApiClient) -> object:
+        return _events(client).events_register_event_subscription(request)
 
-    answer = _call(args, out, call)
+    answer = call_api(args, out, call)
     if answer is None:
         return EXIT_FAILED
     about = f"post {args.resource_id}" if args.resource_id else "all of the user's posts"

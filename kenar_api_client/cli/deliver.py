@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from typing import Any, Dict
 
+from kenar_api_client.cli.inputs import json_object, read_text
 from kenar_api_client.cli.output import ENV_IDENTIFICATION_KEY, Output, UsageError
 from kenar_api_client.cli.sandbox_commands import report_delivery
 
@@ -30,18 +29,4 @@ def deliver(args: argparse.Namespace, out: Output) -> int:
 
 
 def _read_body(path: str) -> Dict[str, Any]:
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as file:
-                text = file.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from exc
-    try:
-        body = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise UsageError(f"{path} must hold a JSON object, the body of one delivery")
-    return body
+    return json_object(read_text(path, "deliver"), path, "a JSON object: the body of one delivery")

@@ -3,48 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import os
-import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 
-from kenar_api_client import _env
+from kenar_api_client import _clock
 from kenar_api_client.cli.output import EXIT_FAILED, EXIT_OK, Output, UsageError, failure_text
+from kenar_api_client.cli.stores import open_store, store_failures
 
 if TYPE_CHECKING:
     from kenar_api_client.api_client import ApiClient
-    from kenar_api_client.oauth import KeptSubscription, OAuthClient, OAuthToken, TokenManager, TokenStore
+    from kenar_api_client.oauth import KeptSubscription, OAuthClient, OAuthToken, TokenManager
 
-ENV_TOKEN_STORE = _env.TOKEN_STORE
 DEFAULT_USER = "default"
 #: What ``login`` asks for unless told otherwise: enough to send events and follow posts.
 DEFAULT_SCOPES = ("SEND_EVENT", "USER_POSTS_GET", "NOTIFICATION_ACCESS_REVOCATION", "USER_ID")
 
 
-def default_store_path() -> Path:
-    """``$XDG_CONFIG_HOME/kenar-events/tokens.sqlite3`` (``~/.config`` by default)."""
-    base = os.environ.get("XDG_CONFIG_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "kenar-events" / "tokens.sqlite3"
+def token_manager(args: argparse.Namespace, out: Output, *, create: bool = False) -> Tuple[TokenManager, str]:
+    """A token manager over the command's store, with the OAuth settings of its flags.
 
-
-def open_store(spec: Optional[str]) -> Tuple[TokenStore, str]:
-    """The store named by ``--store`` / ``$KENAR_TOKEN_STORE``: a SQLite path or a ``redis://`` URL."""
-    from kenar_api_client.oauth import RedisTokenStore, SQLiteTokenStore
-
-    spec = spec or os.environ.get(ENV_TOKEN_STORE, "").strip() or None
-    if spec is not None and spec.startswith(("redis://", "rediss://", "unix://")):
-        return RedisTokenStore(url=spec), spec.split("@")[-1]
-    path = Path(spec) if spec else default_store_path()
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)
-    return SQLiteTokenStore(path), str(path)
-
-
-def token_manager(args: argparse.Namespace) -> Tuple[TokenManager, str]:
-    """A token manager over the command's store, with the OAuth settings of its flags."""
+    ``create``: the command writes, and may create the store's file (only ``login`` and
+    ``subscriptions keep`` do).
+    """
     from kenar_api_client.oauth import TokenManager
 
-    store, where = open_store(getattr(args, "store", None))
+    store, where = open_store(getattr(args, "store", None), out, create=create)
     return TokenManager(oauth_client(args), store), where
 
 
@@ -83,14 +65,15 @@ def api_client(args: argparse.Namespace) -> ApiClient:
 # -- login --------------------------------------------------------------------------------------
 
 
+@store_failures
 def login(args: argparse.Namespace, out: Output) -> int:
     """Run the authorization-code flow and store the user's tokens."""
+    from kenar_api_client.cli.sandbox_commands import is_sandbox
     from kenar_api_client.exceptions import ApiException, ApiValueError
-    from kenar_api_client.oauth import OAuthRedirectError
-    from kenar_api_client.oauth.loopback import authorize_on_loopback
+    from kenar_api_client.oauth import OAuthRedirectError, authorize_on_loopback
     from kenar_api_client.sandbox import SandboxError
 
-    tokens, where = token_manager(args)
+    tokens, where = token_manager(args, out, create=True)
     oauth = tokens.oauth
     if oauth.redirect_uri is None:
         raise UsageError(
@@ -98,11 +81,12 @@ def login(args: argparse.Namespace, out: Output) -> int:
             "(a loopback URI registered for the app, e.g. http://127.0.0.1:8400/kenar/callback)"
         )
     scopes: List[str] = list(args.scopes or DEFAULT_SCOPES)
-    unattended = _is_loopback_url(oauth.oauth_url)
+    # Only a sandbox consents by itself; any other OAuth server needs the user.
+    unattended = is_sandbox(oauth.oauth_url)
 
     def show(url: str) -> None:
         if unattended:
-            out.line("The OAuth server is local (a sandbox): consenting without a browser.")
+            out.line("The OAuth server is a local Kenar sandbox: consenting without a browser.")
             follow_consent(url)
             return
         out.line("Open this address to let the app act for you on Divar:")
@@ -137,18 +121,12 @@ def follow_consent(url: str) -> None:
     urllib3.PoolManager(timeout=10.0, retries=False).request("GET", consent(url), redirect=False)
 
 
-def _is_loopback_url(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
-
-
 # -- token show / refresh -----------------------------------------------------------------------
 
 
 def describe_token(token: OAuthToken) -> str:
-    """One line about a token, with neither token in it."""
-    left = token.expires_in()
+    """One line about a token, with neither token in it (times on the SDK's clock)."""
+    left = token.expires_in(_clock.now())
     when = f"expires in {left / 60:.0f} min" if left > 0 else f"expired {-left / 60:.0f} min ago"
     refresh = "refreshable" if token.refreshable else "no refresh token"
     expiry = token.expires_at_datetime.isoformat(timespec="seconds")
@@ -159,16 +137,17 @@ def token_document(token: OAuthToken) -> Dict[str, Any]:
     """The JSON form of a token, without the tokens themselves."""
     return {
         "expires_at": token.expires_at_datetime.isoformat(),
-        "expires_in": round(token.expires_in()),
+        "expires_in": round(token.expires_in(_clock.now())),
         "refreshable": token.refreshable,
         "scopes": token.scopes,
         "fingerprint": token.fingerprint,
     }
 
 
+@store_failures
 def token_show(args: argparse.Namespace, out: Output) -> int:
     """Show a stored token, redacted."""
-    tokens, where = token_manager(args)
+    tokens, where = token_manager(args, out)
     token = tokens.stored(args.user)
     if token is None:
         out.error(f"no usable token for user {args.user!r} in {where}: run kenar-events login")
@@ -180,11 +159,12 @@ def token_show(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+@store_failures
 def token_refresh(args: argparse.Namespace, out: Output) -> int:
     """Refresh a stored token now."""
     from kenar_api_client.exceptions import ApiException
 
-    tokens, where = token_manager(args)
+    tokens, where = token_manager(args, out)
     try:
         token = tokens.refresh(args.user)
     except ApiException as exc:
@@ -203,7 +183,7 @@ def _subscription_line(subscription: KeptSubscription) -> str:
     about = subscription.event_resource_id or "all posts"
     line = f"{subscription.user_key}  {subscription.event_type} ({about})  {subscription.state}"
     if subscription.valid_until:
-        left = (subscription.valid_until - time.time()) / 60
+        left = (subscription.valid_until - _clock.now()) / 60
         line += f", valid {left:.0f} min more" if left > 0 else ", lapsed"
     return line + (f": {subscription.error}" if subscription.error else "")
 
@@ -220,11 +200,12 @@ def _subscription_document(subscription: KeptSubscription) -> Dict[str, Any]:
     }
 
 
+@store_failures
 def subscriptions_keep(args: argparse.Namespace, out: Output) -> int:
     """Declare a subscription to keep registered for a user."""
     from kenar_api_client.oauth import SubscriptionKeeper
 
-    tokens, _ = token_manager(args)
+    tokens, _ = token_manager(args, out, create=True)
     request: Dict[str, Any] = {"event_type": args.event_type, "metadata": args.metadata or {}}
     if args.resource_id:
         request["event_resource_id"] = args.resource_id
@@ -237,11 +218,12 @@ def subscriptions_keep(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+@store_failures
 def subscriptions_list(args: argparse.Namespace, out: Output) -> int:
     """List kept subscriptions and their states."""
     from kenar_api_client.oauth import SubscriptionKeeper
 
-    tokens, where = token_manager(args)
+    tokens, where = token_manager(args, out)
     kept = SubscriptionKeeper(tokens).status(args.user)
     if not kept:
         out.line(f"no kept subscriptions in {where}")
@@ -251,11 +233,12 @@ def subscriptions_list(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+@store_failures
 def subscriptions_renew(args: argparse.Namespace, out: Output) -> int:
     """Register every kept subscription that is due (refreshing tokens as needed); for cron."""
     from kenar_api_client.oauth import SubscriptionKeeper
 
-    tokens, _ = token_manager(args)
+    tokens, _ = token_manager(args, out)
     with api_client(args) as client:
         report = SubscriptionKeeper(tokens, client).renew_due()
     for subscription in report.registered + report.failed + report.pending + report.consent_required:

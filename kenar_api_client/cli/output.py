@@ -24,6 +24,14 @@ class UsageError(Exception):
     """A usage problem found after parsing (a missing key or URL): exit status 2."""
 
 
+class CommandError(Exception):
+    """The command cannot go on (its token store is down, unreadable or missing): exit status 1.
+
+    The message is one line: ``main`` prints it as the ``error:`` line, and with ``--json``
+    as ``{"ok": false, "error": {"message": ...}}``.
+    """
+
+
 class Output:
     """Human lines or JSON documents on stdout, one-line errors on stderr.
 
@@ -75,7 +83,10 @@ def _write(stream: TextIO, text: str) -> None:
 def api_error_text(exc: ApiException) -> str:
     """``403 PERMISSION_DENIED (7): <message>``, or why no answer came."""
     from kenar_api_client.exceptions import ApiConnectionError
+    from kenar_api_client.oauth.errors import TokenStoreError
 
+    if isinstance(exc, TokenStoreError):  # not the server's fault: ours
+        return str(exc)
     if isinstance(exc, ApiConnectionError):
         return f"no answer from the server: {exc}"
     data = exc.data

@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sandbox(commands, common)
     _add_send(commands, common)
     _add_subscribe(commands, common)
+    _add_api(commands, common)
     _add_listen(commands, common)
     _add_trigger(commands, common)
     _add_deliver(commands, common)
@@ -115,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _VersionAction(argparse.Action):
-    """``--version``: this SDK's version and location; a mix with the official SDK is an error."""
+class _ExitAction(argparse.Action):
+    """An option that prints something and exits at once, like ``--help``: see :meth:`run`."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, help: Optional[str] = None) -> None:
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
@@ -128,6 +129,17 @@ class _VersionAction(argparse.Action):
         values: Any,
         option_string: Optional[str] = None,
     ) -> None:
+        parser.exit(self.run(parser))
+
+    def run(self, parser: argparse.ArgumentParser) -> int:
+        """Print, and return the exit status."""
+        raise NotImplementedError
+
+
+class _VersionAction(_ExitAction):
+    """``--version``: this SDK's version and location; a mix with the official SDK is an error."""
+
+    def run(self, parser: argparse.ArgumentParser) -> int:
         from kenar_api_client._install_check import describe_installation
         from kenar_api_client._version import __version__
 
@@ -135,7 +147,19 @@ class _VersionAction(argparse.Action):
         print(f"{PROG} {__version__}\n{line}")
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
-        parser.exit(1 if problems else 0)
+        return 1 if problems else 0
+
+
+class _ListOperations(_ExitAction):
+    """``kenar-events api --help``: the usage, then every operation (loaded only now)."""
+
+    def run(self, parser: argparse.ArgumentParser) -> int:
+        from kenar_api_client.cli.operation_command import operations
+
+        lines = [parser.format_help(), "operations (each has its own --help):"]
+        lines += [f"  {operation.name:<42} {operation.http}" for operation in operations()]
+        print("\n".join(lines))
+        return 0
 
 
 def _command(
@@ -149,7 +173,8 @@ def _command(
     return parser
 
 
-def _connection_flags(parser: argparse.ArgumentParser, *, token: bool = True) -> None:
+def connection_flags(parser: argparse.ArgumentParser, *, token: bool = True) -> None:
+    """``--base-url`` and ``--api-key``; with ``token``, ``--access-token``, ``--user`` and ``--store``."""
     group = parser.add_argument_group(
         "connection", "Flags win over the environment. Prefer the environment for secrets."
     )
@@ -234,6 +259,20 @@ def _add_sandbox(commands: Any, common: argparse.ArgumentParser) -> None:
         help="the Authorization value of deliveries (default: the demo identification key)",
     )
     _sandbox_credential_flags(parser)
+    parser.add_argument(
+        "--redirect-uri",
+        dest="redirect_uris",
+        action="append",
+        metavar="URI",
+        help="also register this redirect URI for the demo OAuth client, e.g. your app's "
+        "http://127.0.0.1:8000/oauth/callback (repeatable; the first is printed as KENAR_REDIRECT_URI)",
+    )
+    parser.add_argument(
+        "--clock-file",
+        metavar="PATH",
+        help="keep the sandbox clock's offset in this file, for KENAR_CLOCK_FILE "
+        "(default: a temporary file, removed on exit)",
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     for name, run, summary in (
         ("state", "sandbox_admin:state", "show what a running sandbox recorded"),
@@ -245,6 +284,7 @@ def _add_sandbox(commands: Any, common: argparse.ArgumentParser) -> None:
         if name == "faults":
             action.add_argument("--clear", action="store_true", help="drop the rules that have not fired")
     _add_fault(actions, common)
+    _add_clock(actions, common)
 
 
 def _sandbox_credential_flags(parser: argparse.ArgumentParser) -> None:
@@ -259,7 +299,7 @@ def _sandbox_credential_flags(parser: argparse.ArgumentParser) -> None:
         dest="permissions",
         action="append",
         metavar="PERMISSION",
-        help="a permission of the API key (repeatable; default: EVENTS_SEND EVENTS_REGISTER_SUBSCRIPTION)",
+        help="a permission of the API key (repeatable; default: every permission the spec names)",
     )
     group.add_argument(
         "--access-token", metavar="TOKEN", help="accept this access token instead of the demo one"
@@ -341,6 +381,28 @@ def _add_fault(actions: Any, common: argparse.ArgumentParser) -> None:
     _sandbox_url_flag(parser)
 
 
+def _add_clock(actions: Any, common: argparse.ArgumentParser) -> None:
+    parser = _command(
+        actions,
+        common,
+        "clock",
+        "sandbox_admin:clock",
+        "show or move a running sandbox's clock",
+        "Show the time of a running sandbox's clock, or move it: tokens expire, subscriptions "
+        "lapse and kept subscriptions fall due on it. Apps started with the KENAR_CLOCK_FILE "
+        "it printed follow it.",
+    )
+    move = parser.add_mutually_exclusive_group()
+    move.add_argument("--advance", type=float, metavar="SECONDS", help="move the clock this far forward")
+    move.add_argument(
+        "--set",
+        dest="set_to",
+        metavar="TIME",
+        help="set the clock to this time: epoch seconds or an ISO 8601 date-time (2030-01-01T00:00:00Z)",
+    )
+    _sandbox_url_flag(parser)
+
+
 def _add_send(commands: Any, common: argparse.ArgumentParser) -> None:
     parser = _command(
         commands,
@@ -360,7 +422,7 @@ def _add_send(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="the user's id (USER) or the token of a post they own (POST)",
     )
-    _connection_flags(parser)
+    connection_flags(parser)
 
 
 def _add_subscribe(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -384,7 +446,31 @@ def _add_subscribe(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metadata", type=_json_object, metavar="JSON", help="a JSON object echoed back in every delivery"
     )
-    _connection_flags(parser)
+    connection_flags(parser)
+
+
+def _add_api(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "api",
+        parents=[common],
+        add_help=False,
+        help="call any operation of the API (kenar-events api OPERATION --help)",
+        description="Call any operation of Kenar's API: its path and query values as --param NAME=VALUE, "
+        "its body as --json-body JSON. 'kenar-events api OPERATION --help' shows what the "
+        "operation takes and needs, from Kenar's OpenAPI document.",
+    )
+    parser.set_defaults(run="operation_command:run")
+    parser.add_argument("-h", "--help", action=_ListOperations, help="list every operation, and exit")
+    parser.add_argument(
+        "operation", nargs="?", metavar="OPERATION", help="an SDK method name, e.g. assets_get_cities"
+    )
+    parser.add_argument(
+        "arguments",
+        nargs=argparse.REMAINDER,
+        metavar="...",
+        help="the operation's flags: --param NAME=VALUE, --json-body JSON, --base-url, --api-key, "
+        "--access-token, --user",
+    )
 
 
 def _add_listen(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -591,7 +677,7 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
         "token changed. Exits 1 if any subscription failed or is still pending.",
     )
     _oauth_flags(renew, user=False)
-    _connection_flags(renew, token=False)
+    connection_flags(renew, token=False)
 
 
 def _add_demo(commands: Any, common: argparse.ArgumentParser) -> None:

@@ -1,12 +1,13 @@
-"""``kenar-events sandbox state | reset | fault | faults``: inspect and steer a running sandbox."""
+"""``kenar-events sandbox state | reset | fault | faults | clock``: inspect and steer a running sandbox."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime, timezone
 from typing import Any, Dict, List
 
-from kenar_api_client.cli.output import EXIT_FAILED, EXIT_OK, Output
+from kenar_api_client.cli.output import EXIT_FAILED, EXIT_OK, Output, UsageError
 from kenar_api_client.cli.sandbox_commands import AdminError, admin_call, sandbox_url
 
 
@@ -52,6 +53,40 @@ def fault(args: argparse.Namespace, out: Output) -> int:
     return _call(args, out, "sandbox fault", "POST", "/_sandbox/faults", request, added)
 
 
+def clock(args: argparse.Namespace, out: Output) -> int:
+    """Show the sandbox's clock, or move it (``--advance``, ``--set``)."""
+    if args.advance is not None:
+        method, request = "POST", {"advance": args.advance}
+    elif args.set_to is not None:
+        method, request = "POST", {"set": _epoch_seconds(args.set_to)}
+    else:
+        method, request = "GET", None
+
+    def show(out: Output, answer: Dict[str, Any]) -> None:
+        now = datetime.fromtimestamp(float(answer.get("now") or 0), timezone.utc)
+        ahead = float(answer.get("offset") or 0)
+        out.line(f"sandbox clock: {now.isoformat(timespec='seconds')} ({ahead:+.0f} s from real time)")
+        if answer.get("file"):
+            out.line(f"  apps follow it with KENAR_CLOCK_FILE={answer['file']}")
+
+    return _call(args, out, "sandbox clock", method, "/_sandbox/clock", request, show)
+
+
+def _epoch_seconds(text: str) -> float:
+    """``--set``: epoch seconds, or an ISO 8601 date-time (UTC unless it says otherwise)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(f"--set: {text!r} is neither epoch seconds nor an ISO 8601 date-time") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
 def _call(
     args: argparse.Namespace,
     out: Output,
@@ -77,6 +112,8 @@ def _print_state(out: Output, snapshot: Dict[str, Any]) -> None:
     out.line(f"sandbox at {snapshot.get('url')}, webhook URL: {snapshot.get('webhook_url') or 'none'}")
     _section(out, "subscriptions", snapshot.get("subscriptions"), _subscription_line)
     _section(out, "sent events", snapshot.get("sent_events"), _sent_line)
+    _section(out, "conversations", snapshot.get("conversations"), _conversation_line)
+    _section(out, "sent messages", snapshot.get("sent_messages"), _message_line)
     _section(out, "requests", snapshot.get("requests"), _request_line)
     _section(out, "token requests", snapshot.get("token_requests"), _token_request_line)
     _section(out, "deliveries", snapshot.get("deliveries"), _delivery_line)
@@ -104,6 +141,27 @@ def _subscription_line(s: Dict[str, Any]) -> str:
 
 def _sent_line(e: Dict[str, Any]) -> str:
     return f"to {e.get('target_type')} {e.get('target_resource_id')}: {e.get('message')!r}"
+
+
+def _conversation_line(c: Dict[str, Any]) -> str:
+    about = f"about post {c.get('post_token')}" if c.get("type") == "POST" else "with the chatbot"
+    return f"{c.get('id')}: {c.get('type')} {about}, user {c.get('user_id')}"
+
+
+def _message_line(m: Dict[str, Any]) -> str:
+    what = repr(m.get("text")) if m.get("text") else f"media {m.get('media_token')}"
+    grids = m.get("buttons") or {}
+    captions = [
+        str(button.get("caption"))
+        for grid in grids.values()
+        if isinstance(grid, dict)
+        for row in grid.get("rows") or []
+        if isinstance(row, dict)
+        for button in row.get("buttons") or []
+        if isinstance(button, dict)
+    ]
+    buttons = f" [buttons: {' | '.join(captions)}]" if captions else ""
+    return f"to conversation {m.get('conversation_id')} ({m.get('operation')}): {what}{buttons}"
 
 
 def _request_line(r: Dict[str, Any]) -> str:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Dict, Optional
+import shutil
+import tempfile
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional
 
 from kenar_api_client.cli.foreground import Foreground
 from kenar_api_client.cli.output import (
@@ -65,9 +68,9 @@ def run_sandbox(args: argparse.Namespace, out: Output) -> int:
     from kenar_api_client.sandbox import DEMO_IDENTIFICATION_KEY, SandboxError
 
     key = args.identification_key or DEMO_IDENTIFICATION_KEY
-    with Foreground() as foreground:
+    with Foreground() as foreground, _clock_file(args.clock_file) as clock_file:
         try:
-            sandbox = new_sandbox(args, key).start()
+            sandbox = new_sandbox(args, key, clock_file).start()
         except (OSError, SandboxError) as exc:
             out.error(f"cannot start the sandbox on {args.host}:{args.port}: {exc}")
             return EXIT_FAILED
@@ -81,10 +84,23 @@ def run_sandbox(args: argparse.Namespace, out: Output) -> int:
     return status
 
 
+@contextlib.contextmanager
+def _clock_file(path: Optional[str]) -> Iterator[str]:
+    """``path``, or a new file in a private temporary directory removed afterwards."""
+    if path is not None:
+        yield path
+        return
+    directory = tempfile.mkdtemp(prefix="kenar-sandbox-")
+    try:
+        yield os.path.join(directory, "clock")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _print_banner(sandbox: Sandbox, out: Output, show_key: bool) -> None:
     """The URL and the credentials it accepts: the demo ones are public values, printing them is
     fine; an API key or access token given on the command line is not printed."""
-    from kenar_api_client import sandbox as sb
+    from kenar_api_client import _env, sandbox as sb
 
     identification_key = sb.DEMO_IDENTIFICATION_KEY if show_key else None
     api_key = sb.DEMO_API_KEY if sandbox.state.permissions(sb.DEMO_API_KEY) is not None else None
@@ -92,6 +108,10 @@ def _print_banner(sandbox: Sandbox, out: Output, show_key: bool) -> None:
     grant = sandbox.state.tokens.first_grant()
     user_id = grant.user_id if grant is not None else None
     posts = sorted(grant.posts) if grant is not None else []
+    client = sandbox.state.oauth_client(sb.DEMO_CLIENT_ID)
+    redirect_uris = list(client.redirect_uris) if client is not None else [sb.DEMO_REDIRECT_URI]
+    # The demo URI has no port (any port matches): the first given with --redirect-uri is the app's.
+    redirect_uri = redirect_uris[1] if len(redirect_uris) > 1 else redirect_uris[0]
     out.document(
         {
             "url": sandbox.url,
@@ -106,20 +126,32 @@ def _print_banner(sandbox: Sandbox, out: Output, show_key: bool) -> None:
             "oauth_url": sandbox.oauth_url,
             "app_slug": sb.DEMO_CLIENT_ID,
             "client_secret": sb.DEMO_CLIENT_SECRET,
-            "redirect_uri": sb.DEMO_REDIRECT_URI,
+            "redirect_uri": redirect_uri,
+            "redirect_uris": redirect_uris,
+            "clock_file": sandbox.clock.file,
         }
     )
+    exports = {
+        _env.BASE_URL: sandbox.url,
+        _env.API_KEY: api_key or "<the key you passed with --api-key>",
+        _env.ACCESS_TOKEN: access_token or "<the token you passed with --access-token>",
+        _env.IDENTIFICATION_KEY: identification_key,
+        _env.OAUTH_URL: sandbox.oauth_url,
+        _env.APP_SLUG: sb.DEMO_CLIENT_ID,
+        _env.CLIENT_SECRET: sb.DEMO_CLIENT_SECRET,
+        _env.REDIRECT_URI: redirect_uri,
+        _env.CLOCK_FILE: sandbox.clock.file,
+    }
     out.line(f"Kenar sandbox running at {sandbox.url}")
     out.line("It accepts these public demo values (not secrets: they work nowhere else):")
-    out.line(f"  export {ENV_BASE_URL}={sandbox.url}")
-    out.line(f"  export KENAR_API_KEY={api_key or '<the key you passed with --api-key>'}")
-    out.line(f"  export KENAR_ACCESS_TOKEN={access_token or '<the token you passed with --access-token>'}")
-    if identification_key is not None:
-        out.line(f"  export {ENV_IDENTIFICATION_KEY}={identification_key}")
-    out.line(f"  export KENAR_OAUTH_URL={sandbox.oauth_url}")
-    out.line(f"  export KENAR_APP_SLUG={sb.DEMO_CLIENT_ID}")
-    out.line(f"  export KENAR_CLIENT_SECRET={sb.DEMO_CLIENT_SECRET}")
-    out.line(f"  export KENAR_REDIRECT_URI={sb.DEMO_REDIRECT_URI}")
+    for name, value in exports.items():
+        if value is not None:
+            out.line(f"  export {name}={value}")
+    if len(redirect_uris) == 1:
+        out.line(
+            f"  # {_env.REDIRECT_URI} matches any port: for your app's own callback set its port, "
+            "e.g. http://127.0.0.1:8000/kenar/callback (--redirect-uri registers another path)"
+        )
     if grant is not None:
         owner = f", owner of post{'s' if len(posts) > 1 else ''} {' '.join(posts)}" if posts else ", no posts"
         out.line(f"  user {user_id}{owner}; scopes: {' '.join(sorted(grant.scopes)) or 'none'}")
@@ -129,7 +161,11 @@ def _print_banner(sandbox: Sandbox, out: Output, show_key: bool) -> None:
 
 
 def admin_call(
-    base_url: str, path: str, document: Optional[Dict[str, Any]] = None, method: str = "POST"
+    base_url: str,
+    path: str,
+    document: Optional[Dict[str, Any]] = None,
+    method: str = "POST",
+    timeout: float = ADMIN_TIMEOUT,
 ) -> Dict[str, Any]:
     """Call a sandbox admin endpoint (with ``document`` as its JSON body); raise ``AdminError``."""
     import urllib.error
@@ -143,7 +179,7 @@ def admin_call(
         method=method,
     )
     try:
-        with urllib.request.urlopen(request, timeout=ADMIN_TIMEOUT) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             answer: Dict[str, Any] = json.loads(response.read().decode("utf-8"))
             return answer
     except urllib.error.HTTPError as exc:
@@ -151,6 +187,22 @@ def admin_call(
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = f"no answer from the sandbox at {base_url}: {getattr(exc, 'reason', exc)}"
         raise AdminError(reason, reason) from exc
+
+
+def is_sandbox(url: str) -> bool:
+    """Whether ``url`` is a Kenar sandbox: a server on this machine that says so at
+    ``GET /_sandbox/info``. Nothing is sent anywhere else."""
+    from urllib.parse import urlsplit
+
+    from kenar_api_client._hosts import is_loopback
+    from kenar_api_client.sandbox._admin import SERVER_NAME
+
+    if not is_loopback(urlsplit(url).hostname or ""):
+        return False
+    try:
+        return admin_call(url, "/_sandbox/info", None, "GET", timeout=5.0).get("server") == SERVER_NAME
+    except AdminError:
+        return False
 
 
 def sandbox_url(args: argparse.Namespace, command: str) -> str:

@@ -16,12 +16,14 @@
         SubscriptionKeeper(tokens, api_client).keep("user-42", {"event_type": "POST_UPDATE"})
 
 See docs/OAuth.md and docs/Subscriptions.md. No new dependency: ``RedisTokenStore``
-alone needs the ``redis`` extra.
+alone needs the ``redis`` extra. ``authorize_on_loopback`` (the whole flow for a script)
+loads ``http.server`` on first use only.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kenar_api_client import _log  # noqa: F401 - silent loggers unless the app configures logging
+from kenar_api_client._lazy import lazy_exports
 from kenar_api_client.oauth.client import (
     DEFAULT_OAUTH_URL,
     ROTATION_GRACE,
@@ -39,6 +41,7 @@ from kenar_api_client.oauth.errors import (
     TokenStoreError,
 )
 from kenar_api_client.oauth.keeper import KeptSubscription, RenewalReport, SubscriptionKeeper
+from kenar_api_client.oauth.log_filter import OAuthCodeFilter
 from kenar_api_client.oauth.managed import ManagedApiClient, TokenAuth
 from kenar_api_client.oauth.manager import TokenManager
 from kenar_api_client.oauth.redis_store import RedisTokenStore
@@ -46,6 +49,16 @@ from kenar_api_client.oauth.scopes import RESOURCE_SCOPES, Scope, scope, subscri
 from kenar_api_client.oauth.sqlite_store import SQLiteTokenStore
 from kenar_api_client.oauth.store import MemoryTokenStore, TokenStore, Versioned
 from kenar_api_client.oauth.token import OAuthToken
+
+# Loaded on first use: the loopback flow serves HTTP and may start a browser; the async
+# client needs httpx (the "async" extra).
+_LAZY_EXPORTS = {"authorize_on_loopback": ".loopback", "AsyncManagedApiClient": ".managed_async"}
+
+if TYPE_CHECKING:
+    from kenar_api_client.oauth.loopback import authorize_on_loopback as authorize_on_loopback
+    from kenar_api_client.oauth.managed_async import AsyncManagedApiClient as AsyncManagedApiClient
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY_EXPORTS)
 
 __all__ = [
     "DEFAULT_OAUTH_URL",
@@ -61,6 +74,7 @@ __all__ = [
     "ManagedApiClient",
     "MemoryTokenStore",
     "OAuthClient",
+    "OAuthCodeFilter",
     "OAuthError",
     "OAuthRedirectError",
     "OAuthToken",
@@ -75,18 +89,7 @@ __all__ = [
     "TokenStore",
     "TokenStoreError",
     "Versioned",
+    "authorize_on_loopback",
     "scope",
     "subscription_scopes",
 ]
-
-if TYPE_CHECKING:
-    from kenar_api_client.oauth.managed_async import AsyncManagedApiClient
-
-
-def __getattr__(name: str) -> Any:
-    # The async client needs httpx (the "async" extra): imported only when asked for.
-    if name == "AsyncManagedApiClient":
-        from kenar_api_client.oauth.managed_async import AsyncManagedApiClient
-
-        return AsyncManagedApiClient
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 import urllib3
 from urllib3.util import Retry, Timeout
 
-from kenar_api_client import _env, rest
+from kenar_api_client import _clock, _env, rest
 from kenar_api_client._transport_settings import to_timeout
 from kenar_api_client._version import __version__
 from kenar_api_client.configuration import Configuration, normalize_host
@@ -162,7 +162,7 @@ class OAuthClient:
         self.redirect_uri: Optional[str] = None if redirect is None else _checked_redirect_uri(redirect)
         oauth = _setting(oauth_url, ENV_OAUTH_URL)
         self.oauth_url: str = normalize_host(oauth, "oauth_url") if oauth is not None else DEFAULT_OAUTH_URL
-        self.clock: Clock = clock if clock is not None else time.time
+        self.clock: Clock = clock if clock is not None else _clock.now
         if (
             isinstance(rotation_grace, bool)
             or not isinstance(rotation_grace, (int, float))

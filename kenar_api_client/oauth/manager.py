@@ -126,7 +126,7 @@ class TokenManager:
 
     ``user_key`` is the app's name for a user (a Divar user id is a good choice). The
     tokens of the ``cache_size`` most recently used users are kept in memory: handing one
-    out reads no store. ``clock`` (default: the OAuth client's, ``time.time``) gives the
+    out reads no store. ``clock`` (default: the OAuth client's) gives the
     time expiries are compared with. ``retry_interval``: seconds before a failed
     background refresh is tried again (doubling, up to 8x). ``background_threads``: how
     many refreshes run at once in the background.

@@ -17,6 +17,7 @@ Depends on the standard library only; nothing in the SDK core imports it.
 
 from kenar_api_client import _log  # noqa: F401 - silent loggers unless the app configures logging
 from kenar_api_client.sandbox._browser import consent
+from kenar_api_client.sandbox._chat_book import Conversation, SentMessage
 from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._clock import SandboxClock
 from kenar_api_client.sandbox._delivery import Delivery, DeliveryAttempt
@@ -63,6 +64,7 @@ __all__ = [
     "REFRESH_TOKEN_LIFETIME",
     "ROTATION_GRACE",
     "AccessToken",
+    "Conversation",
     "Delivery",
     "DeliveryAttempt",
     "FaultRule",
@@ -73,6 +75,7 @@ __all__ = [
     "SandboxClock",
     "SandboxError",
     "SentEvent",
+    "SentMessage",
     "Subscription",
     "SubscriptionRequiredError",
     "TokenRequestRecord",

@@ -1,10 +1,11 @@
-"""The ``/_sandbox/`` admin endpoints: deliveries, the webhook, state, the clock, the consent, faults."""
+"""The ``/_sandbox/`` admin endpoints: identity, deliveries, webhook, state, clock, consent, faults."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Tuple
 
+from kenar_api_client._version import __version__
 from kenar_api_client.sandbox._demo import DEMO_POST_TOKEN, DEMO_USER_ID
 from kenar_api_client.sandbox._errors import SandboxError
 from kenar_api_client.sandbox._rpc import Code, RpcError
@@ -13,6 +14,14 @@ if TYPE_CHECKING:
     from kenar_api_client.sandbox._core import SandboxCore
 
 _Endpoint = Callable[["SandboxCore", Mapping[str, Any]], Dict[str, Any]]
+
+
+#: What ``GET /_sandbox/info`` says the server is: how a tool tells a sandbox from another local server.
+SERVER_NAME = "kenar-sandbox"
+
+
+def _info(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
+    return {"server": SERVER_NAME, "version": __version__}
 
 
 def _state(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
@@ -62,8 +71,13 @@ def _reset(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
     return {}
 
 
+def _clock_answer(sandbox: SandboxCore) -> Dict[str, Any]:
+    clock = sandbox.clock
+    return {"now": clock.now(), "offset": clock.offset, "file": clock.file}
+
+
 def _get_clock(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
-    return {"now": sandbox.clock.now()}
+    return _clock_answer(sandbox)
 
 
 def _set_clock(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
@@ -76,10 +90,15 @@ def _set_clock(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, An
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RpcError(Code.INVALID_ARGUMENT, f"{given[0]} must be a number of seconds")
     try:
-        now = sandbox.clock.advance(value) if given[0] == "advance" else sandbox.clock.set(value)
+        if given[0] == "advance":
+            sandbox.clock.advance(value)
+        else:
+            sandbox.clock.set(value)
     except ValueError as exc:
         raise RpcError(Code.INVALID_ARGUMENT, str(exc)) from exc
-    return {"now": now}
+    except SandboxError as exc:  # the clock file could not be written
+        raise RpcError(Code.INTERNAL, str(exc)) from exc
+    return _clock_answer(sandbox)
 
 
 def _set_consent(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str, Any]:
@@ -129,6 +148,7 @@ def _clear_faults(sandbox: SandboxCore, request: Mapping[str, Any]) -> Dict[str,
 
 
 _ENDPOINTS: Dict[Tuple[str, str], _Endpoint] = {
+    ("GET", "/_sandbox/info"): _info,
     ("GET", "/_sandbox/state"): _state,
     ("GET", "/_sandbox/webhook"): _get_webhook,
     ("POST", "/_sandbox/webhook"): _set_webhook,

@@ -1,91 +1,37 @@
-"""The two Events operations: authentication, permissions, scopes and arguments, as Kenar checks them."""
+"""The two Events operations: their arguments, scopes and ownership rules, as Kenar checks them.
+
+The API key, its permission and the access token are checked before (``_auth``, from the
+spec's table); the scopes each request needs are the table's, for the resource it names.
+"""
 
 from __future__ import annotations
 
-import json
-from email.message import Message
-from typing import Any, Dict, List, Mapping, Optional, Tuple
-from urllib.parse import parse_qs
+from typing import Any, Dict, Tuple
 
+from kenar_api_client.sandbox._auth import Caller, require_scope
+from kenar_api_client.sandbox._calls import Call
+from kenar_api_client.sandbox._request_values import json_object, query_params
 from kenar_api_client.sandbox._rpc import Code, RpcError, quoted
-from kenar_api_client.sandbox._state import SUBSCRIBABLE_EVENT_TYPES, SandboxState, SentEvent, Subscription
-from kenar_api_client.sandbox._tokens import AccessToken
+from kenar_api_client.sandbox._state import SUBSCRIBABLE_EVENT_TYPES, SentEvent, Subscription
 
-SEND_EVENT_PATH = "/experimental/open-platform/events/send"
-SUBSCRIPTIONS_PATH = "/v1/open-platform/events/subscriptions"
-
-PERMISSION_SEND = "EVENTS_SEND"
-PERMISSION_SUBSCRIBE = "EVENTS_REGISTER_SUBSCRIPTION"
-SCOPE_SEND_EVENT = "SEND_EVENT"
-SCOPE_POSTS_GET = "USER_POSTS_GET"
-SCOPE_ALL_CONVERSATIONS = "CHAT_SUPPLIER_ALL_CONVERSATIONS_READ"
-SCOPE_POST_CONVERSATIONS = "CHAT_POST_CONVERSATIONS_READ"
+SEND_EVENT = "events_send_event"
+REGISTER_SUBSCRIPTION = "events_register_event_subscription"
 
 TARGET_TYPES = ("USER", "POST")
+
+#: Which of the spec's scopes for a subscription apply to each event type (Kenar's Events docs).
+SUBSCRIPTION_SCOPE_NAMES: Dict[str, Tuple[str, ...]] = {
+    "NEW_MESSAGE_ON_POST": ("CHAT_POST_CONVERSATIONS_READ", "CHAT_SUPPLIER_ALL_CONVERSATIONS_READ"),
+    "POST_UPDATE": ("USER_POSTS_GET",),
+}
 
 # protojson accepts a field's proto name and its JSON (lowerCamelCase) name alike.
 _JSON_NAMES = {"eventType": "event_type", "eventResourceId": "event_resource_id"}
 
 
-class Caller:
-    """Who made an authenticated call: their API key and what their access token stands for."""
-
-    __slots__ = ("api_key", "grant", "token")
-
-    def __init__(self, api_key: str, token: str, grant: AccessToken) -> None:
-        self.api_key = api_key
-        self.token = token
-        self.grant = grant
-
-
-def authenticate(state: SandboxState, headers: Message, permission: str) -> Caller:
-    """Check the API key and its ``permission``, then the bearer token; raise ``RpcError``."""
-    api_key = _single_header(headers, "X-API-Key", "API key")
-    if api_key is None:
-        raise RpcError(Code.UNAUTHENTICATED, "missing API key: send it in the X-API-Key header")
-    permissions = state.permissions(api_key)
-    if permissions is None:
-        raise RpcError(Code.UNAUTHENTICATED, "the API key is not valid")
-    if permission not in permissions:
-        raise RpcError(Code.PERMISSION_DENIED, f"the API key lacks permission {permission}")
-
-    token = _bearer_token(headers)
-    status = state.tokens.status(token)
-    if status.grant is None:
-        raise RpcError(Code.UNAUTHENTICATED, status.problem or "the access token is not valid")
-    return Caller(api_key, token, status.grant)
-
-
-def _single_header(headers: Message, name: str, what: str) -> Optional[str]:
-    values = headers.get_all(name) or []
-    if len(values) > 1:
-        raise RpcError(Code.UNAUTHENTICATED, f"more than one {name} header: send the {what} once")
-    value = values[0].strip() if values else ""
-    return value or None
-
-
-def _bearer_token(headers: Message) -> str:
-    authorization = _single_header(headers, "Authorization", "access token")
-    if authorization is None:
-        raise RpcError(
-            Code.UNAUTHENTICATED,
-            "missing access token: send it in the Authorization header as 'Bearer <access token>'",
-        )
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise RpcError(Code.UNAUTHENTICATED, "the Authorization header must be 'Bearer <access token>'")
-    return token.strip()
-
-
-def _require_scope(caller: Caller, *accepted: str, purpose: str = "") -> None:
-    if caller.grant.scopes.isdisjoint(accepted):
-        needed = " or ".join(accepted)
-        suffix = f" (needed {purpose})" if purpose else ""
-        raise RpcError(Code.PERMISSION_DENIED, f"the access token lacks scope {needed}{suffix}")
-
-
-def _require_post(caller: Caller, post_token: str) -> None:
-    if post_token not in caller.grant.posts:
+def require_post(caller: Caller, post_token: str) -> None:
+    """403 unless the authenticated user owns the post ``post_token``."""
+    if post_token not in caller.user.posts:
         raise RpcError(
             Code.PERMISSION_DENIED, f"post {quoted(post_token)} is not owned by the authenticated user"
         )
@@ -94,11 +40,11 @@ def _require_post(caller: Caller, post_token: str) -> None:
 # -- send an event --------------------------------------------------------------------------
 
 
-def send_event(state: SandboxState, headers: Message, query: str) -> SentEvent:
-    """``POST /experimental/open-platform/events/send``: check, record and return the event."""
-    caller = authenticate(state, headers, PERMISSION_SEND)
-    _require_scope(caller, SCOPE_SEND_EVENT)
-    params = _query_params(query)
+def send_event(call: Call) -> Dict[str, Any]:
+    """``POST /experimental/open-platform/events/send``: check and record the event."""
+    caller, state = call.caller, call.state
+    require_scope(caller, SEND_EVENT, {})
+    params = query_params(call.query)
 
     message = params.get("message")
     if message is None:
@@ -116,77 +62,67 @@ def send_event(state: SandboxState, headers: Message, query: str) -> SentEvent:
     if not target:
         raise RpcError(Code.INVALID_ARGUMENT, "target_resource_id is required")
 
-    if target_type == "USER" and target != caller.grant.user_id:
+    if target_type == "USER" and target != caller.user.user_id:
         raise RpcError(
             Code.PERMISSION_DENIED,
             f"target_resource_id {quoted(target)} is not the id of the authenticated user",
         )
     if target_type == "POST":
-        _require_post(caller, target)
+        require_post(caller, target)
 
-    event = SentEvent(
-        message=message,
-        target_type=target_type,
-        target_resource_id=target,
-        api_key=caller.api_key,
-        user_id=caller.grant.user_id,
-        at=state.now(),
+    state.add_sent_event(
+        SentEvent(
+            message=message,
+            target_type=target_type,
+            target_resource_id=target,
+            api_key=caller.api_key,
+            user_id=caller.user.user_id,
+            at=state.now(),
+        )
     )
-    state.add_sent_event(event)
-    return event
-
-
-def _query_params(query: str) -> Dict[str, str]:
-    """The query's parameters; a repeated one is an error, as for any non-repeated proto field."""
-    parsed: Dict[str, List[str]] = parse_qs(query, keep_blank_values=True)
-    params: Dict[str, str] = {}
-    for name, values in parsed.items():
-        if len(values) > 1:
-            raise RpcError(Code.INVALID_ARGUMENT, f"query parameter {name} is given more than once")
-        params[name] = values[0]
-    return params
+    return {}
 
 
 # -- register a subscription ----------------------------------------------------------------
 
 
-def register_subscription(state: SandboxState, headers: Message, body: bytes) -> Subscription:
-    """``POST /v1/open-platform/events/subscriptions``: check, record and return it."""
-    caller = authenticate(state, headers, PERMISSION_SUBSCRIBE)
-    event_type, resource_id, metadata = _subscription_request(body)
-
+def register_subscription(call: Call) -> Dict[str, Any]:
+    """``POST /v1/open-platform/events/subscriptions``: check and record the subscription."""
+    caller, state = call.caller, call.state
+    event_type, resource_id, metadata = _subscription_request(call.body)
     if event_type == "POST_UPDATE":
-        _require_scope(caller, SCOPE_POSTS_GET, purpose="to subscribe to POST_UPDATE")
+        purpose = "to subscribe to POST_UPDATE"
     elif resource_id:
-        _require_scope(
-            caller,
-            f"{SCOPE_POST_CONVERSATIONS}.{resource_id}",
-            SCOPE_ALL_CONVERSATIONS,
-            purpose="to subscribe to NEW_MESSAGE_ON_POST for this post",
-        )
+        purpose = "to subscribe to NEW_MESSAGE_ON_POST for this post"
     else:
-        _require_scope(
-            caller, SCOPE_ALL_CONVERSATIONS, purpose="to subscribe to NEW_MESSAGE_ON_POST for all posts"
-        )
-    if resource_id:
-        _require_post(caller, resource_id)
-
-    subscription = Subscription(
-        event_type=event_type,
-        event_resource_id=resource_id,
-        metadata=metadata,
-        access_token=caller.token,
-        user_id=caller.grant.user_id,
-        api_key=caller.api_key,
-        at=state.now(),
+        purpose = "to subscribe to NEW_MESSAGE_ON_POST for all posts"
+    require_scope(
+        caller,
+        REGISTER_SUBSCRIPTION,
+        {"post_token": resource_id},
+        names=SUBSCRIPTION_SCOPE_NAMES[event_type],
+        purpose=purpose,
     )
-    state.add_subscription(subscription)
-    return subscription
+    if resource_id:
+        require_post(caller, resource_id)
+
+    state.add_subscription(
+        Subscription(
+            event_type=event_type,
+            event_resource_id=resource_id,
+            metadata=metadata,
+            access_token=str(caller.token),
+            user_id=caller.user.user_id,
+            api_key=caller.api_key,
+            at=state.now(),
+        )
+    )
+    return {}
 
 
 def _subscription_request(body: bytes) -> Tuple[str, str, Dict[str, Any]]:
     """``event_type``, ``event_resource_id`` and ``metadata`` of a request body."""
-    document = _json_object(body)
+    document = json_object(body, _JSON_NAMES)
     event_type = document.get("event_type")
     if event_type is None or event_type == "":
         raise RpcError(Code.INVALID_ARGUMENT, "event_type is required: NEW_MESSAGE_ON_POST or POST_UPDATE")
@@ -207,17 +143,3 @@ def _subscription_request(body: bytes) -> Tuple[str, str, Dict[str, Any]]:
     if not isinstance(metadata, dict):
         raise RpcError(Code.INVALID_ARGUMENT, "metadata must be a JSON object")
     return event_type, resource_id, metadata
-
-
-def _json_object(body: bytes) -> Mapping[str, Any]:
-    """The body as a JSON object with proto field names; an empty body is an empty request."""
-    if not body.strip():
-        return {}
-    try:
-        document = json.loads(body.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise RpcError(Code.INVALID_ARGUMENT, "the request body is not valid JSON") from exc
-    if not isinstance(document, dict):
-        raise RpcError(Code.INVALID_ARGUMENT, "the request body must be a JSON object")
-    # Unknown fields are ignored, as grpc-gateway discards them.
-    return {_JSON_NAMES.get(str(key), str(key)): value for key, value in document.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Tuple
 from urllib.parse import urlsplit
@@ -10,15 +11,20 @@ from urllib.parse import urlsplit
 from kenar_api_client._hosts import is_loopback_ip
 from kenar_api_client.sandbox._errors import SandboxError
 
+# A URI as it may travel in a Location header: visible ASCII only (RFC 3986). urlsplit()
+# silently drops tabs and line breaks, so they must be refused before it sees the URI.
+_URI = re.compile(r"[\x21-\x7e]+")
+
 
 @dataclass(frozen=True, init=False)
 class RegisteredClient:
     """An OAuth client: the app's ``client_id`` (its slug in the Kenar panel), its
     ``client_secret`` (left out of the repr) and the ``redirect_uris`` it registered.
 
-    A redirect URI must be an absolute ``http``/``https`` URI without query or fragment. A
-    registered loopback URI (``http://127.0.0.1/...``, ``http://[::1]/...``) matches the same
-    URI with any port (RFC 8252, section 7.3); any other must match exactly.
+    A redirect URI must be an absolute ``http``/``https`` URI without query or fragment,
+    written in visible ASCII (no spaces, tabs or line breaks). A registered loopback URI
+    (``http://127.0.0.1/...``, ``http://[::1]/...``) matches the same URI with any port
+    (RFC 8252, section 7.3); any other must match exactly.
     """
 
     client_id: str
@@ -44,7 +50,13 @@ class RegisteredClient:
         return hmac.compare_digest(secret.encode("utf-8"), self.client_secret.encode("utf-8"))
 
     def accepts_redirect_uri(self, uri: str) -> bool:
-        """Whether ``uri`` is one of the registered redirect URIs (loopback ones on any port)."""
+        """Whether ``uri`` is one of the registered redirect URIs (loopback ones on any port).
+
+        A URI with a character a header cannot carry as is (a line break, a tab, a space,
+        anything outside ASCII) matches nothing, whatever urlsplit() would make of it.
+        """
+        if not isinstance(uri, str) or not _URI.fullmatch(uri):
+            return False
         return any(
             uri == registered or _same_loopback_uri(uri, registered) for registered in self.redirect_uris
         )
@@ -53,6 +65,11 @@ class RegisteredClient:
 def _check_redirect_uri(uri: object) -> None:
     if not isinstance(uri, str):
         raise SandboxError(f"a redirect URI must be a string, got {type(uri).__name__}")
+    if not _URI.fullmatch(uri):
+        raise SandboxError(
+            f"the redirect URI {uri!r} must be visible ASCII: no spaces, tabs or line breaks "
+            "(percent-encode anything else)"
+        )
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SandboxError(f"the redirect URI {uri!r} must be an absolute http:// or https:// URI")

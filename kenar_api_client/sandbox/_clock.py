@@ -6,19 +6,56 @@ import math
 import threading
 import time
 from datetime import datetime, timezone
+from typing import Optional
 
+from kenar_api_client import _clock
 from kenar_api_client._times import LATEST_TIME
+from kenar_api_client.sandbox._errors import SandboxError
 
 
 class SandboxClock:
     """Real time plus an offset: ``advance(3600)`` makes an hour pass at once.
 
-    Thread-safe. Times are epoch seconds, like ``time.time()``.
+    Thread-safe. Times are epoch seconds, like ``time.time()``. With a ``file`` (or after
+    :meth:`share`), the offset is also written to that file, now and on every change: a
+    process started with ``KENAR_CLOCK_FILE=<file>`` then reads the same time from the
+    SDK's default clock.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, file: Optional[str] = None) -> None:
         self._lock = threading.Lock()
         self._offset = 0.0
+        self._file: Optional[str] = None
+        if file is not None:
+            self.share(file)
+
+    @property
+    def offset(self) -> float:
+        """Seconds the clock is ahead of real time."""
+        with self._lock:
+            return self._offset
+
+    @property
+    def file(self) -> Optional[str]:
+        """The file the offset is written to, or None."""
+        return self._file
+
+    def share(self, file: str) -> None:
+        """Write the offset to ``file`` from now on, for other processes to follow."""
+        if not isinstance(file, str) or not file:
+            raise SandboxError("the clock file must be a path")
+        with self._lock:
+            self._file = file
+            self._publish()
+
+    def _publish(self) -> None:
+        """Write the offset to the clock file, if there is one (with the lock held)."""
+        if self._file is None:
+            return
+        try:
+            _clock.write_offset(self._file, self._offset)
+        except OSError as exc:
+            raise SandboxError(f"cannot write the clock file {self._file!r}: {exc.strerror or exc}") from exc
 
     def now(self) -> float:
         """The sandbox's current time in epoch seconds."""
@@ -38,6 +75,7 @@ class SandboxClock:
             if time.time() + self._offset + seconds > LATEST_TIME:
                 raise ValueError(f"advancing by {seconds} seconds would take the clock past the year 9999")
             self._offset += seconds
+            self._publish()
             return time.time() + self._offset
 
     def set(self, timestamp: float) -> float:
@@ -45,6 +83,7 @@ class SandboxClock:
         check_time(timestamp, "timestamp")
         with self._lock:
             self._offset = timestamp - time.time()
+            self._publish()
             return time.time() + self._offset
 
     def __repr__(self) -> str:

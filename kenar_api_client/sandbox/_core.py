@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
+from kenar_api_client.sandbox._chat_book import BOT, POST, Conversation, SentMessage
 from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._clock import SandboxClock, check_time
 from kenar_api_client.sandbox._delivery import Delivery, RetryPolicy, deliver
@@ -21,7 +23,7 @@ from kenar_api_client.sandbox._demo import (
     DEMO_USER_ID,
 )
 from kenar_api_client.sandbox._errors import SandboxError, SubscriptionRequiredError
-from kenar_api_client.sandbox._events import build_body, post_token_of
+from kenar_api_client.sandbox._events import build_body, payload_key, post_token_of
 from kenar_api_client.sandbox._faults import FaultPlan, FaultRule, InjectedFault
 from kenar_api_client.sandbox._scopes import OFFLINE_ACCESS, check_scope, parse_scope
 from kenar_api_client.sandbox._state import (
@@ -52,8 +54,11 @@ class SandboxCore:
         delivery_timeout: float = 5.0,
         clock: Optional[SandboxClock] = None,
         oauth_clients: Optional[Mapping[str, RegisteredClient]] = None,
+        clock_file: Optional[str] = None,
     ) -> None:
         self._state = SandboxState(clock if clock is not None else SandboxClock())
+        if clock_file is not None:
+            self._state.clock.share(clock_file)
         self._policy = RetryPolicy(delivery_attempts, delivery_backoff, delivery_timeout)
         self._webhook_lock = threading.Lock()
         self._webhook_url: Optional[str] = None
@@ -222,6 +227,42 @@ class SandboxCore:
         return self._state.sent_events()
 
     @property
+    def conversations(self) -> List[Conversation]:
+        """The chat conversations the app can answer, oldest first: one per triggered
+        ``NEW_MESSAGE`` / ``NEW_CHATBOT_MESSAGE`` conversation and per :meth:`add_conversation`."""
+        return self._state.chat.conversations()
+
+    @property
+    def sent_messages(self) -> List[SentMessage]:
+        """Chat messages the app sent (conversation, chatbot), oldest first (a copy)."""
+        return self._state.chat.sent()
+
+    def add_conversation(
+        self,
+        post_token: Optional[str] = DEMO_POST_TOKEN,
+        *,
+        user_id: str = DEMO_USER_ID,
+        conversation_id: Optional[str] = None,
+    ) -> Conversation:
+        """Start a chat the app can then answer, as if someone had written: a buyer about
+        ``post_token``, owned by ``user_id``; with ``post_token=None``, ``user_id`` writing to
+        the app's chatbot. ``conversation_id`` defaults to a new random id."""
+        if post_token is not None and (not isinstance(post_token, str) or not post_token):
+            raise SandboxError("post_token must be a non-empty string, or None for a chatbot conversation")
+        if not isinstance(user_id, str) or not user_id:
+            raise SandboxError("the user_id must be a non-empty string")
+        if conversation_id is not None and (not isinstance(conversation_id, str) or not conversation_id):
+            raise SandboxError("the conversation_id must be a non-empty string")
+        conversation = Conversation(
+            conversation_id or str(uuid.uuid4()),
+            BOT if post_token is None else POST,
+            post_token or "",
+            user_id,
+            self._state.now(),
+        )
+        return self._state.chat.add_conversation(conversation)
+
+    @property
     def deliveries(self) -> List[Delivery]:
         """Webhook deliveries, successful or not, oldest first (a copy)."""
         return self._state.deliveries()
@@ -384,10 +425,19 @@ class SandboxCore:
         """
         return self._trigger(event_type, fields, metadata, require_subscription)
 
-    def deliver(self, body: Mapping[str, Any]) -> Delivery:
-        """Deliver ``body`` exactly as given (no subscription check), e.g. a malformed one."""
+    def deliver(self, body: Union[Mapping[str, Any], bytes]) -> Delivery:
+        """Deliver ``body`` exactly as given (no checks at all), e.g. a malformed one.
+
+        A mapping is posted as compact UTF-8 JSON; ``bytes`` are posted as they are, so a
+        body that is not JSON, or not UTF-8, can be tried too.
+        """
+        if not isinstance(body, (Mapping, bytes, bytearray)):
+            raise SandboxError(
+                f"deliver() takes a JSON object (a mapping) or bytes, not {type(body).__name__}"
+            )
         url, key = self._webhook()
-        delivery = deliver(url, key, dict(body), self._policy, self._state.now())
+        given = bytes(body) if isinstance(body, (bytes, bytearray)) else dict(body)
+        delivery = deliver(url, key, given, self._policy, self._state.now())
         self._state.add_delivery(delivery)
         return delivery
 
@@ -411,6 +461,11 @@ class SandboxCore:
             body["metadata"] = dict(metadata)
         elif subscription is not None:
             body["metadata"] = dict(subscription.metadata)
+        message = body.get(payload_key(event_type))
+        if event_type in ("NEW_MESSAGE", "NEW_CHATBOT_MESSAGE") and isinstance(message, Mapping):
+            # Someone wrote: the conversation now exists on Divar's side, delivered or not.
+            owner = subscription.user_id if subscription is not None else user_id
+            self._state.chat.record_delivery(event_type, message, owner, self._state.now())
         return self.deliver(body)
 
     def _webhook(self) -> Tuple[str, str]:

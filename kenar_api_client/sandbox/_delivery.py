@@ -10,7 +10,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from kenar_api_client._printable import printable
@@ -19,6 +19,10 @@ from kenar_api_client._version import __version__
 logger = logging.getLogger("kenar_api_client.sandbox")
 
 USER_AGENT = f"kenar-sandbox/{__version__}"
+#: The most of a receiver's answer body a delivery reads: only the status counts, and an
+#: endless or trickling body must neither grow memory nor hold the delivery up.
+MAX_ANSWER_BYTES = 64 * 1024
+_READ_SIZE = 8192
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,9 @@ class DeliveryAttempt:
 class Delivery:
     """A webhook delivery and its outcome: ``"delivered"`` (a 2xx answer) or ``"failed"``.
 
-    ``body`` is the JSON object that was posted; ``attempts`` lists every try in order.
+    ``body`` is the JSON object that was posted (``{}`` if the posted bytes were none);
+    ``raw`` the bytes posted when they were given as bytes (None for a JSON object);
+    ``attempts`` lists every try in order.
     """
 
     event_type: str
@@ -57,6 +63,7 @@ class Delivery:
     body: Dict[str, Any]
     attempts: List[DeliveryAttempt]
     at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    raw: Optional[bytes] = field(default=None, repr=False)
 
     @property
     def delivered(self) -> bool:
@@ -97,6 +104,7 @@ class Delivery:
             "error": self.error,
             "attempts": [a.to_dict() for a in self.attempts],
             "body": self.body,
+            "raw_body": None if self.raw is None else self.raw.decode("utf-8", "replace"),
             "at": self.at.isoformat(),
         }
 
@@ -126,14 +134,23 @@ def encode_body(body: Dict[str, Any]) -> bytes:
 
 
 def deliver(
-    url: str, identification_key: str, body: Dict[str, Any], policy: RetryPolicy, at: datetime
+    url: str,
+    identification_key: str,
+    body: Union[Dict[str, Any], bytes],
+    policy: RetryPolicy,
+    at: datetime,
 ) -> Delivery:
     """POST ``body`` to ``url`` until a 2xx answer or ``policy.attempts`` tries; never raises.
 
+    ``body`` is a JSON object (sent as compact UTF-8 JSON) or the bytes to send as they are.
     ``at`` is when it was triggered, on the sandbox's clock.
     """
-    payload = encode_body(body)
-    event_type = str(body.get("type"))
+    if isinstance(body, (bytes, bytearray)):
+        raw: Optional[bytes] = bytes(body)
+        payload, document = bytes(body), _json_object_of(bytes(body))
+    else:
+        raw, payload, document = None, encode_body(body), body
+    event_type = str(document.get("type"))
     attempts: List[DeliveryAttempt] = []
     for number in range(1, policy.attempts + 1):
         time.sleep(policy.delay_before(number))
@@ -144,7 +161,16 @@ def deliver(
         _log_attempt(event_type, url, attempt, policy.attempts)
         if attempt.ok:
             break
-    return Delivery(event_type=event_type, url=url, body=body, attempts=attempts, at=at)
+    return Delivery(event_type=event_type, url=url, body=document, attempts=attempts, at=at, raw=raw)
+
+
+def _json_object_of(payload: bytes) -> Dict[str, Any]:
+    """The JSON object ``payload`` holds, or ``{}`` (for a malformed body sent on purpose)."""
+    try:
+        document = json.loads(payload.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def kenar_headers(identification_key: str) -> Dict[str, str]:
@@ -159,7 +185,12 @@ def kenar_headers(identification_key: str) -> Dict[str, str]:
 def post(
     url: str, headers: Dict[str, str], payload: bytes, timeout: float
 ) -> Tuple[Optional[int], Optional[str]]:
-    """One POST; the answer's status, or None and a short reason. Never raises."""
+    """One POST; the answer's status, or None and a short reason. Never raises.
+
+    Of the answer's body at most ``MAX_ANSWER_BYTES`` are read, within ``timeout`` seconds
+    of the start; then the connection is closed.
+    """
+    deadline = time.monotonic() + timeout
     parts = urlsplit(url)
     host = parts.hostname or ""
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -173,12 +204,26 @@ def post(
     try:
         connection.request("POST", path, body=payload, headers=headers)
         response = connection.getresponse()
-        response.read()
-        return response.status, None
     except (OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: a URL http.client refuses
+        connection.close()
         return None, _describe(exc)
+    try:
+        _read_some(response, deadline)
+    except (OSError, http.client.HTTPException, ValueError):
+        pass  # the status arrived: what the body does after it changes nothing
     finally:
         connection.close()
+    return response.status, None
+
+
+def _read_some(response: http.client.HTTPResponse, deadline: float) -> None:
+    """Read the answer's body, up to ``MAX_ANSWER_BYTES`` and until ``deadline``."""
+    read = 0
+    while read < MAX_ANSWER_BYTES and time.monotonic() < deadline:
+        chunk = response.read1(min(_READ_SIZE, MAX_ANSWER_BYTES - read))
+        if not chunk:
+            return
+        read += len(chunk)
 
 
 def _describe(exc: BaseException) -> str:

@@ -2,10 +2,15 @@
 
 from typing import Tuple
 
+from kenar_api_client._operation_security import OPERATION_SECURITY
+
 # These are published, documented values for local use only: they are not secrets and
 # they mean nothing to the real Kenar.
 DEMO_API_KEY = "kenar-sandbox-demo-key"
-DEMO_API_KEY_PERMISSIONS: Tuple[str, ...] = ("EVENTS_SEND", "EVENTS_REGISTER_SUBSCRIPTION")
+#: Every API key permission the spec names: the demo app may call every operation.
+DEMO_API_KEY_PERMISSIONS: Tuple[str, ...] = tuple(
+    sorted({permission for permissions, _ in OPERATION_SECURITY.values() for permission in permissions})
+)
 DEMO_ACCESS_TOKEN = "kenar-sandbox-demo-token"  # noqa: S105 - a public demo value
 DEMO_USER_ID = "demo-user-7f3a"
 DEMO_POST_TOKEN = "wZ3kT9pQ"  # noqa: S105 - a post token, not a credential

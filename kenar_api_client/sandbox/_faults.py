@@ -70,19 +70,19 @@ MALFORMED_BODY = b'{"injected fault": "a body cut sh'
 
 def operation_names() -> List[str]:
     """Every name a fault can target: the spec's operations and the two OAuth endpoints."""
-    from kenar_api_client.sandbox import _generic
+    from kenar_api_client.sandbox._spec import operations
 
-    return sorted({operation.name for operation in _generic._table()[0]} | set(OAUTH_OPERATIONS.values()))
+    return sorted({operation.name for operation in operations()} | set(OAUTH_OPERATIONS.values()))
 
 
 def operation_of(method: str, path: str) -> Optional[str]:
     """The operation name of a request, or None (admin paths, unknown paths and methods)."""
-    from kenar_api_client.sandbox import _generic
+    from kenar_api_client.sandbox._spec import match
 
     if path in OAUTH_OPERATIONS:
         return OAUTH_OPERATIONS[path]
     try:
-        name: str = _generic._match(method, path)[0].name
+        name: str = match(method, path)[0].name
         return name
     except RpcError:
         return None

@@ -1,81 +1,73 @@
-"""Every other operation of the spec, stripe-mock style: validate the request, answer a sample body.
+"""Every operation without a handler of its own, stripe-mock style: check the request, answer a sample.
 
-Requests are checked as the spec describes them: the API key is present, an access token is
-sent where the spec's security names OAuth (and, if the sandbox issued it, holds one of the
-operation's scopes), required parameters are there, values have their types and enum values,
-the body matches its schema. The answer is a deterministic, schema-valid body built from the
-spec; errors are ``googlerpcStatus`` bodies, as from Kenar.
+Requests are checked as the spec describes them (the API key, its permissions, the access
+token and its scopes are checked before, in ``_auth``): required parameters are there,
+values have their types and enum values, the body matches its schema. The answer is a
+deterministic, schema-valid body built from the spec; errors are ``googlerpcStatus``
+bodies, as from Kenar.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import json
 import re
-from email.message import Message
-from typing import Any, Dict, List, Mapping, Pattern, Tuple
-from urllib.parse import parse_qs, unquote
+from typing import Any, Dict, List, Mapping, Tuple
+from urllib.parse import parse_qs
 
-from kenar_api_client.sandbox._api import _bearer_token, _json_object, _single_header
+from kenar_api_client.sandbox._auth import require_scope, resource_names
+from kenar_api_client.sandbox._calls import Call
+from kenar_api_client.sandbox._request_values import json_object
 from kenar_api_client.sandbox._rpc import Code, RpcError, quoted
-from kenar_api_client.sandbox._state import SandboxState
+from kenar_api_client.sandbox._spec import SpecOperation, schemas
 
 SAMPLE_DEPTH = 3
 _INT = re.compile(r"-?\d+")
 
 
-class SpecOperation:
-    """One row of the generated table, with its path compiled to a pattern."""
-
-    def __init__(self, row: List[Any]) -> None:
-        self.method, self.path, self.name, self.params, self.body, self.response, self.scopes = row
-        names = re.findall(r"{(\w+)}", self.path)
-        pattern = re.escape(self.path)
-        for name in names:
-            pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>[^/]+)")
-        self.pattern: Pattern[str] = re.compile(pattern + "$")
+def answer(call: Call) -> Dict[str, Any]:
+    """The sample answer of ``call``'s operation; raises ``RpcError`` for an invalid request."""
+    operation = call.operation
+    query_values = check_query(operation, call.query)
+    check_body(operation, call.body)
+    if call.caller.grant is not None:
+        require_scope(call.caller, operation.name, resource_ids(operation, call.path_values, query_values))
+    return sample_answer(operation)
 
 
-@functools.lru_cache(maxsize=1)
-def _table() -> Tuple[List[SpecOperation], Dict[str, Any]]:
-    from kenar_api_client.sandbox._spec_operations import OPERATIONS, SCHEMAS
-
-    return [SpecOperation(row) for row in OPERATIONS], SCHEMAS
-
-
-def answer(state: SandboxState, method: str, path: str, query: str, headers: Message, body: bytes) -> bytes:
-    """The JSON answer of a spec operation; raises ``RpcError`` for an invalid request."""
-    operation, path_values = _match(method, path)
-    query_values = _query(operation, query)
-    _authenticate(state, operation, headers, {**query_values, **path_values})
-    if operation.body == "{}":
-        _json_object(body)
-    elif operation.body:
-        _check_value(_json_object(body), ["ref", operation.body], "body")
-    schemas = _table()[1]
-    document = sample(["ref", operation.response], schemas) if operation.response else {}
-    return json.dumps(document, ensure_ascii=False).encode("utf-8")
+def check_body(operation: SpecOperation, body: bytes) -> Dict[str, Any]:
+    """The request body, checked against the operation's body schema; returned as parsed."""
+    if operation.body is None:
+        return {}
+    document = json_object(body)
+    if operation.body != "{}":
+        check_value(document, ["ref", operation.body], "body")
+    return document
 
 
-def _match(method: str, path: str) -> Tuple[SpecOperation, Dict[str, str]]:
-    allowed = []
-    for operation in _table()[0]:
-        found = operation.pattern.match(path)
-        if found is None:
-            continue
-        if operation.method == method:
-            return operation, {name: unquote(value) for name, value in found.groupdict().items()}
-        allowed.append(operation.method)
-    if allowed:
-        methods = ", ".join(sorted(set(allowed)))
-        raise RpcError(
-            Code.UNIMPLEMENTED, f"Method Not Allowed: {path} accepts {methods}", {"Allow": methods}
-        )
-    raise RpcError(Code.NOT_FOUND, f"Not Found: {quoted(path, 80)} is not a Kenar API path")
+def sample_answer(operation: SpecOperation) -> Dict[str, Any]:
+    """The deterministic, schema-valid answer of ``operation`` (``{}`` when it has no schema)."""
+    if not operation.response:
+        return {}
+    document: Dict[str, Any] = sample(["ref", operation.response], schemas())
+    return document
 
 
-def _query(operation: SpecOperation, query: str) -> Dict[str, str]:
+def resource_ids(
+    operation: SpecOperation, path_values: Mapping[str, str], query_values: Mapping[str, str]
+) -> Dict[str, str]:
+    """The ids the operation's resource scopes are bound to: its path and query values by
+    name, and, for a resource no parameter is named after, the path's one parameter
+    (``POST_ADDON_CREATE.post_token`` on ``/v2/open-platform/addons/post/{token}``)."""
+    ids = {**query_values, **path_values}
+    if len(operation.path_params) == 1:
+        for resource in resource_names(operation.name):
+            ids.setdefault(resource, path_values[operation.path_params[0]])
+    return ids
+
+
+def check_query(operation: SpecOperation, query: str) -> Dict[str, str]:
+    """The query's values of the operation's parameters (the first of a list), checked."""
     given: Dict[str, List[str]] = parse_qs(query, keep_blank_values=True)
     values: Dict[str, str] = {}
     for name, location, kind, required in operation.params:
@@ -99,34 +91,7 @@ def _check_query_value(value: str, kind: Any, name: str) -> None:
     if kind in ("int", "int64") and not _INT.fullmatch(value):
         raise RpcError(Code.INVALID_ARGUMENT, f"query parameter {name}: {quoted(value)} is not an integer")
     if isinstance(kind, list) and kind[0] == "ref":
-        _check_value(value, kind, name)
-
-
-def _authenticate(
-    state: SandboxState, operation: SpecOperation, headers: Message, values: Mapping[str, str]
-) -> None:
-    if _single_header(headers, "X-API-Key", "API key") is None:
-        raise RpcError(Code.UNAUTHENTICATED, "missing API key: send it in the X-API-Key header")
-    if not operation.scopes:
-        return
-    status = state.tokens.status(_bearer_token(headers))
-    if status.grant is None:
-        if status.revoked or status.valid_until is not None:
-            raise RpcError(Code.UNAUTHENTICATED, status.problem or "the access token is not valid")
-        return  # a token the sandbox did not issue: its scopes are unknown here
-    if not any(_scope_granted(scope, status.grant.scopes, values) for scope in operation.scopes):
-        needed = " or ".join(operation.scopes)
-        raise RpcError(Code.PERMISSION_DENIED, f"the access token lacks scope {needed}")
-
-
-def _scope_granted(scope: str, granted: Any, values: Mapping[str, str]) -> bool:
-    """``BASE`` needs ``BASE``; ``BASE.resource`` needs ``BASE.<its id>`` (any id if none was sent)."""
-    base, _, resource = scope.partition(".")
-    if not resource:
-        return scope in granted
-    if resource in values:
-        return f"{base}.{values[resource]}" in granted
-    return any(str(item).startswith(base + ".") for item in granted)
+        check_value(value, kind, name)
 
 
 # -- schema checks --------------------------------------------------------------------------
@@ -140,7 +105,7 @@ _SCALARS: Dict[str, Any] = {
 }
 
 
-def _check_value(value: Any, kind: Any, where: str) -> None:
+def check_value(value: Any, kind: Any, where: str) -> None:
     """Raise INVALID_ARGUMENT naming ``where`` if ``value`` does not fit ``kind``."""
     if value is None:
         return
@@ -158,14 +123,14 @@ def _check_value(value: Any, kind: Any, where: str) -> None:
         if not isinstance(value, list):
             raise RpcError(Code.INVALID_ARGUMENT, f"{where}: expected a JSON array")
         for index, item in enumerate(value):
-            _check_value(item, inner, f"{where}[{index}]")
+            check_value(item, inner, f"{where}[{index}]")
     elif container == "dict":
         if not isinstance(value, dict):
             raise RpcError(Code.INVALID_ARGUMENT, f"{where}: expected a JSON object")
         for key, item in value.items():
-            _check_value(item, inner, f"{where}.{key}")
+            check_value(item, inner, f"{where}.{key}")
     else:
-        _check_schema(value, _table()[1][inner], where)
+        _check_schema(value, schemas()[inner], where)
 
 
 def _check_schema(value: Any, schema: List[Any], where: str) -> None:
@@ -182,7 +147,7 @@ def _check_schema(value: Any, schema: List[Any], where: str) -> None:
     for name, (kind, required) in schema[1].items():
         if required and value.get(name) in (None, ""):
             raise RpcError(Code.INVALID_ARGUMENT, f"{where}.{name} is required")
-        _check_value(value.get(name), kind, f"{where}.{name}")
+        check_value(value.get(name), kind, f"{where}.{name}")
     # Unknown fields are ignored, as grpc-gateway discards them.
 
 

@@ -33,7 +33,9 @@ class Sandbox(SandboxCore):
     (``DEMO_API_KEY``, ``DEMO_ACCESS_TOKEN``); pass mappings (``{}`` for none) to configure
     your own, or add them later with :meth:`add_api_key` and :meth:`add_access_token`.
     With no ``oauth_clients`` it registers the demo OAuth client (``DEMO_CLIENT_ID``).
-    Every expiry check reads ``clock`` (a new :class:`SandboxClock` by default).
+    Every expiry check reads ``clock`` (a new :class:`SandboxClock` by default); with a
+    ``clock_file``, the clock's offset is kept in that file too, so that an app in another
+    process, started with ``KENAR_CLOCK_FILE`` set to it, follows the sandbox's time.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. ``port=0`` picks a
     free port; :attr:`url` is the base URL to give ``Configuration(host=...)``.
@@ -53,6 +55,7 @@ class Sandbox(SandboxCore):
         delivery_timeout: float = 5.0,
         clock: Optional[SandboxClock] = None,
         oauth_clients: Optional[Mapping[str, RegisteredClient]] = None,
+        clock_file: Optional[str] = None,
     ) -> None:
         self._address = (host, port)
         self._server: Optional[SandboxHTTPServer] = None
@@ -68,6 +71,7 @@ class Sandbox(SandboxCore):
             delivery_timeout=delivery_timeout,
             clock=clock,
             oauth_clients=oauth_clients,
+            clock_file=clock_file,
         )
 
     # -- life cycle ---------------------------------------------------------------------
@@ -135,8 +139,11 @@ class Sandbox(SandboxCore):
 
         ``KENAR_BASE_URL`` and ``KENAR_OAUTH_URL`` are :attr:`url`; the credentials are the
         demo ones, and ``KENAR_IDENTIFICATION_KEY`` is :attr:`identification_key`.
+        ``KENAR_CLOCK_FILE`` is there when the clock is shared through a file.
         """
+        clock_file = self.clock.file
         return {
+            **({_env.CLOCK_FILE: clock_file} if clock_file is not None else {}),
             _env.BASE_URL: self.url,
             _env.API_KEY: DEMO_API_KEY,
             _env.ACCESS_TOKEN: DEMO_ACCESS_TOKEN,

@@ -8,13 +8,13 @@ import logging
 import re
 import socket
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from kenar_api_client._content_length import parse_content_length
 from kenar_api_client._hosts import is_loopback_ip
 from kenar_api_client._printable import printable
 from kenar_api_client._threaded_server import ThreadedServer
-from kenar_api_client.sandbox import _admin, _api, _faults, _generic, _oauth, _vetting
+from kenar_api_client.sandbox import _admin, _dispatch, _faults, _oauth, _vetting
 from kenar_api_client.sandbox._rpc import Code, Reply, RpcError, error_reply
 from kenar_api_client.sandbox._state import RequestRecord
 
@@ -28,24 +28,7 @@ ADMIN_PREFIX = "/_sandbox/"
 _MAX_LINE_BYTES = 1024  # a chunk-size or trailer line
 _MAX_TRAILER_LINES = 32
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
-
-_Operation = Callable[["SandboxCore", "SandboxRequestHandler", str, bytes], None]
-
-
-def _send_event(sandbox: SandboxCore, handler: SandboxRequestHandler, query: str, body: bytes) -> None:
-    _api.send_event(sandbox.state, handler.headers, query)
-
-
-def _register_subscription(
-    sandbox: SandboxCore, handler: SandboxRequestHandler, query: str, body: bytes
-) -> None:
-    _api.register_subscription(sandbox.state, handler.headers, body)
-
-
-_OPERATIONS: Dict[str, _Operation] = {
-    _api.SEND_EVENT_PATH: _send_event,
-    _api.SUBSCRIPTIONS_PATH: _register_subscription,
-}
+_UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class _BodyError(Exception):
@@ -220,18 +203,9 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
     def _api_reply(self, path: str, query: str, body: bytes) -> Reply:
-        payload = b"{}"
+        state = self.server.sandbox.state
         try:
-            operation = _OPERATIONS.get(path)
-            if operation is None:  # not an Events operation: the spec-driven layer answers
-                state = self.server.sandbox.state
-                payload = _generic.answer(state, self.command, path, query, self.headers, body)
-            elif self.command != "POST":
-                raise RpcError(
-                    Code.UNIMPLEMENTED, f"Method Not Allowed: {path} accepts POST only", {"Allow": "POST"}
-                )
-            else:
-                operation(self.server.sandbox, self, query, body)
+            payload = _dispatch.answer(state, self.command, path, query, self.headers, body)
         except RpcError as error:
             return error_reply(error)
         except Exception:
@@ -278,8 +252,15 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         *,
         content_length: Optional[int] = None,
     ) -> None:
-        self.send_response(status)
         headers = {"Content-Type": "application/json", **(headers or {})}
+        if any(_UNSAFE_IN_HEADER.search(value) for value in headers.values()):
+            # Never write a header value that could end the header (response splitting).
+            logger.error("the sandbox refused to send a header with a control character")
+            status, payload = 500, error_reply(RpcError(Code.INTERNAL, "internal sandbox error")).payload
+            headers = {"Content-Type": "application/json"}
+            content_length = None
+            self.close_connection = True
+        self.send_response(status)
         self.send_header("Content-Length", str(len(payload) if content_length is None else content_length))
         for name, value in headers.items():
             self.send_header(name, value)

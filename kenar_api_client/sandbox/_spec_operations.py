@@ -3,9 +3,10 @@
 
 from typing import Any, Dict, List
 
-#: (method, path template, operation method name, params, body schema, response schema, scopes).
+#: (method, path template, operation method name, params, body schema, response schema).
 #: A param is (name, location, type, required); a type is a scalar kind, ["ref", schema],
-#: ["list", type] or ["dict", type].
+#: ["list", type] or ["dict", type]. What each operation needs (API key permissions, OAuth
+#: scopes) is in ``kenar_api_client._operation_security``, the one table of it.
 OPERATIONS: List[Any] = [
     [
         "POST",
@@ -14,7 +15,6 @@ OPERATIONS: List[Any] = [
         [["business_token", "path", "str", True]],
         "AddonsCreateBusinessAddonBody",
         "addonsCreateBusinessAddonResponse",
-        ["BUSINESS_ADDON_CREATE.business_token"],
     ],
     [
         "POST",
@@ -23,7 +23,6 @@ OPERATIONS: List[Any] = [
         [["token", "path", "str", True]],
         "AddonsCreatePostAddonV2Body",
         "addonsCreatePostAddonResponseV2",
-        ["POST_ADDON_CREATE.post_token", "USER_POSTS_ADDON_CREATE"],
     ],
     [
         "POST",
@@ -32,7 +31,6 @@ OPERATIONS: List[Any] = [
         [["phone", "path", "str", True]],
         "AddonsCreateUserAddonV2Body",
         "addonsCreateUserAddonResponseV2",
-        ["USER_ADDON_CREATE"],
     ],
     [
         "POST",
@@ -41,7 +39,6 @@ OPERATIONS: List[Any] = [
         [["divar_user_id", "path", "str", True]],
         "AddonsCreateUserAddonV2Body",
         "addonsCreateUserAddonResponseV2",
-        ["USER_ADDON_CREATE"],
     ],
     [
         "DELETE",
@@ -50,7 +47,6 @@ OPERATIONS: List[Any] = [
         [["token", "path", "str", True]],
         None,
         None,
-        [],
     ],
     [
         "DELETE",
@@ -59,7 +55,6 @@ OPERATIONS: List[Any] = [
         [["token", "path", "str", True]],
         None,
         None,
-        [],
     ],
     [
         "DELETE",
@@ -68,7 +63,6 @@ OPERATIONS: List[Any] = [
         [["id", "path", "str", True]],
         None,
         None,
-        [],
     ],
     [
         "GET",
@@ -77,7 +71,6 @@ OPERATIONS: List[Any] = [
         [],
         None,
         "assetsGetBodyStatusesResponse",
-        [],
     ],
     [
         "GET",
@@ -86,7 +79,6 @@ OPERATIONS: List[Any] = [
         [["category", "path", "str", True]],
         None,
         "assetsGetBrandModelsResponse",
-        [],
     ],
     [
         "GET",
@@ -95,9 +87,8 @@ OPERATIONS: List[Any] = [
         [],
         None,
         "assetsGetCategoriesResponse",
-        [],
     ],
-    ["GET", "/v1/open-platform/assets/city", "assets_get_cities", [], None, "assetsGetCitiesResponse", []],
+    ["GET", "/v1/open-platform/assets/city", "assets_get_cities", [], None, "assetsGetCitiesResponse"],
     [
         "GET",
         "/v1/open-platform/assets/color/{category}",
@@ -105,7 +96,6 @@ OPERATIONS: List[Any] = [
         [["category", "path", "str", True]],
         None,
         "assetsGetColorsResponse",
-        [],
     ],
     [
         "GET",
@@ -114,7 +104,6 @@ OPERATIONS: List[Any] = [
         [["city_slug", "query", "str", False]],
         None,
         "assetsGetDistrictsResponse",
-        [],
     ],
     [
         "GET",
@@ -123,7 +112,6 @@ OPERATIONS: List[Any] = [
         [["city_slug", "path", "str", True]],
         None,
         "assetsGetDistrictsResponse",
-        [],
     ],
     [
         "GET",
@@ -132,7 +120,6 @@ OPERATIONS: List[Any] = [
         [],
         None,
         "assetsGetInternalStoragesResponse",
-        [],
     ],
     [
         "GET",
@@ -141,7 +128,6 @@ OPERATIONS: List[Any] = [
         [],
         None,
         "assetsGetOAuthScopesResponse",
-        [],
     ],
     [
         "GET",
@@ -150,7 +136,6 @@ OPERATIONS: List[Any] = [
         [],
         None,
         "assetsGetPermissionsResponse",
-        [],
     ],
     [
         "GET",
@@ -159,7 +144,6 @@ OPERATIONS: List[Any] = [
         [],
         None,
         "assetsGetRamMemoriesResponse",
-        [],
     ],
     [
         "GET",
@@ -168,7 +152,6 @@ OPERATIONS: List[Any] = [
         [],
         None,
         "assetsGetServiceTypesResponse",
-        [],
     ],
     [
         "GET",
@@ -177,7 +160,6 @@ OPERATIONS: List[Any] = [
         [["category_slug", "path", "str", True]],
         None,
         "assetsGetSubmitSchemaResponse",
-        [],
     ],
     [
         "POST",
@@ -186,7 +168,6 @@ OPERATIONS: List[Any] = [
         [["conversation_id", "path", "str", True]],
         "ChatAPIChatBotSendMessageBody",
         "chatapiChatBotSendMessageResponse",
-        ["CHAT_BOT_USER_MESSAGE_SEND"],
     ],
     [
         "POST",
@@ -195,7 +176,6 @@ OPERATIONS: List[Any] = [
         [["user_id", "path", "str", True]],
         "ChatAPIChatBotSendMessageBody",
         "chatapiChatBotSendMessageResponse",
-        ["CHAT_BOT_USER_MESSAGE_SEND"],
     ],
     [
         "POST",
@@ -204,7 +184,6 @@ OPERATIONS: List[Any] = [
         [["conversation_id", "path", "str", True]],
         "ChatAPIChatBotSendMessageBody",
         "chatapiChatBotSendMessageResponse",
-        ["CHAT_BOT_USER_MESSAGE_SEND"],
     ],
     [
         "POST",
@@ -213,7 +192,6 @@ OPERATIONS: List[Any] = [
         [["user_id", "path", "str", True]],
         "ChatAPIChatBotSendMessageBody",
         "chatapiChatBotSendMessageResponse",
-        ["CHAT_BOT_USER_MESSAGE_SEND"],
     ],
     [
         "POST",
@@ -222,7 +200,6 @@ OPERATIONS: List[Any] = [
         [["conversation_id", "path", "str", True]],
         "ChatAPIChatBotSendMessageBody",
         "chatapiChatBotSendMessageResponse",
-        ["CHAT_BOT_USER_MESSAGE_SEND"],
     ],
     [
         "POST",
@@ -231,11 +208,6 @@ OPERATIONS: List[Any] = [
         [["conversation_id", "path", "str", True]],
         "ChatAPIConversationSendMessageBody",
         "chatapiConversationSendMessageResponse",
-        [
-            "CHAT_POST_CONVERSATIONS_MESSAGE_SEND.post_token",
-            "CHAT_SUPPLIER_ALL_CONVERSATIONS_MESSAGE_SEND",
-            "CONVERSATION_SEND_MESSAGE.conversation_id",
-        ],
     ],
     [
         "POST",
@@ -244,7 +216,6 @@ OPERATIONS: List[Any] = [
         [],
         "{}",
         "chatapiGenerateUploadTokenResponse",
-        [],
     ],
     [
         "GET",
@@ -253,7 +224,6 @@ OPERATIONS: List[Any] = [
         [["conversation_id", "path", "str", True]],
         None,
         "chatapiGetConversationResponse",
-        ["CHAT_CONVERSATION_READ.conversation_id"],
     ],
     [
         "POST",
@@ -262,7 +232,6 @@ OPERATIONS: List[Any] = [
         [],
         "eventsRegisterEventSubscriptionRequest",
         "eventsRegisterEventSubscriptionResponse",
-        ["CHAT_POST_CONVERSATIONS_READ.post_token", "CHAT_SUPPLIER_ALL_CONVERSATIONS_READ", "USER_POSTS_GET"],
     ],
     [
         "POST",
@@ -275,7 +244,6 @@ OPERATIONS: List[Any] = [
         ],
         None,
         "eventsSendEventResponse",
-        ["SEND_EVENT"],
     ],
     [
         "GET",
@@ -284,10 +252,9 @@ OPERATIONS: List[Any] = [
         [["token", "path", "str", True]],
         None,
         "finderGetPostResponse",
-        [],
     ],
-    ["POST", "/v1/open-platform/users", "finder_get_user", [], "{}", "finderUser", ["USER_ID", "USER_PHONE"]],
-    ["GET", "/v1/open-platform/users", "finder_get_user2", [], None, "finderUser", ["USER_ID", "USER_PHONE"]],
+    ["POST", "/v1/open-platform/users", "finder_get_user", [], "{}", "finderUser"],
+    ["GET", "/v1/open-platform/users", "finder_get_user2", [], None, "finderUser"],
     [
         "POST",
         "/v1/open-platform/get-user-id-by-phone",
@@ -295,7 +262,6 @@ OPERATIONS: List[Any] = [
         [],
         "finderGetUserIDByPhoneRequest",
         "finderGetUserIDByPhoneResponse",
-        [],
     ],
     [
         "GET",
@@ -304,7 +270,6 @@ OPERATIONS: List[Any] = [
         [],
         None,
         "finderGetUserPostsResponse",
-        ["USER_POSTS_GET"],
     ],
     [
         "POST",
@@ -313,7 +278,6 @@ OPERATIONS: List[Any] = [
         [],
         "finderSearchPostsV2Request",
         "finderSearchPostV2Response",
-        [],
     ],
     [
         "POST",
@@ -322,7 +286,6 @@ OPERATIONS: List[Any] = [
         [],
         "paymentCommitWalletTransactionRequest",
         "paymentCommitWalletTransactionResponse",
-        ["CREATE_WALLET_PAYMENT"],
     ],
     [
         "POST",
@@ -331,7 +294,6 @@ OPERATIONS: List[Any] = [
         [],
         "paymentCreateWalletPaymentRequest",
         "paymentCreateWalletPaymentResponse",
-        ["CREATE_WALLET_PAYMENT"],
     ],
     [
         "GET",
@@ -340,7 +302,6 @@ OPERATIONS: List[Any] = [
         [],
         None,
         "paymentGetBalanceResponse",
-        [],
     ],
     [
         "GET",
@@ -349,7 +310,6 @@ OPERATIONS: List[Any] = [
         [["post_token", "path", "str", True]],
         None,
         "paymentGetPostPricingResponse",
-        ["PAYMENT_ALL_POSTS_PRICING_READ"],
     ],
     [
         "GET",
@@ -358,7 +318,6 @@ OPERATIONS: List[Any] = [
         [["id", "path", "str", True]],
         None,
         "paymentGetTransactionResponse",
-        [],
     ],
     [
         "GET",
@@ -367,7 +326,6 @@ OPERATIONS: List[Any] = [
         [["page_size", "query", "int", False], ["page_token", "query", "str", False]],
         None,
         "paymentListTransactionsResponse",
-        [],
     ],
     [
         "POST",
@@ -376,7 +334,6 @@ OPERATIONS: List[Any] = [
         [["post_token", "path", "str", True]],
         "PaymentPublishUserPostBody",
         "paymentPublishUserPostResponse",
-        ["SUBMIT_USER_POST"],
     ],
     [
         "POST",
@@ -385,7 +342,6 @@ OPERATIONS: List[Any] = [
         [["post_token", "path", "str", True]],
         "PaymentRenewPostBody",
         "paymentRenewPostResponse",
-        ["PAYMENT_ALL_POSTS_RENEW"],
     ],
     [
         "POST",
@@ -394,7 +350,6 @@ OPERATIONS: List[Any] = [
         [["post_token", "path", "str", True]],
         "PaymentReorderPostBody",
         "paymentReorderPostResponse",
-        ["PAYMENT_ALL_POSTS_REORDER"],
     ],
     [
         "GET",
@@ -403,7 +358,6 @@ OPERATIONS: List[Any] = [
         [["token", "path", "str", True]],
         None,
         "paymentRetrieveWalletTransactionResponse",
-        ["CREATE_WALLET_PAYMENT"],
     ],
     [
         "POST",
@@ -412,7 +366,6 @@ OPERATIONS: List[Any] = [
         [],
         "paymentSubmitUserPaymentRequest",
         "paymentSubmitUserPaymentResponse",
-        ["SUBMIT_USER_PAYMENT"],
     ],
     [
         "POST",
@@ -421,7 +374,6 @@ OPERATIONS: List[Any] = [
         [],
         "payment_ticketValidateRequest",
         "payment_ticketValidateResponse",
-        [],
     ],
     [
         "GET",
@@ -430,7 +382,6 @@ OPERATIONS: List[Any] = [
         [],
         None,
         "postCanUserSubmitPostResponse",
-        ["SUBMIT_USER_POST"],
     ],
     [
         "POST",
@@ -439,7 +390,6 @@ OPERATIONS: List[Any] = [
         [["business_token", "path", "str", True]],
         "PostCreateBusinessCustomizedButtonBody",
         "postCreateBusinessCustomizedButtonResponse",
-        ["BUSINESS_CREATE_CUSTOMIZED_BUTTON.business_token"],
     ],
     [
         "DELETE",
@@ -448,7 +398,6 @@ OPERATIONS: List[Any] = [
         [["business_token", "path", "str", True]],
         None,
         "postDeleteBusinessCustomizedButtonResponse",
-        [],
     ],
     [
         "DELETE",
@@ -457,7 +406,6 @@ OPERATIONS: List[Any] = [
         [["post_token", "path", "str", True]],
         None,
         "postDeletePostCustomizedButtonResponse",
-        ["USER_SET_CUSTOMIZED_BUTTON"],
     ],
     [
         "DELETE",
@@ -466,7 +414,6 @@ OPERATIONS: List[Any] = [
         [["post_token", "path", "str", True]],
         None,
         "postDeleteUserPostResponse",
-        ["DELETE_USER_POST"],
     ],
     [
         "PUT",
@@ -475,7 +422,6 @@ OPERATIONS: List[Any] = [
         [["post_token", "path", "str", True]],
         "PostEditPostBody",
         "postEditPostResponse",
-        ["POST_EDIT.post_token"],
     ],
     [
         "PUT",
@@ -484,7 +430,6 @@ OPERATIONS: List[Any] = [
         [["post_token", "path", "str", True]],
         "PostEditPostV2Body",
         "postEditPostResponse",
-        ["EDIT_USER_POST", "POST_EDIT.post_token"],
     ],
     [
         "GET",
@@ -493,7 +438,6 @@ OPERATIONS: List[Any] = [
         [],
         None,
         "postGetImageUploadURLResponse",
-        [],
     ],
     [
         "GET",
@@ -502,7 +446,6 @@ OPERATIONS: List[Any] = [
         [["post_token", "path", "str", True]],
         None,
         "postGetPostStatsResponse",
-        ["USER_POSTS_STATS_READ"],
     ],
     [
         "GET",
@@ -511,7 +454,6 @@ OPERATIONS: List[Any] = [
         [],
         None,
         "postGetUploadURLsV2Response",
-        [],
     ],
     [
         "GET",
@@ -520,7 +462,6 @@ OPERATIONS: List[Any] = [
         [["token", "path", "str", True]],
         None,
         "postGetUserPostResponse",
-        ["USER_POSTS_GET"],
     ],
     [
         "POST",
@@ -529,7 +470,6 @@ OPERATIONS: List[Any] = [
         [["post_token", "path", "str", True]],
         "PostSetPostCustomizedButtonBody",
         "postSetPostCustomizedButtonResponse",
-        ["USER_SET_CUSTOMIZED_BUTTON"],
     ],
     [
         "POST",
@@ -538,7 +478,6 @@ OPERATIONS: List[Any] = [
         [],
         "postSubmitPostRequest",
         "postSubmitPostResponse",
-        [],
     ],
     [
         "POST",
@@ -547,7 +486,6 @@ OPERATIONS: List[Any] = [
         [],
         "postSubmitPostV2Request",
         "postSubmitPostResponse",
-        [],
     ],
     [
         "POST",
@@ -556,7 +494,6 @@ OPERATIONS: List[Any] = [
         [],
         "postSubmitUserPostRequest",
         "postSubmitPostResponse",
-        ["SUBMIT_USER_POST"],
     ],
     [
         "POST",
@@ -565,7 +502,6 @@ OPERATIONS: List[Any] = [
         [["token", "path", "str", True]],
         "SemanticCreatePostSemanticBody",
         "semanticCreatePostSemanticResponse",
-        ["POST_SEMANTIC_CREATE.post_token"],
     ],
     [
         "POST",
@@ -574,7 +510,6 @@ OPERATIONS: List[Any] = [
         [["phone", "path", "str", True]],
         "SemanticCreateUserSemanticBody",
         "semanticCreateUserSemanticResponse",
-        ["USER_VERIFICATION_CREATE"],
     ],
     [
         "POST",
@@ -583,7 +518,6 @@ OPERATIONS: List[Any] = [
         [["divar_user_id", "path", "str", True]],
         "SemanticCreateUserSemanticBody",
         "semanticCreateUserSemanticResponse",
-        ["USER_VERIFICATION_CREATE"],
     ],
     [
         "DELETE",
@@ -592,7 +526,6 @@ OPERATIONS: List[Any] = [
         [["phone", "path", "str", True], ["divar_user_id", "query", "str", False]],
         None,
         "semanticDeleteUserSemanticResponse",
-        [],
     ],
     [
         "DELETE",
@@ -601,11 +534,10 @@ OPERATIONS: List[Any] = [
         [["divar_user_id", "path", "str", True], ["phone", "query", "str", True]],
         None,
         "semanticDeleteUserSemanticResponse",
-        [],
     ],
 ]
 
-#: schema name -> ["object", {property: [type, required]}] or ["enum", [values]].
+#: schema name -> ["object", {property: [type, required]}] or ["enum", "<module>.<EnumClass>"].
 SCHEMAS: Dict[str, Any] = {
     "AddonSemanticCarVerificationStage": [
         "enum",

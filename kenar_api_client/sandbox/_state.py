@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
+from kenar_api_client.sandbox._chat_book import ChatBook
 from kenar_api_client.sandbox._clients import RegisteredClient
 from kenar_api_client.sandbox._clock import SandboxClock, as_utc
 from kenar_api_client.sandbox._delivery import Delivery
@@ -140,12 +141,14 @@ class Consent:
 class SandboxState:
     """The sandbox's credentials and records, safe to use from several threads.
 
-    ``clock`` is the time of every expiry check; ``tokens`` the access, refresh and code book.
+    ``clock`` is the time of every expiry check; ``tokens`` the access, refresh and code book;
+    ``chat`` the conversations and the messages sent into them.
     """
 
     def __init__(self, clock: SandboxClock) -> None:
         self.clock = clock
         self.tokens: TokenBook = TokenBook(clock)
+        self.chat: ChatBook = ChatBook()
         self._lock = threading.Lock()
         self._api_keys: Dict[str, FrozenSet[str]] = {}
         self._oauth_clients: Dict[str, RegisteredClient] = {}
@@ -285,13 +288,15 @@ class SandboxState:
             return list(self._token_requests)
 
     def clear_records(self) -> None:
-        """Forget subscriptions, sent events, deliveries and requests; keep the credentials."""
+        """Forget subscriptions, sent events and messages, conversations, deliveries and
+        requests; keep the credentials."""
         with self._lock:
             self._subscriptions.clear()
             self._sent_events.clear()
             self._deliveries.clear()
             self._requests.clear()
             self._token_requests.clear()
+        self.chat.clear()
 
     def matching_subscription(self, event_type: str, post_token: Optional[str]) -> Optional[Subscription]:
         """The live subscription a delivery of ``event_type`` about ``post_token`` belongs to.
@@ -318,6 +323,8 @@ class SandboxState:
         return {
             "subscriptions": [s.to_dict() for s in self.subscriptions()],
             "sent_events": [e.to_dict() for e in self.sent_events()],
+            "conversations": [c.to_dict() for c in self.chat.conversations()],
+            "sent_messages": [m.to_dict() for m in self.chat.sent()],
             "deliveries": [d.to_dict() for d in self.deliveries()],
             "requests": [r.to_dict() for r in self.requests()],
             "token_requests": [r.to_dict() for r in self.token_requests()],
