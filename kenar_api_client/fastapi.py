@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import hmac
 import inspect
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Awaitable, Callable, Iterable, Optional, Union
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
@@ -90,7 +90,7 @@ class KenarFastAPI:
     # -- the app's life ---------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+    async def lifespan(self, app: Any) -> AsyncGenerator[None, None]:
         """``FastAPI(lifespan=kenar.lifespan)``: runs the keeper, closes the clients at shutdown."""
         rounds = None
         if self.keeper is not None and self.renew_every is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, AsyncIterator, List, Optional
+from typing import TYPE_CHECKING, AsyncGenerator, List, Optional
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -78,7 +78,7 @@ class AsyncSubscriptionKeeper:
     @contextlib.asynccontextmanager
     async def running_every(
         self, interval: float = DEFAULT_INTERVAL
-    ) -> AsyncIterator[AsyncSubscriptionKeeper]:
+    ) -> AsyncGenerator[AsyncSubscriptionKeeper, None]:
         """``start(interval)`` on entry, ``stop()`` on exit: for an app's lifespan."""
         self.start(interval)
         try:

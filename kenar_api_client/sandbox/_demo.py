@@ -18,6 +18,8 @@ DEMO_SCOPES: Tuple[str, ...] = (
     "SEND_EVENT",
     "USER_POSTS_GET",
     f"CHAT_POST_CONVERSATIONS_READ.{DEMO_POST_TOKEN}",
+    # A chatbot answers the buyers who write on the demo post (docs/Webhooks.md's recipes).
+    f"CHAT_POST_CONVERSATIONS_MESSAGE_SEND.{DEMO_POST_TOKEN}",
     "NOTIFICATION_ACCESS_REVOCATION",
     "USER_ID",
 )
