@@ -1,3 +1,3 @@
 """The package version, defined in this one place; CHANGELOG.md says how it moves."""
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
