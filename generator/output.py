@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List
 
-from generator import naming, spec
+from generator import legacy, naming, spec
 from generator.render import (
     api_exports,
     render_api_package,
@@ -24,7 +24,7 @@ from generator.render import (
 )
 from generator.render_docs import api_docs, model_docs, readme_table, section_between
 from generator.rules import DOCSTRING_OVERRIDES, HAND_WRITTEN_API_DOCS
-from generator.templates import HEADER, MD_HEADER
+from generator.templates import HEADER, LEGACY_HEADER, MD_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "kenar_api_client"
@@ -45,6 +45,11 @@ def generate(root: Path) -> Dict[str, str]:
     for model in document.models:
         files[f"{PACKAGE}/models/{model.module}.py"] = render_model(model)
     for enum in document.enums:
+        files[f"{PACKAGE}/models/{enum.module}.py"] = render_enum(enum)
+    legacy_models, legacy_enums = legacy.load(document, root / "generator" / "legacy_models.json")
+    for model in legacy_models:
+        files[f"{PACKAGE}/models/{model.module}.py"] = render_model(model)
+    for enum in legacy_enums:
         files[f"{PACKAGE}/models/{enum.module}.py"] = render_enum(enum)
     files[f"{PACKAGE}/models/__init__.py"], files[f"{PACKAGE}/models/__init__.pyi"] = render_models_package(
         document
@@ -146,4 +151,4 @@ def write(root: Path, files: Dict[str, str]) -> List[str]:
 
 def is_generated(path: Path) -> bool:
     with path.open(encoding="utf-8") as handle:
-        return handle.readline() in (HEADER, MD_HEADER)
+        return handle.readline() in (HEADER, LEGACY_HEADER, MD_HEADER)

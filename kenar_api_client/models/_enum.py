@@ -1,4 +1,4 @@
-"""The base of the string enums in the API: plain ``str`` enums with the generated-style ``from_json``."""
+"""The base of the string enums: plain ``str`` enums with the generated-style ``from_json``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from typing import Any, Optional, Union
 
 from typing_extensions import Self
 
+from kenar_api_client.models._own_methods import give_own_methods
+
 #: True while an answer (or a webhook) is parsed: then an enum takes values it does not list.
 reading_answer: ContextVar[bool] = ContextVar("kenar_reading_answer", default=False)
+#: The classes below only share code: each enum class gets its own, named copy of ``from_json``.
+_SHARED_BASES = ("KenarEnum", "ApiEnum")
 
 
 class KenarEnum(str, Enum):
@@ -20,6 +24,10 @@ class KenarEnum(str, Enum):
     member-like value whose ``name`` and ``value`` are the string), so a new value on
     Kenar's side does not break parsing; values a caller passes are checked strictly.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        give_own_methods(cls, _SHARED_BASES, ("from_json",))
 
     def __str__(self) -> str:
         return str(self.value)
@@ -41,3 +49,15 @@ class KenarEnum(str, Enum):
             return cls(json.loads(json_str))
         finally:
             reading_answer.reset(token)
+
+
+class ApiEnum(KenarEnum):
+    """An enum of the Kenar API, printed as the official client prints its ``(str, Enum)`` classes.
+
+    ``str(member)`` is ``"ClassName.MEMBER"`` and ``format()`` (f-strings) is whatever the
+    running Python does for such a class: the value on 3.9 and 3.10, ``str()`` from 3.11 on.
+    The wire value is always ``member.value``.
+    """
+
+    __str__ = Enum.__str__
+    __format__ = Enum.__format__
