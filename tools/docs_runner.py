@@ -55,7 +55,7 @@ def run_block(source: str, filename: str, out_path: str) -> None:
     namespace: Dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins, "os": os}
     try:
         exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - running docs is the point
-    except BaseException as error:
+    except BaseException as error:  # SystemExit and KeyboardInterrupt end a block too: outcomes
         result["exception"] = described_exception(error, filename)
     finally:
         sys.stdout.flush()
@@ -79,7 +79,7 @@ def capture(source: str, filename: str) -> Dict[str, Any]:
                     os.dup2(target, fd)
                     os.close(target)
                 run_block(source, filename, out_path)
-            except BaseException:
+            except BaseException:  # the child must never return into the parent's loop
                 code = 70
             finally:
                 os._exit(code)
