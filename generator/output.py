@@ -22,7 +22,7 @@ from generator.render import (
     render_security_table,
     render_tag_api,
 )
-from generator.render_docs import api_docs, model_docs, readme_table, section_between
+from generator.render_docs import api_docs, legacy_table, model_docs, readme_table, section_between
 from generator.rules import DOCSTRING_OVERRIDES, HAND_WRITTEN_API_DOCS
 from generator.templates import HEADER, LEGACY_HEADER, MD_HEADER
 
@@ -31,6 +31,8 @@ PACKAGE = "kenar_api_client"
 #: Folders where a file carrying the generated header and no longer produced is removed.
 MANAGED_DIRS = (f"{PACKAGE}/models", f"{PACKAGE}/api", "docs")
 README_MARKERS = ("<!-- generated:operations:start -->", "<!-- generated:operations:end -->")
+LEGACY_PAGE = "docs/FromOfficialClient.md"
+LEGACY_MARKERS = ("<!-- generated:legacy-models:start -->", "<!-- generated:legacy-models:end -->")
 INIT_MARKERS = {
     "exports": ("    # generated:exports:start", "    # generated:exports:end"),
     "api-imports": ("    # generated:api-imports:start", "    # generated:api-imports:end"),
@@ -71,6 +73,10 @@ def generate(root: Path) -> Dict[str, str]:
     docs_url = f"{homepage(root)}/blob/main/docs"
     pages = {name: f"{docs_url}/{name}.md" for name in HAND_WRITTEN_API_DOCS}
     files["README.md"] = section_between(readme, *README_MARKERS, readme_table(document, pages, docs_url))
+    legacy_page = (root / LEGACY_PAGE).read_text(encoding="utf-8")
+    files[LEGACY_PAGE] = section_between(
+        legacy_page, *LEGACY_MARKERS, legacy_table(legacy_models, legacy_enums)
+    )
     return files
 
 
