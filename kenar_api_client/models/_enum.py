@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from contextvars import ContextVar
 from enum import Enum
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from typing_extensions import Self
 
@@ -59,5 +59,16 @@ class ApiEnum(KenarEnum):
     The wire value is always ``member.value``.
     """
 
-    __str__ = Enum.__str__
-    __format__ = Enum.__format__
+    if TYPE_CHECKING:
+
+        def __str__(self) -> str:
+            """``"ClassName.MEMBER"``."""
+
+        def __format__(self, format_spec: str) -> str:
+            """As a plain ``(str, Enum)`` member formats on this Python."""
+
+    else:
+        # Enum's own functions, not wrappers: Python 3.9 and 3.10 format a member by its
+        # value only when __str__ is exactly Enum.__str__, as for the official classes.
+        __str__ = Enum.__str__
+        __format__ = Enum.__format__

@@ -46,12 +46,13 @@ class ProtobufAny(ApiModel):
         """The packed message's fields, by wire name: this object's own dict, not a copy."""
         extra = self.__pydantic_extra__
         if extra is None:  # a model built with model_construct() and no extras
-            extra = self.__pydantic_extra__ = {}
+            extra = {}
+            object.__setattr__(self, "__pydantic_extra__", extra)
         return extra
 
     @additional_properties.setter
     def additional_properties(self, value: Dict[str, Any]) -> None:
-        self.__pydantic_extra__ = dict(value)
+        object.__setattr__(self, "__pydantic_extra__", dict(value))
 
     def __repr_args__(self) -> Iterator[Tuple[Optional[str], Any]]:
         # As the official client shows it: ProtobufAny(type='t', additional_properties={...}).
