@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import pprint
+from contextvars import ContextVar
 from typing import Any, ClassVar, Dict, Iterator, List, Optional, Set, Tuple, Type, Union
 
 from pydantic import ValidationError
@@ -23,9 +24,10 @@ from kenar_api_client.models._base import KenarModel
 from kenar_api_client.models._enum import reading_answer
 from kenar_api_client.models._own_methods import give_own_methods
 
-#: The serialization context of ``to_str``: there ``ProtobufAny`` shows its
-#: ``additional_properties`` as a field, as the official client's dump does.
-OFFICIAL_DUMP: Dict[str, bool] = {"kenar_official_dump": True}
+#: True while ``to_str`` dumps a model: then ``ProtobufAny`` shows its
+#: ``additional_properties`` as a field, as the official client's dump does. (A context
+#: variable, not pydantic's serialization context: pydantic 2.5 has none.)
+dumping_for_str: ContextVar[bool] = ContextVar("kenar_dumping_for_str", default=False)
 _OWN_METHODS = ("to_dict", "to_json", "to_str", "from_dict", "from_json")
 
 
@@ -59,7 +61,11 @@ class ApiModel(KenarModel):
 
     def to_str(self) -> str:
         """A readable, pretty-printed dump of every field, ``None`` and read-only ones included."""
-        return pprint.pformat(self.model_dump(by_alias=True, context=OFFICIAL_DUMP))
+        token = dumping_for_str.set(True)
+        try:
+            return pprint.pformat(self.model_dump(by_alias=True))
+        finally:
+            dumping_for_str.reset(token)
 
     @classmethod
     def _from_answer(cls, document: Any) -> Self:

@@ -5,13 +5,12 @@ from typing import Any, ClassVar, Dict, Iterator, Optional, Tuple
 from pydantic import (
     ConfigDict,
     Field,
-    SerializationInfo,
     SerializerFunctionWrapHandler,
     StrictStr,
     model_serializer,
 )
 
-from kenar_api_client.models._api_model import OFFICIAL_DUMP, ApiModel
+from kenar_api_client.models._api_model import ApiModel, dumping_for_str
 
 
 class ProtobufAny(ApiModel):
@@ -34,7 +33,7 @@ class ProtobufAny(ApiModel):
 
     def __init__(self, /, *, additional_properties: Optional[Dict[str, Any]] = None, **data: Any) -> None:
         # Stored as pydantic's extra fields: the wire and to_dict() then hold them flat.
-        if "type" in data:
+        if "type" in data and "@type" not in data:  # type= is the URL; beside "@type", a packed field
             data["@type"] = data.pop("type")
         super().__init__(**{**(additional_properties or {}), **data})
 
@@ -60,7 +59,7 @@ class ProtobufAny(ApiModel):
         yield "additional_properties", self.additional_properties
 
     @model_serializer(mode="wrap")
-    def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
         dumped = handler(self)
         if not isinstance(dumped, dict):
             return dumped
@@ -68,7 +67,7 @@ class ProtobufAny(ApiModel):
         fields = {key: value for key, value in dumped.items() if key not in extra}
         # The packed message's values as they are, None included (exclude_none is about fields).
         packed = {key: dumped.get(key) for key in extra}
-        if info.context is OFFICIAL_DUMP:
+        if dumping_for_str.get():
             # to_str(): the dump shows additional_properties as the field the official model has.
             return {**fields, "additional_properties": packed}
         return {**fields, **packed}
