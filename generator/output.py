@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List
 
-from generator import naming, spec
+from generator import legacy, naming, spec
 from generator.render import (
     api_exports,
     render_api_package,
@@ -22,15 +22,17 @@ from generator.render import (
     render_security_table,
     render_tag_api,
 )
-from generator.render_docs import api_docs, model_docs, readme_table, section_between
+from generator.render_docs import api_docs, legacy_table, model_docs, readme_table, section_between
 from generator.rules import DOCSTRING_OVERRIDES, HAND_WRITTEN_API_DOCS
-from generator.templates import HEADER, MD_HEADER, PACKAGE_EXPORTS
+from generator.templates import HEADER, LEGACY_HEADER, MD_HEADER, PACKAGE_EXPORTS
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "kenar_api_client"
 #: Folders where a file carrying the generated header and no longer produced is removed.
 MANAGED_DIRS = (f"{PACKAGE}/models", f"{PACKAGE}/api", "docs")
 README_MARKERS = ("<!-- generated:operations:start -->", "<!-- generated:operations:end -->")
+LEGACY_PAGE = "docs/FromOfficialClient.md"
+LEGACY_MARKERS = ("<!-- generated:legacy-models:start -->", "<!-- generated:legacy-models:end -->")
 
 
 def generate(root: Path) -> Dict[str, str]:
@@ -40,6 +42,11 @@ def generate(root: Path) -> Dict[str, str]:
     for model in document.models:
         files[f"{PACKAGE}/models/{model.module}.py"] = render_model(model)
     for enum in document.enums:
+        files[f"{PACKAGE}/models/{enum.module}.py"] = render_enum(enum)
+    legacy_models, legacy_enums = legacy.load(document, root / "generator" / "legacy_models.json")
+    for model in legacy_models:
+        files[f"{PACKAGE}/models/{model.module}.py"] = render_model(model)
+    for enum in legacy_enums:
         files[f"{PACKAGE}/models/{enum.module}.py"] = render_enum(enum)
     files[f"{PACKAGE}/models/__init__.py"], files[f"{PACKAGE}/models/__init__.pyi"] = render_models_package(
         document
@@ -61,6 +68,10 @@ def generate(root: Path) -> Dict[str, str]:
     docs_url = f"{homepage(root)}/blob/main/docs"
     pages = {name: f"{docs_url}/{name}.md" for name in HAND_WRITTEN_API_DOCS}
     files["README.md"] = section_between(readme, *README_MARKERS, readme_table(document, pages, docs_url))
+    legacy_page = (root / LEGACY_PAGE).read_text(encoding="utf-8")
+    files[LEGACY_PAGE] = section_between(
+        legacy_page, *LEGACY_MARKERS, legacy_table(legacy_models, legacy_enums)
+    )
     return files
 
 
@@ -141,4 +152,4 @@ def write(root: Path, files: Dict[str, str]) -> List[str]:
 
 def is_generated(path: Path) -> bool:
     with path.open(encoding="utf-8") as handle:
-        return handle.readline() in (HEADER, MD_HEADER)
+        return handle.readline() in (HEADER, LEGACY_HEADER, MD_HEADER)

@@ -22,6 +22,8 @@ from generator.templates import (
     HEADER,
     LAZY_PACKAGE,
     LAZY_PACKAGE_NO_IMPORTS,
+    LEGACY_HEADER,
+    LEGACY_NOTE,
     METHODS,
     MODEL,
     OPERATION,
@@ -131,9 +133,12 @@ def render_model(model: ModelDef) -> str:
     lines = [render_field(f) for f in model.fields]
     body = "\n".join(lines)
     imports = model_imports(model, body)
-    doc = docstring(f"The ``{model.schema_name}`` schema.", model.description)
+    if model.legacy:
+        doc = docstring(f"The ``{model.class_name}`` model of older official builds.", LEGACY_NOTE)
+    else:
+        doc = docstring(f"The ``{model.schema_name}`` schema.", model.description)
     return MODEL.substitute(
-        header=HEADER,
+        header=LEGACY_HEADER if model.legacy else HEADER,
         class_name=model.class_name,
         schema_name=model.schema_name,
         imports=imports,
@@ -157,6 +162,9 @@ def render_field(f: FieldDef) -> str:
         arguments.append(f"alias={json.dumps(f.wire_name)}")
     if f.example is not None:
         arguments.append(f"examples=[{f.example!r}]")
+    if f.read_only:
+        # Set by the server: to_dict() leaves it out (ApiModel reads this mark).
+        arguments.append('json_schema_extra={"readOnly": True}')
     if arguments == ["default=None"]:
         return f"    {f.name}: {type_text} = None"
     if not arguments:
@@ -181,7 +189,7 @@ def model_imports(model: ModelDef, body: str) -> str:
     if "Literal[" in body:
         lines.append("from typing_extensions import Literal")
     lines.append("")
-    lines.append("from kenar_api_client.models._base import KenarModel")
+    lines.append("from kenar_api_client.models._api_model import ApiModel")
     shared_types = [name for name in ("Int64", "JsonObject") if name in words]
     if shared_types:
         lines.append(f"from kenar_api_client.models._types import {', '.join(shared_types)}")
@@ -195,9 +203,12 @@ def model_imports(model: ModelDef, body: str) -> str:
 
 def render_enum(enum: EnumDef) -> str:
     members = "\n".join(f'    {value} = "{value}"' for value in enum.values)
-    doc = docstring(f"The ``{enum.schema_name}`` values.", enum.description)
+    if enum.legacy:
+        doc = docstring(f"The ``{enum.class_name}`` values of older official builds.", LEGACY_NOTE)
+    else:
+        doc = docstring(f"The ``{enum.schema_name}`` values.", enum.description)
     return ENUM.substitute(
-        header=HEADER,
+        header=LEGACY_HEADER if enum.legacy else HEADER,
         class_name=enum.class_name,
         schema_name=enum.schema_name,
         docstring=doc,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, FrozenSet, List, Mapping
+from typing import Any, Dict, FrozenSet, List, Mapping, Sequence
 
 from generator import naming
 from generator.render import limited_operations, needs, return_type, spec_prose
@@ -246,6 +246,21 @@ def readme_table(spec: Spec, hand_written_pages: Mapping[str, str], docs_url: st
                 f"| [{class_name}]({page}) | [`{op.method_name}`]({page}#{op.method_name}) "
                 f"| `{op.http_method} {op.path}` | {cell(op.summary)} |"
             )
+    return "\n".join(rows)
+
+
+def legacy_table(models: Sequence[ModelDef], enums: Sequence[EnumDef]) -> str:
+    """The models and enums of older official builds: module, class, and what each holds."""
+    rows = ["| Module (`kenar_api_client.models.`) | Class | Holds |", "|---|---|---|"]
+    for model in models:
+        fields = ", ".join(f"`{f.name}`" for f in model.fields)
+        rows.append(f"| `{model.module}` | `{model.class_name}` | {fields} |")
+    for enum in enums:
+        count = len(enum.values)
+        values = ", ".join(f"`{v}`" for v in enum.values[:3]) + (
+            f" ... ({count} values)" if count > 3 else ""
+        )
+        rows.append(f"| `{enum.module}` | `{enum.class_name}` (enum) | {values} |")
     return "\n".join(rows)
 
 

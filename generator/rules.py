@@ -12,12 +12,14 @@ FIELD_RULES: Dict[Tuple[str, str], Dict[str, int]] = {
 
 #: Schemas whose model is hand-written (extra behaviour), by schema name: the class to use.
 HAND_WRITTEN_MODELS: Dict[str, str] = {
-    "googlerpcStatus": "GoogleRpcStatus",
+    "googlerpcStatus": "GooglerpcStatus",
     "protobufAny": "ProtobufAny",
 }
 
 #: Public names of the hand-written model modules, exported from ``kenar_api_client.models``.
 HAND_WRITTEN_EXPORTS: Dict[str, str] = {
+    "ApiEnum": "._enum",
+    "ApiModel": "._api_model",
     "GoogleRpcStatus": ".google_rpc_status",
     "GooglerpcStatus": ".google_rpc_status",
     "KenarEnum": "._enum",

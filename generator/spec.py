@@ -53,6 +53,7 @@ class ModelDef:
     module: str
     description: str
     fields: Tuple[FieldDef, ...]
+    legacy: bool = False  # from generator/legacy_models.json, not the spec
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class EnumDef:
     module: str
     description: str
     values: Tuple[str, ...]
+    legacy: bool = False  # from generator/legacy_models.json, not the spec
 
 
 @dataclass(frozen=True)

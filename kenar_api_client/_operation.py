@@ -172,13 +172,19 @@ class Operation:
                 p.name: (p.annotation(), ... if p.required else None) for p in self.params
             }
             self._validator = create_model(self.name, **fields)
-        validated = self._validator.model_validate(args)
-        values = {p.name: getattr(validated, p.name) for p in self.params}
+        from pydantic import ValidationError
+
+        from kenar_api_client._call_title import retitled
         from kenar_api_client.models._base import raise_unknown_fields
 
-        for param in self.params:
-            if param.kind == "model" and not isinstance(args[param.name], param.type):
-                raise_unknown_fields(self.name, (param.name,), values[param.name])
+        try:
+            validated = self._validator.model_validate(args)
+            values = {p.name: getattr(validated, p.name) for p in self.params}
+            for param in self.params:
+                if param.kind == "model" and not isinstance(args[param.name], param.type):
+                    raise_unknown_fields(self.name, (param.name,), values[param.name])
+        except ValidationError as error:  # titled as the official client's: FinderApi.finder_get_user
+            raise retitled(error, self.name) from None
         return values
 
     def unsendable_error(self, args: Mapping[str, Any], error: ValueError) -> Optional[Exception]:
@@ -204,8 +210,10 @@ class Operation:
                     path, reason = found
         if culprit is None:
             return None
+        from kenar_api_client._call_title import call_title
+
         return ValidationError.from_exception_data(
-            self.name,
+            call_title(self.name),
             [
                 {
                     "type": "value_error",

@@ -55,8 +55,9 @@ def body_bytes(body: Any) -> Union[bytes, str, None]:
         return body
     serializer = getattr(body, "__pydantic_serializer__", None)
     if serializer is not None:
-        # Straight to UTF-8 JSON bytes: no intermediate dict, no \\u escapes.
-        return serializer.to_json(body, by_alias=True, exclude_unset=True)  # type: ignore[no-any-return]
+        # Straight to UTF-8 JSON bytes: no intermediate dict, no \\u escapes. Without None
+        # values, as the official client sends its to_dict(): a None field is not sent.
+        return serializer.to_json(body, by_alias=True, exclude_none=True)  # type: ignore[no-any-return]
     # allow_nan=False: NaN and Infinity are not JSON, and a server would refuse the body.
     return json.dumps(sanitize(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
         "utf-8"

@@ -444,8 +444,8 @@ SEED_EXPECTATIONS = {
     ),
     # target_type='target_type_example' is refused by pydantic before anything is sent.
     "events_send_event": (
-        "Exception when calling EventsApi->events_send_event: 1 validation error for events_send_event\n"
-        "target_type\n  Input should be 'USER' or 'POST'",
+        "Exception when calling EventsApi->events_send_event: "
+        "1 validation error for EventsApi.events_send_event\ntarget_type\n  Input should be 'USER' or 'POST'",
         None,
     ),
 }

@@ -59,6 +59,8 @@ _EXPORTS = {
     "AddonsUserAddonFilters": ".addons_user_addon_filters",
     "AddonsWidget": ".addons_widget",
     "AddonsWidgetColor": ".addons_widget_color",
+    "ApiEnum": "._enum",
+    "ApiModel": "._api_model",
     "AppsApp": ".apps_app",
     "AppsAppStatus": ".apps_app_status",
     "AppsAppStatusStatus": ".apps_app_status_status",

@@ -3,8 +3,9 @@
 
 from typing import List
 
+from kenar_api_client.models._api_model import ApiModel as ApiModel
 from kenar_api_client.models._base import KenarModel as KenarModel
-from kenar_api_client.models._enum import KenarEnum as KenarEnum
+from kenar_api_client.models._enum import ApiEnum as ApiEnum, KenarEnum as KenarEnum
 from kenar_api_client.models.addon_semantic_car_verification_stage import (
     AddonSemanticCarVerificationStage as AddonSemanticCarVerificationStage,
 )

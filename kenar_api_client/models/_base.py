@@ -120,12 +120,13 @@ class KenarModel(BaseModel):
         return cls._from_answer(obj)
 
     @classmethod
-    def from_json(cls, json_str: Union[str, bytes]) -> Self:
-        """Build the model from a JSON object as received on the wire.
+    def from_json(cls, json_str: Union[str, bytes]) -> Optional[Self]:
+        """Build the model from JSON text as received on the wire; ``null`` gives ``None``.
 
-        Anything but an object (``null`` included) raises ``pydantic.ValidationError``.
+        Anything else but an object raises ``pydantic.ValidationError``.
         """
-        return cls._from_answer(json.loads(json_str))
+        document: Optional[Dict[str, Any]] = json.loads(json_str)
+        return cls.from_dict(document)
 
     @classmethod
     def _from_answer(cls, document: Any) -> Self:

@@ -1,16 +1,20 @@
-"""The base of the string enums in the API: plain ``str`` enums with the generated-style ``from_json``."""
+"""The base of the string enums: plain ``str`` enums with the generated-style ``from_json``."""
 
 from __future__ import annotations
 
 import json
 from contextvars import ContextVar
 from enum import Enum
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from typing_extensions import Self
 
+from kenar_api_client.models._own_methods import give_own_methods
+
 #: True while an answer (or a webhook) is parsed: then an enum takes values it does not list.
 reading_answer: ContextVar[bool] = ContextVar("kenar_reading_answer", default=False)
+#: The classes below only share code: each enum class gets its own, named copy of ``from_json``.
+_SHARED_BASES = ("KenarEnum", "ApiEnum")
 
 
 class KenarEnum(str, Enum):
@@ -20,6 +24,10 @@ class KenarEnum(str, Enum):
     member-like value whose ``name`` and ``value`` are the string), so a new value on
     Kenar's side does not break parsing; values a caller passes are checked strictly.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        give_own_methods(cls, _SHARED_BASES, ("from_json",))
 
     def __str__(self) -> str:
         return str(self.value)
@@ -41,3 +49,26 @@ class KenarEnum(str, Enum):
             return cls(json.loads(json_str))
         finally:
             reading_answer.reset(token)
+
+
+class ApiEnum(KenarEnum):
+    """An enum of the Kenar API, printed as the official client prints its ``(str, Enum)`` classes.
+
+    ``str(member)`` is ``"ClassName.MEMBER"`` and ``format()`` (f-strings) is whatever the
+    running Python does for such a class: the value on 3.9 and 3.10, ``str()`` from 3.11 on.
+    The wire value is always ``member.value``.
+    """
+
+    if TYPE_CHECKING:
+
+        def __str__(self) -> str:
+            """``"ClassName.MEMBER"``."""
+
+        def __format__(self, format_spec: str) -> str:
+            """As a plain ``(str, Enum)`` member formats on this Python."""
+
+    else:
+        # Enum's own functions, not wrappers: Python 3.9 and 3.10 format a member by its
+        # value only when __str__ is exactly Enum.__str__, as for the official classes.
+        __str__ = Enum.__str__
+        __format__ = Enum.__format__

@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 AddonSemanticCarVerificationStageValue = Literal[
@@ -14,7 +14,7 @@ AddonSemanticCarVerificationStageValue = Literal[
 ]
 
 
-class AddonSemanticCarVerificationStage(KenarEnum):
+class AddonSemanticCarVerificationStage(ApiEnum):
     """The ``AddonSemanticCarVerificationStage`` values."""
 
     CARVERIFICATIONSTAGE_NOT_STARTED = "CARVERIFICATIONSTAGE_NOT_STARTED"

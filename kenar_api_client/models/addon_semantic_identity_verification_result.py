@@ -3,13 +3,13 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 AddonSemanticIdentityVerificationResultValue = Literal["FACE_AND_ID_MATCHED"]
 
 
-class AddonSemanticIdentityVerificationResult(KenarEnum):
+class AddonSemanticIdentityVerificationResult(ApiEnum):
     """The ``AddonSemanticIdentityVerificationResult`` values.
 
     - FACE_AND_ID_MATCHED: ID به معنای کارت ملی است، این مقدار منجر به نشان در تطبیق

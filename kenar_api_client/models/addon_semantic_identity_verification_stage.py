@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 AddonSemanticIdentityVerificationStageValue = Literal[
@@ -14,7 +14,7 @@ AddonSemanticIdentityVerificationStageValue = Literal[
 ]
 
 
-class AddonSemanticIdentityVerificationStage(KenarEnum):
+class AddonSemanticIdentityVerificationStage(ApiEnum):
     """The ``AddonSemanticIdentityVerificationStage`` values."""
 
     IDENTITYVERIFICATIONSTAGE_NOT_STARTED = "IDENTITYVERIFICATIONSTAGE_NOT_STARTED"

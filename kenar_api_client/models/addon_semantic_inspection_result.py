@@ -3,13 +3,13 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 AddonSemanticInspectionResultValue = Literal["INSPECTION_APPROVED"]
 
 
-class AddonSemanticInspectionResult(KenarEnum):
+class AddonSemanticInspectionResult(ApiEnum):
     """The ``AddonSemanticInspectionResult`` values."""
 
     INSPECTION_APPROVED = "INSPECTION_APPROVED"

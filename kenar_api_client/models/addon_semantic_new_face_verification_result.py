@@ -3,13 +3,13 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 AddonSemanticNewFaceVerificationResultValue = Literal["NEW_FACE_VERIFICATION_FAILED"]
 
 
-class AddonSemanticNewFaceVerificationResult(KenarEnum):
+class AddonSemanticNewFaceVerificationResult(ApiEnum):
     """The ``AddonSemanticNewFaceVerificationResult`` values."""
 
     NEW_FACE_VERIFICATION_FAILED = "NEW_FACE_VERIFICATION_FAILED"

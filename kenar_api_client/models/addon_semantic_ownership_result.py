@@ -3,13 +3,13 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 AddonSemanticOwnershipResultValue = Literal["OWNERSHIP_CONFIRMED", "OWNERSHIP_DELEGATION_CONFIRMED"]
 
 
-class AddonSemanticOwnershipResult(KenarEnum):
+class AddonSemanticOwnershipResult(ApiEnum):
     """The ``AddonSemanticOwnershipResult`` values."""
 
     OWNERSHIP_CONFIRMED = "OWNERSHIP_CONFIRMED"

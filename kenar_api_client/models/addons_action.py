@@ -5,14 +5,14 @@ from typing import Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_get_dynamic_action import AddonsGetDynamicAction
 from kenar_api_client.models.addons_open_post_manage_page import AddonsOpenPostManagePage
 from kenar_api_client.models.addons_open_post_page import AddonsOpenPostPage
 from kenar_api_client.models.addons_open_server_link import AddonsOpenServerLink
 
 
-class AddonsAction(KenarModel):
+class AddonsAction(ApiModel):
     """The ``addonsAction`` schema.
 
     نمایانگر یک Action که می‌تواند انجام شود

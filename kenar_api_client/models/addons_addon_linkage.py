@@ -3,13 +3,13 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 AddonsAddonLinkageValue = Literal["POST_DETAILS", "POST_MANAGEMENT"]
 
 
-class AddonsAddonLinkage(KenarEnum):
+class AddonsAddonLinkage(ApiEnum):
     """The ``addonsAddonLinkage`` values."""
 
     POST_DETAILS = "POST_DETAILS"

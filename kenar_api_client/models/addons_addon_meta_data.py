@@ -6,13 +6,13 @@ from typing import List, Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_status import AddonsStatus, AddonsStatusValue
 from kenar_api_client.models.apps_app import AppsApp
 from kenar_api_client.models.apps_service_tag import AppsServiceTag, AppsServiceTagValue
 
 
-class AddonsAddonMetaData(KenarModel):
+class AddonsAddonMetaData(ApiModel):
     """The ``addonsAddonMetaData`` schema."""
 
     app: Optional[AppsApp] = None

@@ -3,7 +3,7 @@
 
 from typing import Optional, Union
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.addons_addon_secondary_linkage_position import (
     AddonsAddonSecondaryLinkagePosition,
@@ -11,7 +11,7 @@ from kenar_api_client.models.addons_addon_secondary_linkage_position import (
 )
 
 
-class AddonsAddonSecondaryLinkage(KenarModel):
+class AddonsAddonSecondaryLinkage(ApiModel):
     """The ``addonsAddonSecondaryLinkage`` schema."""
 
     position: Optional[

@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 AddonsAddonSecondaryLinkagePositionValue = Literal[
@@ -11,7 +11,7 @@ AddonsAddonSecondaryLinkagePositionValue = Literal[
 ]
 
 
-class AddonsAddonSecondaryLinkagePosition(KenarEnum):
+class AddonsAddonSecondaryLinkagePosition(ApiEnum):
     """The ``addonsAddonSecondaryLinkagePosition`` values."""
 
     POST_SPEC_HEAD = "POST_SPEC_HEAD"

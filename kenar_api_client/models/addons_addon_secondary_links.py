@@ -3,11 +3,11 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_addon_secondary_linkage import AddonsAddonSecondaryLinkage
 
 
-class AddonsAddonSecondaryLinks(KenarModel):
+class AddonsAddonSecondaryLinks(ApiModel):
     """The ``addonsAddonSecondaryLinks`` schema."""
 
     secondary_linkages: Optional[List[AddonsAddonSecondaryLinkage]] = None

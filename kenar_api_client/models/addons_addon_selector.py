@@ -5,10 +5,10 @@ from typing import List, Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class AddonsAddonSelector(KenarModel):
+class AddonsAddonSelector(ApiModel):
     """The ``addonsAddonSelector`` schema.
 
     (AND) آگهی توسط این انتخابگر انتخاب می‌شود اگر تمام شرایط زیر برقرار باشند

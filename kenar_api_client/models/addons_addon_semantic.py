@@ -3,7 +3,7 @@
 
 from typing import Optional, Union
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addon_semantic_car_verification_stage import (
     AddonSemanticCarVerificationStage,
     AddonSemanticCarVerificationStageValue,
@@ -46,7 +46,7 @@ from kenar_api_client.models.addons_addon_semantic_status import (
 )
 
 
-class AddonsAddonSemantic(KenarModel):
+class AddonsAddonSemantic(ApiModel):
     """The ``addonsAddonSemantic`` schema.
 
     پیام استخراج‌شده توسط OpenPlatform از semantic ارائه‌دهنده سرویس. راهنما: - قبل از

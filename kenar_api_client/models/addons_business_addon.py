@@ -5,12 +5,12 @@ from typing import Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.addons_addon_meta_data import AddonsAddonMetaData
 
 
-class AddonsBusinessAddon(KenarModel):
+class AddonsBusinessAddon(ApiModel):
     """The ``addonsBusinessAddon`` schema."""
 
     business_ref: Optional[StrictStr] = None

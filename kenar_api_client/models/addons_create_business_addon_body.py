@@ -3,11 +3,11 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_widget import AddonsWidget
 
 
-class AddonsCreateBusinessAddonBody(KenarModel):
+class AddonsCreateBusinessAddonBody(ApiModel):
     """The ``AddonsCreateBusinessAddonBody`` schema."""
 
     widgets: Optional[List[AddonsWidget]] = None

@@ -5,12 +5,12 @@ from typing import Dict, List, Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.addons_addon_selector import AddonsAddonSelector
 
 
-class AddonsCreatePostAddonRequest(KenarModel):
+class AddonsCreatePostAddonRequest(ApiModel):
     """The ``addonsCreatePostAddonRequest`` schema."""
 
     link_in_spec: Optional[StrictStr] = None

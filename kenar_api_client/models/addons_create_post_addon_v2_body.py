@@ -5,11 +5,11 @@ from typing import Dict, List, Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_widget import AddonsWidget
 
 
-class AddonsCreatePostAddonV2Body(KenarModel):
+class AddonsCreatePostAddonV2Body(ApiModel):
     """The ``AddonsCreatePostAddonV2Body`` schema."""
 
     notes: Optional[StrictStr] = None

@@ -5,11 +5,11 @@ from typing import Dict, List, Optional
 
 from pydantic import StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_widget import AddonsWidget
 
 
-class AddonsCreateUserAddonV2Body(KenarModel):
+class AddonsCreateUserAddonV2Body(ApiModel):
     """The ``AddonsCreateUserAddonV2Body`` schema."""
 
     categories: Optional[List[StrictStr]] = None

@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import StrictBool, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class AddonsDescriptionRow(KenarModel):
+class AddonsDescriptionRow(ApiModel):
     """The ``addonsDescriptionRow`` schema."""
 
     expandable: Optional[StrictBool] = None

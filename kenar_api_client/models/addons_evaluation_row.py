@@ -5,12 +5,12 @@ from typing import Optional, Union
 
 from pydantic import StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_evaluation_row_section import AddonsEvaluationRowSection
 from kenar_api_client.models.divar_icons_icon_name import DivarIconsIconName, DivarIconsIconNameValue
 
 
-class AddonsEvaluationRow(KenarModel):
+class AddonsEvaluationRow(ApiModel):
     """The ``addonsEvaluationRow`` schema."""
 
     icon_name: Optional[Union[DivarIconsIconName, DivarIconsIconNameValue]] = None

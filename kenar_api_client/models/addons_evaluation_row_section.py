@@ -5,11 +5,11 @@ from typing import Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_widget_color import AddonsWidgetColor, AddonsWidgetColorValue
 
 
-class AddonsEvaluationRowSection(KenarModel):
+class AddonsEvaluationRowSection(ApiModel):
     """The ``addonsEvaluationRowSection`` schema."""
 
     section_color: Optional[Union[AddonsWidgetColor, AddonsWidgetColorValue]] = None

@@ -5,11 +5,11 @@ from typing import Optional, Union
 
 from pydantic import StrictBool, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.divar_icons_icon_name import DivarIconsIconName, DivarIconsIconNameValue
 
 
-class AddonsEventRow(KenarModel):
+class AddonsEventRow(ApiModel):
     """The ``addonsEventRow`` schema."""
 
     has_divider: Optional[StrictBool] = None

@@ -3,11 +3,11 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_business_addon import AddonsBusinessAddon
 
 
-class AddonsGetBusinessAddonsResponse(KenarModel):
+class AddonsGetBusinessAddonsResponse(ApiModel):
     """The ``addonsGetBusinessAddonsResponse`` schema."""
 
     addons: Optional[List[AddonsBusinessAddon]] = None

@@ -5,11 +5,11 @@ from typing import Optional
 
 from pydantic import Field
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 
 
-class AddonsGetDynamicAction(KenarModel):
+class AddonsGetDynamicAction(ApiModel):
     """The ``addonsGetDynamicAction`` schema.
 
     نمایانگر یک Action پویا که می‌تواند در دستگاه کاربر دریافت و اجرا شود

@@ -3,11 +3,11 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_post_addon import AddonsPostAddon
 
 
-class AddonsGetPostAddonsResponse(KenarModel):
+class AddonsGetPostAddonsResponse(ApiModel):
     """The ``addonsGetPostAddonsResponse`` schema."""
 
     addons: Optional[List[AddonsPostAddon]] = None

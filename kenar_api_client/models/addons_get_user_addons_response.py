@@ -3,11 +3,11 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_user_addon import AddonsUserAddon
 
 
-class AddonsGetUserAddonsResponse(KenarModel):
+class AddonsGetUserAddonsResponse(ApiModel):
     """The ``addonsGetUserAddonsResponse`` schema."""
 
     user_addons: Optional[List[AddonsUserAddon]] = None

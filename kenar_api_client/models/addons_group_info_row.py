@@ -5,11 +5,11 @@ from typing import List, Optional
 
 from pydantic import StrictBool
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_group_info_row_group_info_item import AddonsGroupInfoRowGroupInfoItem
 
 
-class AddonsGroupInfoRow(KenarModel):
+class AddonsGroupInfoRow(ApiModel):
     """The ``addonsGroupInfoRow`` schema."""
 
     has_divider: Optional[StrictBool] = None

@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class AddonsGroupInfoRowGroupInfoItem(KenarModel):
+class AddonsGroupInfoRowGroupInfoItem(ApiModel):
     """The ``addonsGroupInfoRowGroupInfoItem`` schema."""
 
     title: Optional[StrictStr] = None

@@ -5,11 +5,11 @@ from typing import List, Optional
 
 from pydantic import StrictBool
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.image_carousel_row_image_item import ImageCarouselRowImageItem
 
 
-class AddonsImageCarouselRow(KenarModel):
+class AddonsImageCarouselRow(ApiModel):
     """The ``addonsImageCarouselRow`` schema."""
 
     has_divider: Optional[StrictBool] = None

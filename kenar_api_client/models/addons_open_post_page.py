@@ -3,10 +3,10 @@
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class AddonsOpenPostPage(KenarModel):
+class AddonsOpenPostPage(ApiModel):
     """The ``addonsOpenPostPage`` schema.
 
     عملیاتی برای باز کردن صفحه آگهی در اپلیکیشن

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Union
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.addons_addon_linkage import AddonsAddonLinkage, AddonsAddonLinkageValue
 from kenar_api_client.models.addons_addon_meta_data import AddonsAddonMetaData
@@ -15,7 +15,7 @@ from kenar_api_client.models.addons_addon_semantic import AddonsAddonSemantic
 from kenar_api_client.models.apps_app import AppsApp
 
 
-class AddonsPostAddon(KenarModel):
+class AddonsPostAddon(ApiModel):
     """The ``addonsPostAddon`` schema."""
 
     app: Optional[AppsApp] = None

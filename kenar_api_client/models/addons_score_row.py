@@ -5,13 +5,13 @@ from typing import Optional, Union
 
 from pydantic import StrictBool, StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_action import AddonsAction
 from kenar_api_client.models.addons_widget_color import AddonsWidgetColor, AddonsWidgetColorValue
 from kenar_api_client.models.divar_icons_icon_name import DivarIconsIconName, DivarIconsIconNameValue
 
 
-class AddonsScoreRow(KenarModel):
+class AddonsScoreRow(ApiModel):
     """The ``addonsScoreRow`` schema."""
 
     action: Optional[AddonsAction] = None

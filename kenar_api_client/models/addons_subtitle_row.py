@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import StrictBool, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class AddonsSubtitleRow(KenarModel):
+class AddonsSubtitleRow(ApiModel):
     """The ``addonsSubtitleRow`` schema."""
 
     has_divider: Optional[StrictBool] = None

@@ -5,14 +5,14 @@ from typing import Dict, Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.addons_addon_meta_data import AddonsAddonMetaData
 from kenar_api_client.models.addons_addon_semantic import AddonsAddonSemantic
 from kenar_api_client.models.addons_user_addon_filters import AddonsUserAddonFilters
 
 
-class AddonsUserAddon(KenarModel):
+class AddonsUserAddon(ApiModel):
     """The ``addonsUserAddon`` schema."""
 
     divar_user_id: Optional[StrictStr] = None

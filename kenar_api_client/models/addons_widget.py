@@ -5,7 +5,7 @@ from typing import Dict, Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_button_bar import AddonsButtonBar
 from kenar_api_client.models.addons_description_row import AddonsDescriptionRow
 from kenar_api_client.models.addons_evaluation_row import AddonsEvaluationRow
@@ -18,7 +18,7 @@ from kenar_api_client.models.addons_subtitle_row import AddonsSubtitleRow
 from kenar_api_client.models.addons_title_row import AddonsTitleRow
 
 
-class AddonsWidget(KenarModel):
+class AddonsWidget(ApiModel):
     """The ``addonsWidget`` schema."""
 
     button_bar: Optional[AddonsButtonBar] = None

@@ -5,13 +5,13 @@ from typing import List, Optional, Union
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.apps_app_status import AppsAppStatus
 from kenar_api_client.models.apps_service_tag import AppsServiceTag, AppsServiceTagValue
 from kenar_api_client.models.apps_service_type import AppsServiceType, AppsServiceTypeValue
 
 
-class AppsApp(KenarModel):
+class AppsApp(ApiModel):
     """The ``appsApp`` schema."""
 
     avatar: Optional[StrictStr] = None

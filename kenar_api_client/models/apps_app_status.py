@@ -3,11 +3,11 @@
 
 from typing import Optional, Union
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.apps_app_status_status import AppsAppStatusStatus, AppsAppStatusStatusValue
 
 
-class AppsAppStatus(KenarModel):
+class AppsAppStatus(ApiModel):
     """The ``appsAppStatus`` schema."""
 
     status: Optional[Union[AppsAppStatusStatus, AppsAppStatusStatusValue]] = None

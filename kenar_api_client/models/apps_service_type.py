@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 AppsServiceTypeValue = Literal[
@@ -40,7 +40,7 @@ AppsServiceTypeValue = Literal[
 ]
 
 
-class AppsServiceType(KenarEnum):
+class AppsServiceType(ApiEnum):
     """The ``appsServiceType`` values."""
 
     FUNC_CLICK_AND_COLLECT = "FUNC_CLICK_AND_COLLECT"

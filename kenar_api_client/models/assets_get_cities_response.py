@@ -3,11 +3,11 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.assets_enum_option import AssetsEnumOption
 
 
-class AssetsGetCitiesResponse(KenarModel):
+class AssetsGetCitiesResponse(ApiModel):
     """The ``assetsGetCitiesResponse`` schema."""
 
     cities: Optional[List[AssetsEnumOption]] = None

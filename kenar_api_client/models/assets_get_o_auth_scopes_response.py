@@ -3,13 +3,13 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.assets_get_o_auth_scopes_response_app_oauth_scope import (
     AssetsGetOAuthScopesResponseAppOauthScope,
 )
 
 
-class AssetsGetOAuthScopesResponse(KenarModel):
+class AssetsGetOAuthScopesResponse(ApiModel):
     """The ``assetsGetOAuthScopesResponse`` schema."""
 
     scopes: Optional[List[AssetsGetOAuthScopesResponseAppOauthScope]] = None

@@ -5,7 +5,7 @@ from typing import Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.assets_get_o_auth_scopes_response_life_cycle_state import (
     AssetsGetOAuthScopesResponseLifeCycleState,
     AssetsGetOAuthScopesResponseLifeCycleStateValue,
@@ -13,7 +13,7 @@ from kenar_api_client.models.assets_get_o_auth_scopes_response_life_cycle_state 
 from kenar_api_client.models.o_auth_scope_scope import OAuthScopeScope, OAuthScopeScopeValue
 
 
-class AssetsGetOAuthScopesResponseAppOauthScope(KenarModel):
+class AssetsGetOAuthScopesResponseAppOauthScope(ApiModel):
     """The ``assetsGetOAuthScopesResponseAppOauthScope`` schema."""
 
     description: Optional[StrictStr] = None

@@ -3,13 +3,13 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.assets_get_permissions_response_permission import (
     AssetsGetPermissionsResponsePermission,
 )
 
 
-class AssetsGetPermissionsResponse(KenarModel):
+class AssetsGetPermissionsResponse(ApiModel):
     """The ``assetsGetPermissionsResponse`` schema."""
 
     permissions: Optional[List[AssetsGetPermissionsResponsePermission]] = None

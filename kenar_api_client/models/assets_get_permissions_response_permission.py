@@ -5,14 +5,14 @@ from typing import Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.assets_get_permissions_response_life_cycle_state import (
     AssetsGetPermissionsResponseLifeCycleState,
     AssetsGetPermissionsResponseLifeCycleStateValue,
 )
 
 
-class AssetsGetPermissionsResponsePermission(KenarModel):
+class AssetsGetPermissionsResponsePermission(ApiModel):
     """The ``assetsGetPermissionsResponsePermission`` schema."""
 
     description: Optional[StrictStr] = None

@@ -3,13 +3,13 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.get_service_types_response_service_type_data import (
     GetServiceTypesResponseServiceTypeData,
 )
 
 
-class AssetsGetServiceTypesResponse(KenarModel):
+class AssetsGetServiceTypesResponse(ApiModel):
     """The ``assetsGetServiceTypesResponse`` schema."""
 
     service_types: Optional[List[GetServiceTypesResponseServiceTypeData]] = None

@@ -5,11 +5,11 @@ from typing import Optional
 
 from pydantic import Field
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 
 
-class AssetsGetSubmitSchemaResponse(KenarModel):
+class AssetsGetSubmitSchemaResponse(ApiModel):
     """The ``assetsGetSubmitSchemaResponse`` schema."""
 
     var_schema: Optional[JsonObject] = Field(default=None, alias="schema")

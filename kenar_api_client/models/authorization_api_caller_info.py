@@ -5,12 +5,12 @@ from typing import List, Optional
 
 from pydantic import StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.apps_app import AppsApp
 from kenar_api_client.models.authorization_o_auth_scope import AuthorizationOAuthScope
 
 
-class AuthorizationAPICallerInfo(KenarModel):
+class AuthorizationAPICallerInfo(ApiModel):
     """The ``authorizationAPICallerInfo`` schema."""
 
     api_key_id: Optional[StrictInt] = None

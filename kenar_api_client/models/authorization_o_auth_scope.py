@@ -5,11 +5,11 @@ from typing import Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.o_auth_scope_scope import OAuthScopeScope, OAuthScopeScopeValue
 
 
-class AuthorizationOAuthScope(KenarModel):
+class AuthorizationOAuthScope(ApiModel):
     """The ``authorizationOAuthScope`` schema.
 
     OAuth اسکوپ استاندارد با فرمت `PERMISSION_ENUM__{resource_id}`. مثال:

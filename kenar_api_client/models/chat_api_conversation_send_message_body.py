@@ -5,11 +5,11 @@ from typing import Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.chatapi_chat_button_grid import ChatapiChatButtonGrid
 
 
-class ChatAPIConversationSendMessageBody(KenarModel):
+class ChatAPIConversationSendMessageBody(ApiModel):
     """The ``ChatAPIConversationSendMessageBody`` schema."""
 
     media_token: Optional[StrictStr] = Field(

@@ -5,12 +5,15 @@ from typing import Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class ChatapiChatBotSendMessageResponse(KenarModel):
+class ChatapiChatBotSendMessageResponse(ApiModel):
     """The ``chatapiChatBotSendMessageResponse`` schema."""
 
     conversation_id: Optional[StrictStr] = Field(
-        default=None, description="شناسه مکالمه ایجاد شده یا به‌روزرسانی شده", examples=["conv_123456"]
+        default=None,
+        description="شناسه مکالمه ایجاد شده یا به‌روزرسانی شده",
+        examples=["conv_123456"],
+        json_schema_extra={"readOnly": True},
     )

@@ -5,12 +5,12 @@ from typing import Optional, Union
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_action import AddonsAction
 from kenar_api_client.models.divar_icons_icon_name import DivarIconsIconName, DivarIconsIconNameValue
 
 
-class ChatapiChatButton(KenarModel):
+class ChatapiChatButton(ApiModel):
     """The ``chatapiChatButton`` schema."""
 
     action: Optional[AddonsAction] = None

@@ -3,11 +3,11 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.chatapi_chat_button_row import ChatapiChatButtonRow
 
 
-class ChatapiChatButtonGrid(KenarModel):
+class ChatapiChatButtonGrid(ApiModel):
     """The ``chatapiChatButtonGrid`` schema."""
 
     rows: Optional[List[ChatapiChatButtonRow]] = None

@@ -5,14 +5,14 @@ from typing import Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.chatapi_conversation_type import (
     ChatapiConversationType,
     ChatapiConversationTypeValue,
 )
 
 
-class ChatapiConversation(KenarModel):
+class ChatapiConversation(ApiModel):
     """The ``chatapiConversation`` schema."""
 
     id: Optional[StrictStr] = None

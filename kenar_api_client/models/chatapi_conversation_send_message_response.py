@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class ChatapiConversationSendMessageResponse(KenarModel):
+class ChatapiConversationSendMessageResponse(ApiModel):
     """The ``chatapiConversationSendMessageResponse`` schema."""
 
     message: Optional[StrictStr] = None

@@ -5,14 +5,15 @@ from typing import Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class ChatapiGenerateUploadTokenResponse(KenarModel):
+class ChatapiGenerateUploadTokenResponse(ApiModel):
     """The ``chatapiGenerateUploadTokenResponse`` schema."""
 
     token: Optional[StrictStr] = Field(
         default=None,
         description=("توکن با کدگذاری base64 که می‌توان در endpoint آپلود از آن استفاده کرد"),
         examples=["some_random_base64"],
+        json_schema_extra={"readOnly": True},
     )

@@ -5,12 +5,12 @@ from typing import List
 
 from pydantic import Field
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.chatapi_conversation import ChatapiConversation
 from kenar_api_client.models.chatapi_message import ChatapiMessage
 
 
-class ChatapiGetConversationResponse(KenarModel):
+class ChatapiGetConversationResponse(ApiModel):
     """The ``chatapiGetConversationResponse`` schema."""
 
     conversation: ChatapiConversation

@@ -6,7 +6,7 @@ from typing import Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.chatapi_conversation import ChatapiConversation
 from kenar_api_client.models.chatapi_message_type import ChatapiMessageType, ChatapiMessageTypeValue
 from kenar_api_client.models.message_contact_data import MessageContactData
@@ -18,7 +18,7 @@ from kenar_api_client.models.message_video_data import MessageVideoData
 from kenar_api_client.models.message_voice_data import MessageVoiceData
 
 
-class ChatapiMessage(KenarModel):
+class ChatapiMessage(ApiModel):
     """The ``chatapiMessage`` schema."""
 
     contact_data: Optional[MessageContactData] = None

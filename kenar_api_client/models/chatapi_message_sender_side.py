@@ -3,13 +3,13 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 ChatapiMessageSenderSideValue = Literal["BUYER", "SELLER"]
 
 
-class ChatapiMessageSenderSide(KenarEnum):
+class ChatapiMessageSenderSide(ApiEnum):
     """The ``chatapiMessageSenderSide`` values."""
 
     BUYER = "BUYER"

@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 DivarIconsIconNameValue = Literal[
@@ -827,7 +827,7 @@ DivarIconsIconNameValue = Literal[
 ]
 
 
-class DivarIconsIconName(KenarEnum):
+class DivarIconsIconName(ApiEnum):
     """The ``DivarIconsIconName`` values."""
 
     KEYBOARD_ARROW_RIGHT = "KEYBOARD_ARROW_RIGHT"

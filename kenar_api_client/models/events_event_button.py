@@ -5,11 +5,11 @@ from typing import Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_action import AddonsAction
 
 
-class EventsEventButton(KenarModel):
+class EventsEventButton(ApiModel):
     """The ``eventsEventButton`` schema."""
 
     action: Optional[AddonsAction] = None

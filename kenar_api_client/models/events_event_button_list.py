@@ -3,11 +3,11 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.events_event_button import EventsEventButton
 
 
-class EventsEventButtonList(KenarModel):
+class EventsEventButtonList(ApiModel):
     """The ``eventsEventButtonList`` schema."""
 
     items: Optional[List[EventsEventButton]] = None

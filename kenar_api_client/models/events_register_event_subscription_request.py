@@ -5,7 +5,7 @@ from typing import Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.events_register_event_subscription_request_event_type import (
     EventsRegisterEventSubscriptionRequestEventType,
@@ -13,7 +13,7 @@ from kenar_api_client.models.events_register_event_subscription_request_event_ty
 )
 
 
-class EventsRegisterEventSubscriptionRequest(KenarModel):
+class EventsRegisterEventSubscriptionRequest(ApiModel):
     """The ``eventsRegisterEventSubscriptionRequest`` schema."""
 
     event_resource_id: Optional[StrictStr] = None

@@ -3,13 +3,13 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 EventsRegisterEventSubscriptionRequestEventTypeValue = Literal["NEW_MESSAGE_ON_POST", "POST_UPDATE"]
 
 
-class EventsRegisterEventSubscriptionRequestEventType(KenarEnum):
+class EventsRegisterEventSubscriptionRequestEventType(ApiEnum):
     """The ``eventsRegisterEventSubscriptionRequestEventType`` values."""
 
     NEW_MESSAGE_ON_POST = "NEW_MESSAGE_ON_POST"

@@ -3,11 +3,11 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.management_development_post import ManagementDevelopmentPost
 
 
-class FinderGetAllDevelopmentPostsResponse(KenarModel):
+class FinderGetAllDevelopmentPostsResponse(ApiModel):
     """The ``finderGetAllDevelopmentPostsResponse`` schema."""
 
     development_posts: Optional[List[ManagementDevelopmentPost]] = None

@@ -6,13 +6,13 @@ from typing import Optional, Union
 
 from pydantic import Field, StrictBool, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.finder_get_post_response_business_data import FinderGetPostResponseBusinessData
 from kenar_api_client.models.finder_post_ext_state import FinderPostExtState, FinderPostExtStateValue
 
 
-class FinderGetPostResponse(KenarModel):
+class FinderGetPostResponse(ApiModel):
     """The ``finderGetPostResponse`` schema."""
 
     business_data: Optional[FinderGetPostResponseBusinessData] = None

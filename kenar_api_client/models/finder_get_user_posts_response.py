@@ -3,11 +3,11 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.finder_get_user_posts_response_post import FinderGetUserPostsResponsePost
 
 
-class FinderGetUserPostsResponse(KenarModel):
+class FinderGetUserPostsResponse(ApiModel):
     """The ``finderGetUserPostsResponse`` schema."""
 
     posts: Optional[List[FinderGetUserPostsResponsePost]] = None

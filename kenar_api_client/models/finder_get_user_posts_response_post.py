@@ -5,10 +5,10 @@ from typing import List, Optional
 
 from pydantic import StrictBool, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class FinderGetUserPostsResponsePost(KenarModel):
+class FinderGetUserPostsResponsePost(ApiModel):
     """The ``finderGetUserPostsResponsePost`` schema."""
 
     category: Optional[StrictStr] = None

@@ -6,14 +6,14 @@ from typing import Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.search_post_item_price import SearchPostItemPrice
 from kenar_api_client.models.search_post_item_real_estate_fields import SearchPostItemRealEstateFields
 from kenar_api_client.models.search_post_item_vehicles_fields import SearchPostItemVehiclesFields
 
 
-class FinderSearchPostItem(KenarModel):
+class FinderSearchPostItem(ApiModel):
     """The ``finderSearchPostItem`` schema."""
 
     category: Optional[StrictStr] = None

@@ -3,11 +3,11 @@
 
 from typing import List, Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.finder_search_post_item import FinderSearchPostItem
 
 
-class FinderSearchPostV2Response(KenarModel):
+class FinderSearchPostV2Response(ApiModel):
     """The ``finderSearchPostV2Response`` schema."""
 
     posts: Optional[List[FinderSearchPostItem]] = None

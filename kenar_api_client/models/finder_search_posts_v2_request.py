@@ -5,11 +5,11 @@ from typing import List, Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.finder_search_query import FinderSearchQuery
 
 
-class FinderSearchPostsV2Request(KenarModel):
+class FinderSearchPostsV2Request(ApiModel):
     """The ``finderSearchPostsV2Request`` schema."""
 
     category: Optional[StrictStr] = None

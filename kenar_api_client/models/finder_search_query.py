@@ -5,11 +5,11 @@ from typing import List, Optional
 
 from pydantic import StrictBool, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.finder_search_query_number_range import FinderSearchQueryNumberRange
 
 
-class FinderSearchQuery(KenarModel):
+class FinderSearchQuery(ApiModel):
     """The ``finderSearchQuery`` schema."""
 
     brand_model: Optional[List[StrictStr]] = None

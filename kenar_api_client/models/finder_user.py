@@ -5,10 +5,10 @@ from typing import List, Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class FinderUser(KenarModel):
+class FinderUser(ApiModel):
     """The ``finderUser`` schema."""
 
     phone_number: Optional[StrictStr] = None

@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import Field, StrictBool, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class GetPostPricingResponseRenew(KenarModel):
+class GetPostPricingResponseRenew(ApiModel):
     """The ``GetPostPricingResponseRenew`` schema."""
 
     available: Optional[StrictBool] = Field(

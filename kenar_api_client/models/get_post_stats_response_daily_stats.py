@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import Field, StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class GetPostStatsResponseDailyStats(KenarModel):
+class GetPostStatsResponseDailyStats(ApiModel):
     """The ``GetPostStatsResponseDailyStats`` schema."""
 
     count: Optional[StrictInt] = Field(

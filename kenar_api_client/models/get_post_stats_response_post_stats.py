@@ -5,11 +5,11 @@ from typing import List, Optional
 
 from pydantic import Field, StrictInt
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.get_post_stats_response_daily_stats import GetPostStatsResponseDailyStats
 
 
-class GetPostStatsResponsePostStats(KenarModel):
+class GetPostStatsResponsePostStats(ApiModel):
     """The ``GetPostStatsResponsePostStats`` schema."""
 
     daily: Optional[List[GetPostStatsResponseDailyStats]] = Field(

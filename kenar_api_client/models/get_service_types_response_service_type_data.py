@@ -5,11 +5,11 @@ from typing import Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.apps_service_type import AppsServiceType, AppsServiceTypeValue
 
 
-class GetServiceTypesResponseServiceTypeData(KenarModel):
+class GetServiceTypesResponseServiceTypeData(ApiModel):
     """The ``GetServiceTypesResponseServiceTypeData`` schema."""
 
     display: Optional[StrictStr] = None

@@ -5,14 +5,14 @@ from typing import Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.open_platformpost_http_method import (
     OpenPlatformpostHTTPMethod,
     OpenPlatformpostHTTPMethodValue,
 )
 
 
-class GetUploadURLsV2ResponseUploadFormat(KenarModel):
+class GetUploadURLsV2ResponseUploadFormat(ApiModel):
     """The ``GetUploadURLsV2ResponseUploadFormat`` schema."""
 
     http_method: Optional[Union[OpenPlatformpostHTTPMethod, OpenPlatformpostHTTPMethodValue]] = None

@@ -1,10 +1,10 @@
-"""``GoogleRpcStatus``: the JSON body of every Kenar error answer."""
+"""``GooglerpcStatus`` (also ``GoogleRpcStatus``): the JSON body of every Kenar error answer."""
 
 from typing import List, Optional
 
 from pydantic import Field, StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.protobuf_any import ProtobufAny
 
 GRPC_CODE_NAMES = (
@@ -28,8 +28,12 @@ GRPC_CODE_NAMES = (
 )
 
 
-class GoogleRpcStatus(KenarModel):
-    """A ``google.rpc.Status``: gRPC code, developer-facing message and typed details."""
+class GooglerpcStatus(ApiModel):
+    """A ``google.rpc.Status``: gRPC code, developer-facing message and typed details.
+
+    Named ``GooglerpcStatus`` as the official client names the ``googlerpcStatus`` schema
+    (its ``repr`` and errors say so); ``GoogleRpcStatus`` is the same class.
+    """
 
     code: Optional[StrictInt] = Field(default=None, description="The gRPC status code.")
     details: Optional[List[ProtobufAny]] = None
@@ -43,5 +47,5 @@ class GoogleRpcStatus(KenarModel):
         return GRPC_CODE_NAMES[self.code]
 
 
-# The name the OpenAPI generator gives the ``googlerpcStatus`` schema.
-GooglerpcStatus = GoogleRpcStatus
+#: The readable name this SDK's docs use.
+GoogleRpcStatus = GooglerpcStatus

@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 HomePresellFieldsConstructionPhaseValue = Literal[
@@ -26,7 +26,7 @@ HomePresellFieldsConstructionPhaseValue = Literal[
 ]
 
 
-class HomePresellFieldsConstructionPhase(KenarEnum):
+class HomePresellFieldsConstructionPhase(ApiEnum):
     """The ``HomePresellFieldsConstructionPhase`` values.
 
     وضعیت فعلی پروژه

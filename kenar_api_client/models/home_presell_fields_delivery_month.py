@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 HomePresellFieldsDeliveryMonthValue = Literal[
@@ -22,7 +22,7 @@ HomePresellFieldsDeliveryMonthValue = Literal[
 ]
 
 
-class HomePresellFieldsDeliveryMonth(KenarEnum):
+class HomePresellFieldsDeliveryMonth(ApiEnum):
     """The ``HomePresellFieldsDeliveryMonth`` values.
 
     ماه تحویل (تقویم شمسی)

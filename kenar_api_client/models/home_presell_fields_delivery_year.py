@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 HomePresellFieldsDeliveryYearValue = Literal[
@@ -21,7 +21,7 @@ HomePresellFieldsDeliveryYearValue = Literal[
 ]
 
 
-class HomePresellFieldsDeliveryYear(KenarEnum):
+class HomePresellFieldsDeliveryYear(ApiEnum):
     """The ``HomePresellFieldsDeliveryYear`` values.
 
     سال تحویل (تقویم شمسی)

@@ -6,10 +6,10 @@ from typing import Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class ManagementDevelopmentPost(KenarModel):
+class ManagementDevelopmentPost(ApiModel):
     """The ``managementDevelopmentPost`` schema."""
 
     category: Optional[StrictStr] = None

@@ -5,11 +5,11 @@ from typing import Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import Int64
 
 
-class MessageImageData(KenarModel):
+class MessageImageData(ApiModel):
     """The ``MessageImageData`` schema."""
 
     height_px: Optional[Int64] = None

@@ -5,10 +5,10 @@ from typing import Optional, Union
 
 from pydantic import Field, StrictFloat, StrictInt
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class MessageLocationData(KenarModel):
+class MessageLocationData(ApiModel):
     """The ``MessageLocationData`` schema."""
 
     latitude: Optional[Union[StrictFloat, StrictInt]] = Field(

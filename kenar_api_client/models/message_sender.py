@@ -3,7 +3,7 @@
 
 from typing import Optional, Union
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.chatapi_message_sender_side import (
     ChatapiMessageSenderSide,
     ChatapiMessageSenderSideValue,
@@ -14,7 +14,7 @@ from kenar_api_client.models.chatapi_message_sender_type import (
 )
 
 
-class MessageSender(KenarModel):
+class MessageSender(ApiModel):
     """The ``MessageSender`` schema."""
 
     side: Optional[Union[ChatapiMessageSenderSide, ChatapiMessageSenderSideValue]] = None

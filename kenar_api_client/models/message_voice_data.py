@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class MessageVoiceData(KenarModel):
+class MessageVoiceData(ApiModel):
     """The ``MessageVoiceData`` schema."""
 
     link: Optional[StrictStr] = None

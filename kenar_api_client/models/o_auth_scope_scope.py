@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 OAuthScopeScopeValue = Literal[
@@ -46,7 +46,7 @@ OAuthScopeScopeValue = Literal[
 ]
 
 
-class OAuthScopeScope(KenarEnum):
+class OAuthScopeScope(ApiEnum):
     """The ``OAuthScopeScope`` values."""
 
     POST_ADDON_CREATE = "POST_ADDON_CREATE"

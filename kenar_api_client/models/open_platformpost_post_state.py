@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 OpenPlatformpostPostStateValue = Literal[
@@ -19,7 +19,7 @@ OpenPlatformpostPostStateValue = Literal[
 ]
 
 
-class OpenPlatformpostPostState(KenarEnum):
+class OpenPlatformpostPostState(ApiEnum):
     """The ``open_platformpostPostState`` values."""
 
     POST_STATE_IN_PUBLISH_QUEUE = "POST_STATE_IN_PUBLISH_QUEUE"

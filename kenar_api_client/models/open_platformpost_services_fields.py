@@ -5,14 +5,14 @@ from typing import List, Union
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.services_fields_category import (
     ServicesFieldsCategory,
     ServicesFieldsCategoryValue,
 )
 
 
-class OpenPlatformpostServicesFields(KenarModel):
+class OpenPlatformpostServicesFields(ApiModel):
     """The ``open_platformpostServicesFields`` schema."""
 
     category: Union[ServicesFieldsCategory, ServicesFieldsCategoryValue]

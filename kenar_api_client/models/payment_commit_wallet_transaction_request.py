@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class PaymentCommitWalletTransactionRequest(KenarModel):
+class PaymentCommitWalletTransactionRequest(ApiModel):
     """The ``paymentCommitWalletTransactionRequest`` schema."""
 
     token: Optional[StrictStr] = Field(default=None, description="توکن تراکنشی که می‌خواهید نهایی کنید")

@@ -3,10 +3,10 @@
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class PaymentCreateWalletPaymentRequest(KenarModel):
+class PaymentCreateWalletPaymentRequest(ApiModel):
     """The ``paymentCreateWalletPaymentRequest`` schema."""
 
     amount_rials: StrictStr = Field(description="مبلغ تراکنش به ریال")

@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class PaymentGetBalanceResponse(KenarModel):
+class PaymentGetBalanceResponse(ApiModel):
     """The ``paymentGetBalanceResponse`` schema."""
 
     balance_rials: Optional[StrictStr] = Field(default=None, description="موجودی اپلیکیشن به ریال")

@@ -3,13 +3,13 @@
 
 from typing import Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.get_post_pricing_response_renew import GetPostPricingResponseRenew
 from kenar_api_client.models.get_post_pricing_response_reorder import GetPostPricingResponseReorder
 from kenar_api_client.models.get_post_pricing_response_submit import GetPostPricingResponseSubmit
 
 
-class PaymentGetPostPricingResponse(KenarModel):
+class PaymentGetPostPricingResponse(ApiModel):
     """The ``paymentGetPostPricingResponse`` schema."""
 
     renew: Optional[GetPostPricingResponseRenew] = None

@@ -3,11 +3,11 @@
 
 from typing import Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.payment_transaction import PaymentTransaction
 
 
-class PaymentGetTransactionResponse(KenarModel):
+class PaymentGetTransactionResponse(ApiModel):
     """The ``paymentGetTransactionResponse`` schema."""
 
     transaction: Optional[PaymentTransaction] = None

@@ -5,11 +5,11 @@ from typing import List, Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.payment_transaction import PaymentTransaction
 
 
-class PaymentListTransactionsResponse(KenarModel):
+class PaymentListTransactionsResponse(ApiModel):
     """The ``paymentListTransactionsResponse`` schema."""
 
     next_page_token: Optional[StrictStr] = Field(default=None, description="توکن برای صفحه بعدی نتایج.")

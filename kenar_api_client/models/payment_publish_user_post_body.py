@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class PaymentPublishUserPostBody(KenarModel):
+class PaymentPublishUserPostBody(ApiModel):
     """The ``PaymentPublishUserPostBody`` schema."""
 
     extra_details: Optional[StrictStr] = Field(

@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class PaymentRenewPostBody(KenarModel):
+class PaymentRenewPostBody(ApiModel):
     """The ``PaymentRenewPostBody`` schema."""
 
     extra_details: Optional[StrictStr] = Field(

@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class PaymentReorderPostResponse(KenarModel):
+class PaymentReorderPostResponse(ApiModel):
     """The ``paymentReorderPostResponse`` schema."""
 
     cost_rials: Optional[StrictStr] = Field(

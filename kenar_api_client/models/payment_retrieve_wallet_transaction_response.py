@@ -3,11 +3,11 @@
 
 from typing import Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.payment_wallet_transaction import PaymentWalletTransaction
 
 
-class PaymentRetrieveWalletTransactionResponse(KenarModel):
+class PaymentRetrieveWalletTransactionResponse(ApiModel):
     """The ``paymentRetrieveWalletTransactionResponse`` schema."""
 
     transaction: Optional[PaymentWalletTransaction] = None

@@ -5,10 +5,10 @@ from typing import List
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class PaymentSubmitUserPaymentRequest(KenarModel):
+class PaymentSubmitUserPaymentRequest(ApiModel):
     """The ``paymentSubmitUserPaymentRequest`` schema."""
 
     amount_rials: StrictStr = Field(description="مبلغ کل پرداختی کاربر به ریال")

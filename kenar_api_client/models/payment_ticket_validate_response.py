@@ -5,11 +5,11 @@ from typing import Optional
 
 from pydantic import Field
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 
 
-class PaymentTicketValidateResponse(KenarModel):
+class PaymentTicketValidateResponse(ApiModel):
     """The ``payment_ticketValidateResponse`` schema."""
 
     issuer_payload: Optional[JsonObject] = Field(

@@ -6,7 +6,7 @@ from typing import Optional, Union
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.payment_transaction_state import (
     PaymentTransactionState,
     PaymentTransactionStateValue,
@@ -17,7 +17,7 @@ from kenar_api_client.models.payment_transaction_type import (
 )
 
 
-class PaymentTransaction(KenarModel):
+class PaymentTransaction(ApiModel):
     """The ``paymentTransaction`` schema."""
 
     app_slug: Optional[StrictStr] = Field(

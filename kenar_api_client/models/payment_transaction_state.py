@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 PaymentTransactionStateValue = Literal[
@@ -14,7 +14,7 @@ PaymentTransactionStateValue = Literal[
 ]
 
 
-class PaymentTransactionState(KenarEnum):
+class PaymentTransactionState(ApiEnum):
     """The ``paymentTransactionState`` values."""
 
     TRANSACTION_STATE_PENDING = "TRANSACTION_STATE_PENDING"

@@ -5,14 +5,14 @@ from typing import Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.payment_wallet_transaction_status import (
     PaymentWalletTransactionStatus,
     PaymentWalletTransactionStatusValue,
 )
 
 
-class PaymentWalletTransaction(KenarModel):
+class PaymentWalletTransaction(ApiModel):
     """The ``paymentWalletTransaction`` schema."""
 
     amount_rials: Optional[StrictStr] = None

@@ -3,13 +3,13 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 PaymentWalletTransactionStatusValue = Literal["CREATED", "EXPIRED", "PAID", "COMMITTED"]
 
 
-class PaymentWalletTransactionStatus(KenarEnum):
+class PaymentWalletTransactionStatus(ApiEnum):
     """The ``paymentWalletTransactionStatus`` values.
 
     وضعیت‌های مختلف تراکنش کیف پول: UNKNOWN (پیش‌فرض - نباید استفاده شود)، CREATED (در

@@ -5,11 +5,11 @@ from typing import Union
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.post_rooms_count import PostRoomsCount, PostRoomsCountValue
 
 
-class PostApartmentSellFields(KenarModel):
+class PostApartmentSellFields(ApiModel):
     """The ``postApartmentSellFields`` schema."""
 
     floor: StrictInt = Field(

@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import StrictBool
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class PostCanUserSubmitPostResponse(KenarModel):
+class PostCanUserSubmitPostResponse(ApiModel):
     """The ``postCanUserSubmitPostResponse`` schema."""
 
     can_submit: Optional[StrictBool] = None

@@ -3,7 +3,7 @@
 
 from typing import Union
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.addons_action import AddonsAction
 from kenar_api_client.models.post_customized_button_type import (
     PostCustomizedButtonType,
@@ -11,7 +11,7 @@ from kenar_api_client.models.post_customized_button_type import (
 )
 
 
-class PostCustomizedButton(KenarModel):
+class PostCustomizedButton(ApiModel):
     """The ``postCustomizedButton`` schema."""
 
     action: AddonsAction

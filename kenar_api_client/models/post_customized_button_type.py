@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 PostCustomizedButtonTypeValue = Literal[
@@ -11,7 +11,7 @@ PostCustomizedButtonTypeValue = Literal[
 ]
 
 
-class PostCustomizedButtonType(KenarEnum):
+class PostCustomizedButtonType(ApiEnum):
     """The ``postCustomizedButtonType`` values.
 
     نوع دکمه اختصاصی که هدف و رفتار آن را تعیین می‌کند. ویژگی‌هایی مانند عنوان دکمه بر

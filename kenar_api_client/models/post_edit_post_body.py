@@ -5,10 +5,10 @@ from typing import List, Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class PostEditPostBody(KenarModel):
+class PostEditPostBody(ApiModel):
     """The ``PostEditPostBody`` schema."""
 
     description: StrictStr

@@ -5,12 +5,12 @@ from typing import List, Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.post_post_general_data import PostPostGeneralData
 
 
-class PostEditPostV2Body(KenarModel):
+class PostEditPostV2Body(ApiModel):
     """The ``PostEditPostV2Body`` schema."""
 
     category_data: Optional[JsonObject] = Field(

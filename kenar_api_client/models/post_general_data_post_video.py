@@ -3,10 +3,10 @@
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class PostGeneralDataPostVideo(KenarModel):
+class PostGeneralDataPostVideo(ApiModel):
     """The ``PostGeneralDataPostVideo`` schema."""
 
     duration: StrictStr = Field(description="زمان ویدیو به ثانیه", examples=[34])

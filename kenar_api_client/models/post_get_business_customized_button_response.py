@@ -5,14 +5,14 @@ from typing import Optional, Union
 
 from pydantic import StrictBool, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.post_customized_button_type import (
     PostCustomizedButtonType,
     PostCustomizedButtonTypeValue,
 )
 
 
-class PostGetBusinessCustomizedButtonResponse(KenarModel):
+class PostGetBusinessCustomizedButtonResponse(ApiModel):
     """The ``postGetBusinessCustomizedButtonResponse`` schema."""
 
     app_name: Optional[StrictStr] = None

@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class PostGetImageUploadURLResponse(KenarModel):
+class PostGetImageUploadURLResponse(ApiModel):
     """The ``postGetImageUploadURLResponse`` schema."""
 
     upload_url: Optional[StrictStr] = None

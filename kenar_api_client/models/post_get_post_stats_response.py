@@ -3,11 +3,11 @@
 
 from typing import Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.get_post_stats_response_post_stats import GetPostStatsResponsePostStats
 
 
-class PostGetPostStatsResponse(KenarModel):
+class PostGetPostStatsResponse(ApiModel):
     """The ``postGetPostStatsResponse`` schema."""
 
     chats: Optional[GetPostStatsResponsePostStats] = None

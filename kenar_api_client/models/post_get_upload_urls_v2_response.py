@@ -3,13 +3,13 @@
 
 from typing import Optional
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.get_upload_urls_v2_response_upload_format import (
     GetUploadURLsV2ResponseUploadFormat,
 )
 
 
-class PostGetUploadURLsV2Response(KenarModel):
+class PostGetUploadURLsV2Response(ApiModel):
     """The ``postGetUploadURLsV2Response`` schema."""
 
     image: Optional[GetUploadURLsV2ResponseUploadFormat] = None

@@ -5,7 +5,7 @@ from typing import Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.open_platformpost_post_state import (
     OpenPlatformpostPostState,
@@ -17,7 +17,7 @@ from kenar_api_client.models.post_get_user_post_response_business_data import (
 from kenar_api_client.models.post_post_general_data import PostPostGeneralData
 
 
-class PostGetUserPostResponse(KenarModel):
+class PostGetUserPostResponse(ApiModel):
     """The ``postGetUserPostResponse`` schema."""
 
     business_data: Optional[PostGetUserPostResponseBusinessData] = None

@@ -5,14 +5,14 @@ from typing import Optional, Union
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.premium_panel_business_data_sub_business_type import (
     PremiumPanelBusinessDataSubBusinessType,
     PremiumPanelBusinessDataSubBusinessTypeValue,
 )
 
 
-class PostGetUserPostResponseBusinessData(KenarModel):
+class PostGetUserPostResponseBusinessData(ApiModel):
     """The ``postGetUserPostResponseBusinessData`` schema."""
 
     business_name: Optional[StrictStr] = None

@@ -5,7 +5,7 @@ from typing import List, Optional, Union
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.home_presell_fields_construction_phase import (
     HomePresellFieldsConstructionPhase,
     HomePresellFieldsConstructionPhaseValue,
@@ -24,7 +24,7 @@ from kenar_api_client.models.home_presell_fields_unit_type import (
 )
 
 
-class PostHomePresellFields(KenarModel):
+class PostHomePresellFields(ApiModel):
     """The ``postHomePresellFields`` schema."""
 
     base_price_per_square_meter: Optional[StrictStr] = Field(

@@ -5,12 +5,12 @@ from typing import List, Optional, Union
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.post_general_data_post_video import PostGeneralDataPostVideo
 from kenar_api_client.models.post_location_type import PostLocationType, PostLocationTypeValue
 
 
-class PostPostGeneralData(KenarModel):
+class PostPostGeneralData(ApiModel):
     """The ``postPostGeneralData`` schema."""
 
     category_slug: StrictStr = Field(

@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 PostRoomsCountValue = Literal[
@@ -16,7 +16,7 @@ PostRoomsCountValue = Literal[
 ]
 
 
-class PostRoomsCount(KenarEnum):
+class PostRoomsCount(ApiEnum):
     """The ``postRoomsCount`` values.
 
     تعداد اتاق‌های اقامتگاه

@@ -5,7 +5,7 @@ from typing import List, Optional, Union
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.open_platformpost_services_fields import OpenPlatformpostServicesFields
 from kenar_api_client.models.post_apartment_sell_fields import PostApartmentSellFields
 from kenar_api_client.models.post_home_presell_fields import PostHomePresellFields
@@ -13,7 +13,7 @@ from kenar_api_client.models.post_location_type import PostLocationType, PostLoc
 from kenar_api_client.models.post_temporary_residence_fields import PostTemporaryResidenceFields
 
 
-class PostSubmitPostRequest(KenarModel):
+class PostSubmitPostRequest(ApiModel):
     """The ``postSubmitPostRequest`` schema."""
 
     apartment_sell: Optional[PostApartmentSellFields] = None

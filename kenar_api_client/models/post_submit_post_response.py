@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class PostSubmitPostResponse(KenarModel):
+class PostSubmitPostResponse(ApiModel):
     """The ``postSubmitPostResponse`` schema."""
 
     post_token: Optional[StrictStr] = None

@@ -5,12 +5,12 @@ from typing import List, Optional
 
 from pydantic import Field, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.post_post_general_data import PostPostGeneralData
 
 
-class PostSubmitPostV2Request(KenarModel):
+class PostSubmitPostV2Request(ApiModel):
     """The ``postSubmitPostV2Request`` schema."""
 
     category_fields: JsonObject = Field(

@@ -3,12 +3,12 @@
 
 from pydantic import Field
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import JsonObject
 from kenar_api_client.models.post_post_general_data import PostPostGeneralData
 
 
-class PostSubmitUserPostRequest(KenarModel):
+class PostSubmitUserPostRequest(ApiModel):
     """The ``postSubmitUserPostRequest`` schema."""
 
     category_fields: JsonObject = Field(

@@ -5,7 +5,7 @@ from typing import List, Optional, Union
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models.post_rooms_count import PostRoomsCount, PostRoomsCountValue
 from kenar_api_client.models.temporary_residence_fields_comfort_amenity import (
     TemporaryResidenceFieldsComfortAmenity,
@@ -25,7 +25,7 @@ from kenar_api_client.models.temporary_residence_fields_rental_period import (
 )
 
 
-class PostTemporaryResidenceFields(KenarModel):
+class PostTemporaryResidenceFields(ApiModel):
     """The ``postTemporaryResidenceFields`` schema."""
 
     area: StrictInt = Field(description="متراژ اقامتگاه به متر مربع", examples=[100])

@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 PremiumPanelBusinessDataSubBusinessTypeValue = Literal[
@@ -11,7 +11,7 @@ PremiumPanelBusinessDataSubBusinessTypeValue = Literal[
 ]
 
 
-class PremiumPanelBusinessDataSubBusinessType(KenarEnum):
+class PremiumPanelBusinessDataSubBusinessType(ApiEnum):
     """The ``PremiumPanelBusinessDataSubBusinessType`` values."""
 
     CAR = "CAR"

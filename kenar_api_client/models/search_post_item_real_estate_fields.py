@@ -5,12 +5,12 @@ from typing import Optional
 
 from pydantic import StrictBool, StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 from kenar_api_client.models._types import Int64
 from kenar_api_client.models.search_post_item_price import SearchPostItemPrice
 
 
-class SearchPostItemRealEstateFields(KenarModel):
+class SearchPostItemRealEstateFields(ApiModel):
     """The ``SearchPostItemRealEstateFields`` schema."""
 
     credit: Optional[SearchPostItemPrice] = None

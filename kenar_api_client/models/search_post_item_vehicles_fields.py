@@ -5,10 +5,10 @@ from typing import Optional
 
 from pydantic import StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class SearchPostItemVehiclesFields(KenarModel):
+class SearchPostItemVehiclesFields(ApiModel):
     """The ``SearchPostItemVehiclesFields`` schema."""
 
     custom_post_subtitle: Optional[StrictStr] = None

@@ -5,10 +5,10 @@ from typing import Dict, Optional
 
 from pydantic import Field, StrictInt, StrictStr
 
-from kenar_api_client.models._base import KenarModel
+from kenar_api_client.models._api_model import ApiModel
 
 
-class SemanticCreatePostSemanticBody(KenarModel):
+class SemanticCreatePostSemanticBody(ApiModel):
     """The ``SemanticCreatePostSemanticBody`` schema."""
 
     cost: Optional[StrictInt] = Field(default=None, description="هزینه مرتبط با عملیات")

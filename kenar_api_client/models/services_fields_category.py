@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 ServicesFieldsCategoryValue = Literal[
@@ -20,7 +20,7 @@ ServicesFieldsCategoryValue = Literal[
 ]
 
 
-class ServicesFieldsCategory(KenarEnum):
+class ServicesFieldsCategory(ApiEnum):
     """The ``ServicesFieldsCategory`` values.
 
     دسته‌بندی فرعی سرویس

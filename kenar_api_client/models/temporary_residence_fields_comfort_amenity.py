@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 TemporaryResidenceFieldsComfortAmenityValue = Literal[
@@ -34,7 +34,7 @@ TemporaryResidenceFieldsComfortAmenityValue = Literal[
 ]
 
 
-class TemporaryResidenceFieldsComfortAmenity(KenarEnum):
+class TemporaryResidenceFieldsComfortAmenity(ApiEnum):
     """The ``TemporaryResidenceFieldsComfortAmenity`` values.
 
     فهرست امکانات رفاهی موجود در اقامتگاه

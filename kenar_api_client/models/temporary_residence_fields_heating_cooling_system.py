@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 TemporaryResidenceFieldsHeatingCoolingSystemValue = Literal[
@@ -19,7 +19,7 @@ TemporaryResidenceFieldsHeatingCoolingSystemValue = Literal[
 ]
 
 
-class TemporaryResidenceFieldsHeatingCoolingSystem(KenarEnum):
+class TemporaryResidenceFieldsHeatingCoolingSystem(ApiEnum):
     """The ``TemporaryResidenceFieldsHeatingCoolingSystem`` values.
 
     فهرست سیستم‌های گرمایش و سرمایش موجود

@@ -3,7 +3,7 @@
 
 from typing_extensions import Literal
 
-from kenar_api_client.models._enum import KenarEnum
+from kenar_api_client.models._enum import ApiEnum
 
 #: The values as a type: where the enum is expected, a plain string among them type-checks too.
 TemporaryResidenceFieldsRentalPeriodValue = Literal[
@@ -11,7 +11,7 @@ TemporaryResidenceFieldsRentalPeriodValue = Literal[
 ]
 
 
-class TemporaryResidenceFieldsRentalPeriod(KenarEnum):
+class TemporaryResidenceFieldsRentalPeriod(ApiEnum):
     """The ``TemporaryResidenceFieldsRentalPeriod`` values.
 
     نوع دوره اجاره (روزانه، هفتگی، ماهانه)

@@ -379,7 +379,7 @@ def _declaration(user_key: str, request: Any) -> KeptSubscription:
     if request.event_type is None:
         raise ApiValueError("a kept subscription needs an event_type (NEW_MESSAGE_ON_POST or POST_UPDATE)")
     check_user_key(user_key)
-    body = request.to_dict()
+    body = request.model_dump(mode="json", by_alias=True, exclude_unset=True)  # JSON values, not enum members
     return KeptSubscription(
         user_key=user_key,
         event_type=str(body["event_type"]),

@@ -91,7 +91,7 @@ def parse_models() -> None:
     status = GoogleRpcStatus.from_dict({"code": 7, "message": "access token lacks scope SEND_EVENT"})
     assert_type(status, GoogleRpcStatus)
     assert_type(GoogleRpcStatus.from_dict(None), None)
-    assert_type(GoogleRpcStatus.from_json('{"code": 7}'), GoogleRpcStatus)
+    assert_type(GoogleRpcStatus.from_json('{"code": 7}'), Optional[GoogleRpcStatus])
     assert_type(status.to_dict(), Dict[str, Any])
     assert_type(SendEventRequestTargetType.from_json('"USER"'), SendEventRequestTargetType)
 

@@ -6,7 +6,8 @@ the repository root:
     /path/to/official-venv/bin/python test/wire/record_official.py
 
 It writes test/wire/official_requests.json, which test_official_wire.py compares us against.
-Only facts are kept: the requests on the wire, and the results as JSON.
+Only facts are kept: the requests on the wire (again with the model arguments passed as
+instances), and the results: JSON, to_dict() with its Python types, repr, to_json, to_str.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.extend([str(ROOT), str(ROOT / "test")])
 
 from servers import RecordingServer, Reply  # noqa: E402
-from wire_cases import ACCESS_TOKEN, API_KEY, load_cases  # noqa: E402
+from wire_cases import ACCESS_TOKEN, API_KEY, load_cases, outcome, typed  # noqa: E402
 
 import kenar_api_client  # noqa: E402
 
@@ -44,6 +45,40 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, datetime.datetime):
         return value.isoformat()
     return value
+
+
+def request_record(server: RecordingServer) -> Dict[str, Any]:
+    request = server.last
+    return {
+        "method": request.method,
+        "raw_path": request.raw_path,
+        "headers": {name: request.headers.get(name) for name in RECORDED_HEADERS},
+        "body": request.body.decode("utf-8"),
+    }
+
+
+def result_record(result: Any) -> Dict[str, Any]:
+    """What code reads of a result: its type, to_dict() with its Python types, repr, to_json, to_str."""
+    record: Dict[str, Any] = {"result_type": type(result).__name__, "result": jsonable(result)}
+    if hasattr(result, "to_dict"):
+        record.update(
+            {
+                "to_dict": typed(result.to_dict()),
+                "repr": repr(result),
+                "to_json": outcome(result.to_json),
+                "to_str": result.to_str(),
+            }
+        )
+    return record
+
+
+def with_model_instances(kwargs: Dict[str, Any], model_params: Dict[str, str]) -> Dict[str, Any]:
+    """``kwargs`` with each model argument built from its dict by the model's own from_dict."""
+    models = kenar_api_client.models
+    return {
+        name: getattr(models, model_params[name]).from_dict(value) if name in model_params else value
+        for name, value in kwargs.items()
+    }
 
 
 def main() -> int:
@@ -66,19 +101,16 @@ def main() -> int:
         method = getattr(api_class(client), case["method"])
         result = method(**case["kwargs"])
         parameters = [name for name in inspect.signature(method).parameters if not name.startswith("_")]
-        request = server.last
         record: Dict[str, Any] = {
             **case,
-            "request": {
-                "method": request.method,
-                "raw_path": request.raw_path,
-                "headers": {name: request.headers.get(name) for name in RECORDED_HEADERS},
-                "body": request.body.decode("utf-8"),
-            },
+            "request": request_record(server),
             "parameters": parameters,
-            "result_type": type(result).__name__,
-            "result": jsonable(result),
+            **result_record(result),
         }
+        if case["model_params"]:
+            server.queue_reply(Reply(body=case["answer"]))
+            method(**with_model_instances(case["kwargs"], case["model_params"]))
+            record["request_with_models"] = request_record(server)
         records.append(record)
     server.stop()
     OUTPUT.write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
