@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 import pytest
-from servers import RecordingServer, Reply
+from servers import RecordingServer, Reply, refused_port, reserved_port
 
 import kenar_api_client
 from kenar_api_client.cli import main
@@ -70,12 +70,6 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
     out, err = capsys.readouterr()
     assert not any(secret in out + err for secret in SECRETS), "a credential was printed"
     return status, out, err
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # -- help and usage -------------------------------------------------------------------------
@@ -379,7 +373,7 @@ def test_trigger_escapes_control_characters_of_a_failed_delivery(
 
 
 def test_trigger_against_no_sandbox(capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
+    url = f"http://127.0.0.1:{refused_port()}"
     status, _, err = run(capsys, "trigger", "USER_ACCESS_REVOCATION", "--base-url", url)
     assert status == 1
     assert err.startswith(f"error: no answer from the sandbox at {url}: ")
@@ -388,7 +382,7 @@ def test_trigger_against_no_sandbox(capsys: pytest.CaptureFixture[str]) -> None:
 # -- listen ---------------------------------------------------------------------------------
 
 
-def wait_for_port(port: int, timeout: float = 5.0) -> None:
+def wait_for_port(port: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -402,7 +396,7 @@ def wait_for_port(port: int, timeout: float = 5.0) -> None:
 def test_listen_verifies_prints_and_stops_after_count(
     env: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    port = free_port()
+    port = reserved_port()
     result: List[int] = []
     thread = threading.Thread(
         target=lambda: result.append(main(["listen", "--port", str(port), "--count", "2"]))
@@ -430,7 +424,7 @@ def test_listen_verifies_prints_and_stops_after_count(
 
 
 def test_listen_json_lines(env: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
-    port = free_port()
+    port = reserved_port()
     result: List[int] = []
     argv = ["listen", "--json", "--port", str(port), "--count", "1"]
     thread = threading.Thread(target=lambda: result.append(main(argv)))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
-from servers import RecordingServer, Reply
+from servers import RecordingServer, Reply, refused_port, reserved_port
 
 import kenar_api_client
 from kenar_api_client.cli import main
@@ -41,13 +41,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
     return status, out, err
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
+def wait_for_port(port: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -81,7 +75,7 @@ class Listening:
     """``kenar-events listen`` running in a thread until it has verified ``count`` events."""
 
     def __init__(self, *argv: str, count: int) -> None:
-        self.port = free_port()
+        self.port = reserved_port()
         self.status: List[int] = []
         args = ["listen", "--port", str(self.port), "--count", str(count), *argv]
         self.thread = threading.Thread(target=lambda: self.status.append(main(args)), daemon=True)
@@ -141,7 +135,7 @@ def test_forward_to_an_app_that_fails_is_shown_and_the_sender_retries(
 
 
 def test_forward_to_an_app_that_is_down_says_so(sandbox: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
-    down = f"http://127.0.0.1:{free_port()}/hook"
+    down = f"http://127.0.0.1:{refused_port()}/hook"
     listening = Listening("--json", "--forward-to", down, count=1)
     sandbox.set_webhook(listening.url)
 
@@ -355,7 +349,7 @@ def test_trigger_json_errors_have_the_api_error_shape(
     assert error["message"].startswith("no subscription matches NEW_MESSAGE for post")
 
     status, out, _ = run(
-        capsys, "--json", "trigger", "NEW_MESSAGE", "--base-url", f"http://127.0.0.1:{free_port()}"
+        capsys, "--json", "trigger", "NEW_MESSAGE", "--base-url", f"http://127.0.0.1:{refused_port()}"
     )
     error = json.loads(out)["error"]
     assert (error["status"], error["code"], error["code_name"]) == (None, None, None)
