@@ -279,7 +279,9 @@ def run_receiver(
     return status, log_path.read_text(encoding="utf-8"), deliveries
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 120.0) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 120.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -325,23 +327,36 @@ def run_block(block: Block, workdir: Path) -> Run:
     return Run(returncode, output, api_errors, failed_deliveries)
 
 
+# Runs that have finished, by block id: the module's tests may come in several stretches
+# (random order, xdist), and each stretch sets block_runs up again; a block runs only once.
+_FINISHED_RUNS: Dict[str, Run] = {}
+
+
 @pytest.fixture(scope="module")
 def block_runs(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Dict[str, Future[Run]]]:
     """Start every selected runnable block up front, a few at a time: most of the time is spent
-    waiting for subprocesses, so the tests below only collect the results."""
+    waiting for subprocesses, so the tests below only collect the results. Every block has
+    ended when the module's tests do: none is left running beside other modules' tests."""
     selected = [
         item.callspec.params["block"]
         for item in request.session.items
         if isinstance(getattr(item, "callspec", None) and item.callspec.params.get("block"), Block)
     ]
     runnable = [block for block in selected if runs_here(block) and block.marker_problem() is None]
+    runs: Dict[str, Future[Run]] = {}
     with ThreadPoolExecutor(max_workers=PARALLEL_BLOCKS) as pool:
-        yield {
-            block.id: pool.submit(run_block, block, tmp_path_factory.mktemp("doc-block"))
-            for block in runnable
-        }
+        for block in runnable:
+            if block.id in _FINISHED_RUNS:
+                runs[block.id] = Future()
+                runs[block.id].set_result(_FINISHED_RUNS[block.id])
+            else:
+                runs[block.id] = pool.submit(run_block, block, tmp_path_factory.mktemp("doc-block"))
+        yield runs
+    for block_id, future in runs.items():
+        if future.exception() is None:
+            _FINISHED_RUNS[block_id] = future.result()
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])

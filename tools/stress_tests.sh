@@ -9,7 +9,9 @@
 #                 exits by itself if this script dies without cleaning up)
 #   -j WORKERS    pytest-xdist workers per run, 0 for a serial run (default 2)
 #   -N LEVEL      the suite's nice level, so that the burners win the CPU (default 10)
-#   -B BUCKET     pytest-random-order bucket: module, package, global... (default global)
+#   -B BUCKET     pytest-random-order bucket (default module: the modules in a random order,
+#                 and the tests within each; global interleaves all tests, so that every
+#                 module-scoped fixture is set up again and again)
 #   -s SEED       the first run's order seed; run i uses SEED+i-1 (default: random)
 #   -t SECONDS    the whole stress run's time limit: no run starts after it (default 7200)
 #   -T SECONDS    one run's time limit; a run that exceeds it counts as failed (default 1200)
@@ -28,7 +30,7 @@ burners=3
 burner_command=""
 workers=2
 nice_level=10
-bucket=global
+bucket=module
 seed=$((RANDOM * 32768 + RANDOM))
 total_limit=7200
 run_limit=1200
