@@ -978,7 +978,7 @@ def test_stop_ends_half_sent_requests_quietly(capfd: pytest.CaptureFixture[str])
             while connection.recv(65536):  # ended, not left hanging
                 pass
     for thread in started:
-        thread.join(timeout=5)
+        thread.join(timeout=30)
     assert not any(thread.is_alive() for thread in started)
     assert "Traceback" not in capfd.readouterr().err
 
