@@ -872,7 +872,7 @@ def test_the_documented_curl_calls_work(sandbox: Sandbox, receiver: Receiver) ->
     )
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
 
-    result = subprocess.run([shell, "-ec", commands], capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run([shell, "-ec", commands], capture_output=True, text=True, env=env, timeout=300)
 
     assert result.returncode == 0, result.stderr
     assert '"code"' not in result.stdout  # no error answer
