@@ -14,8 +14,8 @@
 #                 module-scoped fixture is set up again and again)
 #   -s SEED       the first run's order seed; run i uses SEED+i-1 (default: random)
 #   -t SECONDS    the whole stress run's time limit: no run starts after it (default 14400)
-#   -T SECONDS    one run's time limit; a run that exceeds it counts as failed (default 3600;
-#                 under 3 burners at nice 10 a run takes about ten times as long as alone)
+#   -T SECONDS    one run's time limit; a run that exceeds it counts as failed (default 3600:
+#                 at nice 10 beside 3 burners and other busy processes a run took 28 min)
 #   -o DIR        where each run's log goes (default: a new temporary directory)
 #
 # Arguments after "--" go to pytest, e.g. `tools/stress_tests.sh -r 20 -- test/test_webhooks.py`.
