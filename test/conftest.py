@@ -63,12 +63,16 @@ def events_api(api_client: kenar_api_client.ApiClient) -> kenar_api_client.Event
 
 @pytest.fixture
 def make_api() -> Iterator[Callable[..., EventsApi]]:
-    """``make_api(url, timeout=..., retries=...)``: an EventsApi on its own client and config."""
+    """``make_api(url, timeout=..., retries=...)``: an EventsApi on its own client and config.
+
+    The default timeout is a safety net for calls meant to succeed, generous for a loaded
+    machine; a test of timing out passes its own short one.
+    """
     clients: List[ApiClient] = []
 
     def make(url: str, **settings: Any) -> EventsApi:
         configuration = Configuration(host=url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN)
-        settings.setdefault("timeout", 2.0)
+        settings.setdefault("timeout", 30.0)
         for name, value in settings.items():
             setattr(configuration, name, value)
         client = ApiClient(configuration)

@@ -10,6 +10,7 @@ behind TLS, with a certificate from a test CA made by ``trustme``.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import ssl
 import struct
@@ -18,7 +19,7 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 import trustme
-from servers import RecordingServer, Responder
+from servers import RecordingServer, Responder, refused_port
 
 SEND_PATH = "/experimental/open-platform/events/send"
 SUBSCRIBE_PATH = "/v1/open-platform/events/subscriptions"
@@ -44,6 +45,7 @@ class RawServer:
         self.stopped = threading.Event()
         self._lock = threading.Lock()
         self._open: List[socket.socket] = []
+        self._serving: List[threading.Thread] = []
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._listener = socket.create_server(address, family=family, backlog=64)
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
@@ -58,16 +60,24 @@ class RawServer:
         return self
 
     def stop(self) -> None:
+        """Stop accepting, end every connection's behaviour and wait until each has ended."""
         self.stopped.set()
         # Closing a socket does not wake a thread blocked in accept() on Linux: connect once.
-        with contextlib.suppress(OSError):
-            socket.create_connection(self._listener.getsockname()[:2], timeout=1).close()
-        self._thread.join(timeout=2)
+        if self._thread.is_alive():
+            with contextlib.suppress(OSError):
+                socket.create_connection(self._listener.getsockname()[:2], timeout=10).close()
+            self._thread.join(timeout=30)
         self._listener.close()
         with self._lock:
             open_sockets, self._open = self._open, []
+            serving, self._serving = self._serving, []
         for conn in open_sockets:
+            # shutdown() wakes a behaviour blocked in recv() on it; close() alone would not.
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
             _close_quietly(conn)
+        for thread in serving:
+            thread.join(timeout=30)
 
     def _accept_loop(self) -> None:
         while not self.stopped.is_set():
@@ -78,10 +88,12 @@ class RawServer:
             if self.stopped.is_set():
                 conn.close()
                 return
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             with self._lock:
                 self.connections += 1
                 self._open.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+                self._serving.append(thread)
+            thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
         try:
@@ -117,14 +129,40 @@ class RawServer:
         return head
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass; whether it held."""
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; whether it held.
+
+    The deadline is only a safety net, generous for a loaded machine: a condition that holds
+    ends the wait at once.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.002)
     return True
+
+
+def client_saw_the_close(server: RawServer) -> bool:
+    """Wait until no client connection to ``server`` is still ESTABLISHED, having got its FIN.
+
+    A server's close() sends its FIN at once, but a loaded machine may deliver it to the
+    client's socket later; Linux shows each socket's TCP state in /proc/net/tcp (01 is
+    ESTABLISHED, 08 CLOSE_WAIT: the peer's FIN has arrived). Elsewhere this only waits a
+    little, which is what it can do.
+    """
+    port = int(server.url.rsplit(":", 1)[1])
+    if not os.path.exists("/proc/net/tcp"):
+        time.sleep(0.05)
+        return True
+
+    def no_established_client() -> bool:
+        with open("/proc/net/tcp", encoding="ascii") as table:
+            rows = [line.split() for line in table.readlines()[1:]]
+        # Columns: slot, local address:port, remote address:port, state (all hexadecimal).
+        return not any(int(row[2].split(":")[1], 16) == port and row[3] == "01" for row in rows)
+
+    return wait_until(no_established_client)
 
 
 def _close_quietly(conn: socket.socket) -> None:
@@ -308,8 +346,5 @@ class UnacceptingListener:
 
 
 def free_port() -> Tuple[str, int]:
-    """An address where nothing listens: bound once to get a free port, then closed."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        host, port = probe.getsockname()[:2]
-    return host, port
+    """An address where nothing listens: connections are refused (``servers.refused_port``)."""
+    return "127.0.0.1", refused_port()

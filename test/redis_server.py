@@ -11,15 +11,10 @@ import time
 from typing import Optional
 
 import pytest
+from servers import reserved_port
 
 #: CI sets this so that a missing redis-server fails the run instead of skipping tests.
 REQUIRE_ENV = "KENAR_TEST_REQUIRE_REDIS"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
@@ -42,49 +37,67 @@ class RedisServer:
             if os.environ.get(REQUIRE_ENV):
                 pytest.fail("the redis package is not installed (pip install -e '.[test]')")
             pytest.skip("the redis package is not installed")
-        self.port = _free_port()
         self._directory = tempfile.TemporaryDirectory(prefix="kenar-redis-")
-        self._process: Optional[subprocess.Popen[bytes]] = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._directory.name,
-                *(["--requirepass", password] if password else []),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self._wait_ready()
+        self._process: Optional[subprocess.Popen[bytes]] = None
+        # redis-server must be told its port. Another process may still take a reserved port
+        # first; then redis-server exits, and it is tried again on another.
+        for _ in range(5):
+            self.port = reserved_port()
+            self._process = subprocess.Popen(
+                [
+                    binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    self._directory.name,
+                    *(["--requirepass", password] if password else []),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if self._wait_ready(self._process):
+                return
+            self._process.kill()
+            self._process.wait()
+        self.stop()
+        pytest.fail("redis-server did not start")
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> bool:
+        """Whether ``process`` came to serve on ``self.port``; False once it has exited.
+
+        It counts as ready only when the server answering there is this process: after a
+        lost race for the port, another redis-server might answer PING on it.
+        """
+        deadline = time.monotonic() + 120  # a safety net: a loaded machine starts it late
+        while time.monotonic() < deadline and process.poll() is None:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
                     if self.password:
                         sock.sendall(f"AUTH {self.password}\r\n".encode())
                         if not sock.recv(16).startswith(b"+OK"):
                             time.sleep(0.02)
                             continue
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
+                    sock.sendall(b"INFO server\r\n")
+                    answer = b""
+                    while b"process_id:" not in answer or not answer.endswith(b"\r\n"):
+                        chunk = sock.recv(65536)
+                        if not chunk:
+                            break
+                        answer += chunk
+                    return f"process_id:{process.pid}\r\n".encode() in answer
             except OSError:
                 time.sleep(0.02)
-        self.stop()
-        pytest.fail("redis-server did not start")
+        return False
 
     def stop(self) -> None:
         if self._process is not None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
+import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from email.message import Message
@@ -57,20 +60,104 @@ class Reply:
 
 Responder = Callable[[RecordedRequest], Reply]
 
+# Sockets that keep ports of refused_port() taken until the test process ends.
+_held_ports: List[socket.socket] = []
 
-class _LoopbackHTTPServer(ThreadingHTTPServer):
+
+def refused_port() -> int:
+    """A 127.0.0.1 port where a connection is refused, for as long as this process runs.
+
+    A probe that is closed again frees its port for anyone, and a later test could then reach
+    some other process's server there. This one stays bound, never listening: the kernel
+    refuses every connection to it and gives the port to no one else.
+    """
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    _held_ports.append(probe)
+    return int(probe.getsockname()[1])
+
+
+def reserved_port() -> int:
+    """A free 127.0.0.1 port for a server that a test starts later and must tell its port.
+
+    Prefer port 0 and reading the port the server reports. Where a program can only be told
+    its port, a plain probe would free it for any process's next bind or outgoing connection
+    before that program binds it. Here one connection is made and the accepted side closed
+    first: the port rests in TIME_WAIT for a minute, which keeps the kernel from handing it
+    out, while a server that binds with SO_REUSEADDR (http.server, wsgiref, uvicorn,
+    redis-server all do) may take it.
+    """
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        address = listener.getsockname()
+        with socket.create_connection(address):
+            accepted, _ = listener.accept()
+            accepted.close()  # the side that closes first keeps the TIME_WAIT: the port's side
+    return int(address[1])
+
+
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server on a free 127.0.0.1 port, served by ``thread``.
+
+    ``stop()`` leaves nothing behind: it ends the serving loop, closes the listening socket,
+    shuts down the connections still open (a keep-alive handler would otherwise wait for
+    the client's next request) and joins every handler thread, so that no handler of one
+    test is still running, or logging, in the next.
+    """
+
+    daemon_threads = True
     # The default backlog (5) drops connections a burst of concurrent clients makes (the
     # kernel then retries them seconds later): room for hundreds at once.
     request_queue_size = 1024
 
+    def __init__(self, handler: type) -> None:
+        self._lock = threading.Lock()
+        self._connections: List[socket.socket] = []
+        self._handlers: List[threading.Thread] = []
+        super().__init__(("127.0.0.1", 0), handler)
+        # A short poll interval keeps shutdown() (test teardown) fast.
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
-def loopback_server(handler: type) -> Tuple[ThreadingHTTPServer, threading.Thread]:
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address))
+        thread.daemon = True
+        with self._lock:
+            self._handlers = [handler for handler in self._handlers if handler.is_alive()]
+            self._handlers.append(thread)
+            self._connections.append(request)
+        thread.start()
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            if request in self._connections:
+                self._connections.remove(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer (its timeout, its size limit, a stopped server) is
+        # what many tests provoke: not worth a traceback on stderr. Anything else is.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.shutdown()
+        self.server_close()
+        with self._lock:
+            connections, handlers = list(self._connections), list(self._handlers)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        for handler in handlers:
+            handler.join(timeout=30)
+
+
+def loopback_server(handler: type) -> Tuple[LoopbackHTTPServer, threading.Thread]:
     """A threaded server for ``handler`` on a free 127.0.0.1 port, and the thread to serve it."""
-    httpd = _LoopbackHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    # A short poll interval keeps shutdown() (test teardown) fast.
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    return httpd, thread
+    httpd = LoopbackHTTPServer(handler)
+    return httpd, httpd.thread
 
 
 class RecordingServer:
@@ -159,5 +246,4 @@ class RecordingServer:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._httpd.stop()

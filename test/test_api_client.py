@@ -110,7 +110,7 @@ def test_custom_call_through_the_public_steps(server: RecordingServer) -> None:
             header_params={"Content-Type": "application/json"},
             auth_settings=["APIKey"],
         )
-        response = api_client.call_api(*serialized, _request_timeout=5)
+        response = api_client.call_api(*serialized, _request_timeout=30)
         result = api_client.response_deserialize(response, {"200": "object"})
     assert result.status_code == 200
     assert result.data == {}

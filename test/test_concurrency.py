@@ -10,6 +10,7 @@ from typing import Any, Iterator, List, Tuple
 
 import pytest
 from conftest import ACCESS_TOKEN, API_KEY
+from fault_servers import wait_until
 from servers import RecordedRequest, RecordingServer, Reply
 
 from kenar_api_client import (
@@ -52,7 +53,7 @@ def test_a_shared_client_under_load_keeps_answers_apart_and_connections_bounded(
         host=echo_server.url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN
     )
     configuration.connection_pool_maxsize = POOL_SIZE
-    configuration.timeout = (2.0, 10.0)
+    configuration.timeout = (30.0, 60.0)  # safety nets: a loaded machine may hold a connection long
     start = threading.Barrier(THREADS)
 
     def worker(thread_index: int) -> Tuple[List[str], List[BaseException]]:
@@ -93,34 +94,36 @@ def test_a_shared_client_under_load_keeps_answers_apart_and_connections_bounded(
 
 def test_waiting_for_a_free_connection_is_bounded_by_the_timeout() -> None:
     """With every pooled connection busy on a slow answer, a caller gives up in time."""
-    server = RecordingServer(lambda request: Reply(200, {}, delay=0.6)).start()
+    # The first answer is held back until the second caller has given up: the only
+    # connection is busy for as long as that takes, however slow the machine.
+    release = threading.Event()
+
+    def held_back(request: RecordedRequest) -> Reply:
+        release.wait(60)
+        return Reply(200, {})
+
+    server = RecordingServer(held_back).start()
     configuration = Configuration(host=server.url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN)
     configuration.connection_pool_maxsize = 1
-    configuration.timeout = 3.0
+    configuration.timeout = 60.0
     try:
         with ApiClient(configuration) as client:
             api = EventsApi(client)
-            first_started = threading.Event()
-
-            def slow_call() -> Any:
-                first_started.set()
-                return api.events_send_event(message="first")
-
             with ThreadPoolExecutor(1) as executor:
-                future = executor.submit(slow_call)
-                first_started.wait()
-                # The first call holds the only connection once the server has its request.
-                deadline = time.monotonic() + 2
-                while not server.requests and time.monotonic() < deadline:
-                    time.sleep(0.005)
-                begun = time.monotonic()
-                with pytest.raises(ApiException) as caught:
-                    api.events_send_event(message="second", _request_timeout=0.2)
-                waited = time.monotonic() - begun
+                future = executor.submit(api.events_send_event, message="first")
+                try:
+                    # The first call holds the only connection once the server has its request.
+                    assert wait_until(lambda: len(server.requests) == 1)
+                    begun = time.monotonic()
+                    with pytest.raises(ApiException) as caught:
+                        api.events_send_event(message="second", _request_timeout=0.2)
+                    waited = time.monotonic() - begun
+                finally:
+                    release.set()
                 assert future.result() == {}
         assert isinstance(caught.value, ApiTimeoutError)
         assert "connection_pool_maxsize" in str(caught.value)
-        assert 0.15 <= waited < 2.0  # raising at all proves it did not wait for the slow call
+        assert waited >= 0.15  # it did wait for a connection, up to its timeout
         assert [r.query["message"][0] for r in server.requests] == ["first"]
     finally:
         server.stop()
@@ -147,10 +150,9 @@ def test_close_lets_the_calls_waiting_for_a_pooled_connection_go_on_at_once() ->
         for thread in threads:
             thread.start()
         # One call holds the only connection (the server has its request); give the other
-        # two a moment to queue for it.
-        deadline = time.monotonic() + 5
-        while not server.requests and time.monotonic() < deadline:
-            time.sleep(0.005)
+        # two a moment to queue for it. (Whether they have queued yet or not, each must end
+        # as asserted below: the moment only makes the queued case the likely one.)
+        assert wait_until(lambda: len(server.requests) >= 1)
         time.sleep(0.2)
         client.close()
         for thread in threads:

@@ -212,7 +212,7 @@ def run_python(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KENAR_")}
     env["PYTHONPATH"] = str(site)
     return subprocess.run(
-        [sys.executable, *args], cwd=site, env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, *args], cwd=site, env=env, capture_output=True, text=True, timeout=300, check=False
     )
 
 

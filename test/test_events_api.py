@@ -263,8 +263,8 @@ class TestPerCallOptions:
     def test_request_timeout_and_host_index_zero_are_accepted(
         self, events_api: EventsApi, server: RecordingServer
     ) -> None:
-        events_api.events_send_event(message="m", _request_timeout=5, _host_index=0)
-        events_api.events_send_event(message="m", _request_timeout=(1.5, 5.0))
+        events_api.events_send_event(message="m", _request_timeout=30, _host_index=0)
+        events_api.events_send_event(message="m", _request_timeout=(10.0, 30.0))
         assert len(server.requests) == 2
 
     @pytest.mark.parametrize(

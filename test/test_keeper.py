@@ -292,7 +292,7 @@ def test_status_and_drop(sandbox: Sandbox, api_client: Any) -> None:
     assert [s.key for s in keeper.status(USER)] == [f"NEW_MESSAGE_ON_POST|{DEMO_POST_TOKEN}"]
 
 
-def _wait_for(condition: Any, timeout: float = 10.0) -> bool:
+def _wait_for(condition: Any, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -30,7 +30,7 @@ def send_with(server: RecordingServer, kenar_log: str) -> subprocess.CompletedPr
         env["KENAR_LOG"] = kenar_log
     code = SEND_EVENT.format(url=server.url, api_key=API_KEY, token=ACCESS_TOKEN)
     result = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "sent\n"

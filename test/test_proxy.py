@@ -95,8 +95,7 @@ class ForwardProxy:
         return self
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._httpd.stop()
 
 
 @pytest.fixture

@@ -114,7 +114,7 @@ def run_pytest(directory: Path, *extra: str) -> subprocess.CompletedProcess[str]
         cwd=directory,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
         check=False,
     )
 

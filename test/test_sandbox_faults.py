@@ -205,6 +205,8 @@ def test_slow_answers_late_and_a_client_timeout_leaves_the_effect(
             message="hi", target_type="USER", target_resource_id=DEMO_USER_ID, _request_timeout=0.2
         )
 
+    # The client gave up after 0.2 s: a loaded sandbox may run the operation only later.
+    assert wait_for(lambda: len(sandbox.sent_events) >= 1)
     assert len(sandbox.sent_events) == 1
     assert outcomes(sandbox)[0][:3] == ("events_send_event", "slow", True)
 
@@ -235,9 +237,9 @@ def test_stop_cuts_a_slow_answer_short() -> None:
     assert wait_for(lambda: len(sandbox.injected_faults) == 1)
     started = time.monotonic()
     sandbox.stop()
-    caller.join(10)
+    caller.join(30)
     assert not caller.is_alive()
-    assert time.monotonic() - started < 5  # loose: a 60 s wait was not sat through
+    assert time.monotonic() - started < 30  # loose: a 60 s wait was not sat through
     assert errors, "the caller got no answer"
     assert len(sandbox.sent_events) == 1
 
@@ -456,7 +458,7 @@ def test_reset_drops_rules_and_records(sandbox: Sandbox) -> None:
     assert raw_post(sandbox, SEND)[0] == 400
 
 
-def wait_for(condition: Any, timeout: float = 5.0) -> bool:
+def wait_for(condition: Any, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -103,7 +103,6 @@ class TestVerification:
             host=https_server.url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN
         )
         configuration.verify_ssl = False
-        configuration.timeout = 2.0
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with ApiClient(configuration) as client:

@@ -227,7 +227,7 @@ def _threads_and_processes_at_expiry(sandbox: Sandbox, spec: Tuple[str, ...]) ->
     for process in processes:
         process.start()
     for _ in processes:
-        assert ready.acquire(timeout=60)
+        assert ready.acquire(timeout=300)
     answers: List[str] = []
     lock = threading.Lock()
 
@@ -243,7 +243,7 @@ def _threads_and_processes_at_expiry(sandbox: Sandbox, spec: Tuple[str, ...]) ->
     start.set()
     for worker in workers:
         worker.join(60)
-    answers += [results.get(timeout=60) for _ in range(2 * len(processes))]
+    answers += [results.get(timeout=300) for _ in range(2 * len(processes))]
     for process in processes:
         process.join(60)
         assert process.exitcode == 0
