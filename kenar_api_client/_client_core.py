@@ -62,7 +62,7 @@ class ClientCore:
         self.settings: TransportSettings = (
             settings if settings is not None else TransportSettings(self.configuration)
         )
-        self.retry_policy = _retrying.RetryPolicy(self.settings.retry)
+        self.retry_policy: _retrying.RetryPolicy = _retrying.RetryPolicy(self.settings.retry)
         #: Decides the credentials of each call beyond the configured ones.
         self.auth: Auth = auth if auth is not None else Auth()
         self.default_headers: Dict[str, str] = {}

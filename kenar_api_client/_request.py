@@ -30,14 +30,14 @@ class Request:
         preload: bool = True,
         oauth: bool = False,
     ) -> None:
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.body = body
-        self.timeout = timeout
-        self.pool_timeout = pool_timeout
-        self.preload = preload
-        self.oauth = oauth
+        self.method: str = method
+        self.url: str = url
+        self.headers: Dict[str, str] = headers
+        self.body: Union[bytes, str, None] = body
+        self.timeout: Timeout = timeout
+        self.pool_timeout: Optional[float] = pool_timeout
+        self.preload: bool = preload
+        self.oauth: bool = oauth
 
     def with_header(self, name: str, value: str) -> Request:
         """A copy of this request with one header set (the original is left as it was sent)."""

@@ -44,7 +44,7 @@ class RetryPolicy:
     __slots__ = ("maybe_retried", "retry")
 
     def __init__(self, retry: Retry) -> None:
-        self.retry = retry
+        self.retry: Retry = retry
         #: The statuses it may retry at all (``status_forcelist``, or with ``Retry-After``):
         #: any other answer is final, whatever its headers.
         self.maybe_retried: FrozenSet[int] = frozenset(retry.status_forcelist or ()) | frozenset(

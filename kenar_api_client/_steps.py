@@ -32,7 +32,7 @@ class Release:
     __slots__ = ("response",)
 
     def __init__(self, response: Any) -> None:
-        self.response = response
+        self.response: Any = response
 
 
 class Blocking:
@@ -45,9 +45,9 @@ class Blocking:
     __slots__ = ("args", "flight", "function")
 
     def __init__(self, function: Callable[..., Any], *args: Any, flight: Optional[Hashable] = None) -> None:
-        self.function = function
+        self.function: Callable[..., Any] = function
         self.args: Tuple[Any, ...] = args
-        self.flight = flight
+        self.flight: Optional[Hashable] = flight
 
 
 Step = Union["Request", Sleep, Release, Blocking]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from kenar_api_client import _answers, _serialize, rest
 from kenar_api_client._client_core import ClientCore, RequestSerialized, Result
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["ApiClient", "RequestSerialized", "encode_query"]
 
 #: Re-exported for code written against the generated client's module layout.
-encode_query = _serialize.encode_query
+encode_query: Callable[[Iterable[Tuple[str, Any]]], str] = _serialize.encode_query
 
 
 class ApiClient(ClientCore):

@@ -12,7 +12,7 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from kenar_api_client._answers import error_for
 from kenar_api_client._redact import credentials_in, secret_list
@@ -105,7 +105,7 @@ class ManagedApiClient(ApiClient):
             auth=TokenAuth(tokens, user_key),
             transport=base.rest_client,
         )
-        self.default_headers = dict(base.default_headers)
+        self.default_headers: Dict[str, str] = dict(base.default_headers)
         self.tokens = tokens
         self.user_key = user_key
 

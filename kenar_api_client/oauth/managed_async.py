@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from kenar_api_client.async_api_client import AsyncApiClient
 from kenar_api_client.oauth.managed import TokenAuth
@@ -27,7 +27,7 @@ class AsyncManagedApiClient(AsyncApiClient):
             auth=TokenAuth(tokens, user_key),
             transport=base.transport,
         )
-        self.default_headers = dict(base.default_headers)
+        self.default_headers: Dict[str, str] = dict(base.default_headers)
         self.tokens = tokens
         self.user_key = user_key
 
