@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import aiohttp
 from yarl import URL
@@ -58,11 +58,11 @@ class AiohttpTransport(AsyncTransportBase[aiohttp.ClientSession]):
 
     def _new_pool(self) -> aiohttp.ClientSession:
         options = self.settings.socket_options
+        extra: Dict[str, Any] = {}
+        if options:  # aiohttp 3.12 and later: Configuration.socket_options on each socket
+            extra["socket_factory"] = _socket_factory(options)
         connector = aiohttp.TCPConnector(
-            limit=self.max_connections,
-            force_close=not self.keepalive,
-            ssl=self._ssl_context,
-            socket_factory=_socket_factory(options) if options else None,
+            limit=self.max_connections, force_close=not self.keepalive, ssl=self._ssl_context, **extra
         )
         return aiohttp.ClientSession(
             connector=connector,
