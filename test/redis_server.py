@@ -23,9 +23,14 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """``redis-server`` on a free loopback port, no persistence, in a temporary directory."""
+    """``redis-server`` on a free loopback port, in a temporary directory.
 
-    def __init__(self) -> None:
+    ``persistent=False`` runs it as a cache (no AOF, no RDB save schedule), which the
+    Redis token store warns about; the default has an hourly RDB save schedule, which never
+    fires during a test.
+    """
+
+    def __init__(self, persistent: bool = True) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             message = "redis-server is not installed (apt-get install redis-server)"
@@ -48,7 +53,7 @@ class RedisServer:
                 "--bind",
                 "127.0.0.1",
                 "--save",
-                "",
+                "3600 1" if persistent else "",
                 "--appendonly",
                 "no",
                 "--dir",
