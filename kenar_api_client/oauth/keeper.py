@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import threading
 import time
 import uuid
 import weakref
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from kenar_api_client.api_client import ApiClient
@@ -273,41 +274,48 @@ class SubscriptionKeeper:
         index = self._index()
         report = RenewalReport()
         pool: Optional[ThreadPoolExecutor] = None
-        running: Dict[Future[UserRound], str] = {}
-
-        def submit(user_key: str) -> Future[UserRound]:
-            nonlocal pool
-            if self.concurrency == 1:  # in this thread, one after another
-                done: Future[UserRound] = Future()
-                done.set_result(self._renew_claimed(index, user_key, owner))
-                return done
-            if pool is None:
-                pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="kenar-keeper")
-            return pool.submit(self._renew_claimed, index, user_key, owner)
-
+        finished: queue.SimpleQueue[UserRound] = queue.SimpleQueue()
+        running = 0
         more = True
         try:
             while True:
-                free = self.concurrency - len(running)
+                free = self.concurrency - running
                 # Claim in batches of at least half the threads: fewer store round trips.
                 if more and not stop.is_set() and (free * 2 >= self.concurrency or not running):
                     claimed = index.claim_due(now, owner, self.claim_ttl, free)
                     more = len(claimed) == free
+                    taken_up = self.tokens.clock()
                     for due in claimed:
-                        report.lag = max(report.lag, now - due.due_at)
-                        running[submit(due.name)] = due.name
+                        report.lag = max(report.lag, taken_up - due.due_at)
+                        if self.concurrency == 1:  # in this thread, one after another
+                            self._file(report, self._renew_claimed(index, due.name, owner))
+                            continue
+                        if pool is None:
+                            pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="kenar-keeper")
+                        pool.submit(self._renew_into, finished, index, due.name, owner)
+                        running += 1
                 if not running:
+                    if more and self.concurrency == 1 and not stop.is_set():
+                        continue
                     break
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    running.pop(future)
-                    self._file(report, future.result())
+                self._file(report, finished.get())
+                running -= 1
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
         report.duration = time.monotonic() - started
         self._round_done(report, owner)
         return report
+
+    def _renew_into(
+        self, finished: queue.SimpleQueue[UserRound], index: DueIndex, user_key: str, owner: str
+    ) -> None:
+        """``_renew_claimed`` on a pool thread, its result handed back through ``finished``."""
+        try:
+            result = self._renew_claimed(index, user_key, owner)
+        except BaseException as error:  # never lose the count: the round waits for every user
+            result = UserRound(user_key, error=one_line(f"{type(error).__name__}: {error}"))
+        finished.put(result)
 
     def renew_user(self, user_key: str, *, wait: float = 0.0) -> RenewalReport:
         """Renew ``user_key`` now, due or not; a report of what was done.

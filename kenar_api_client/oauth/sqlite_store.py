@@ -9,7 +9,7 @@ import time
 from typing import ClassVar, Iterator, List, Optional, Tuple, Type, Union
 
 from kenar_api_client.exceptions import ApiValueError
-from kenar_api_client.oauth.store import Due, DueSummary, ThreadConnections, Versioned, earliest, translated
+from kenar_api_client.oauth.store import Due, DueSummary, ThreadConnections, Versioned, translated
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS kenar_store ("
@@ -90,11 +90,22 @@ class SQLiteTokenStore:
 
     @translated
     def put(self, key: str, value: str, expected_version: Optional[int] = None) -> Optional[int]:
+        # A compare-and-set is one statement (its own transaction): the version it writes is known.
+        if expected_version == 0:
+            cursor = self._connection().execute(
+                "INSERT INTO kenar_store (key, value, version) VALUES (?, ?, 1) ON CONFLICT(key) DO NOTHING",
+                (key, value),
+            )
+            return 1 if cursor.rowcount == 1 else None
+        if expected_version is not None:
+            cursor = self._connection().execute(
+                "UPDATE kenar_store SET value = ?, version = version + 1 WHERE key = ? AND version = ?",
+                (value, key, int(expected_version)),
+            )
+            return int(expected_version) + 1 if cursor.rowcount == 1 else None
         with self._write_transaction() as connection:
             row = connection.execute("SELECT version FROM kenar_store WHERE key = ?", (key,)).fetchone()
             version = 0 if row is None else int(row[0])
-            if expected_version is not None and expected_version != version:
-                return None
             connection.execute(
                 "INSERT INTO kenar_store (key, value, version) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version",
@@ -169,21 +180,25 @@ class SQLiteTokenStore:
 
     @translated
     def release(self, name: str, owner: str, due_at: Optional[float]) -> bool:
-        with self._write_transaction() as connection:
-            row = connection.execute(
-                "SELECT requested_at FROM kenar_due WHERE name = ? AND owner = ?", (name, owner)
-            ).fetchone()
-            if row is None:
-                return False
-            following = earliest(due_at, row[0])
-            if following is None:
-                connection.execute("DELETE FROM kenar_due WHERE name = ?", (name,))
-            else:
-                connection.execute(
-                    "UPDATE kenar_due SET due_at = ?, owner = NULL, requested_at = NULL WHERE name = ?",
-                    (float(following), name),
-                )
+        connection = self._connection()
+        if due_at is not None:
+            cursor = connection.execute(
+                "UPDATE kenar_due SET due_at = min(?, coalesce(requested_at, ?)), owner = NULL, "
+                "requested_at = NULL WHERE name = ? AND owner = ?",
+                (float(due_at), float(due_at), name, owner),
+            )
+            return cursor.rowcount == 1
+        cursor = connection.execute(
+            "DELETE FROM kenar_due WHERE name = ? AND owner = ? AND requested_at IS NULL", (name, owner)
+        )
+        if cursor.rowcount == 1:
             return True
+        cursor = connection.execute(
+            "UPDATE kenar_due SET due_at = requested_at, owner = NULL, requested_at = NULL "
+            "WHERE name = ? AND owner = ? AND requested_at IS NOT NULL",
+            (name, owner),
+        )
+        return cursor.rowcount == 1
 
     @translated
     def due_summary(self, now: float) -> DueSummary:
