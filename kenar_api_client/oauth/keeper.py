@@ -562,13 +562,16 @@ class _UserRun:
             # None: no usable token; token() raises ConsentRequiredError saying why.
             return token if token is not None else keeper.tokens.token(step.user_key, reload=True)
         if isinstance(step, RefreshToken):
-            self._keep_claim()
-            return keeper.tokens.refresh(step.user_key, stale=step.stale)
+            return self._refresh(step)
         if isinstance(step, Register):
             return self._register(step.subscription, step.token)
         if isinstance(step, Record):
             return self._record(step.outcomes)
         raise ApiValueError(f"unknown renewal step {step!r}")
+
+    def _refresh(self, step: RefreshToken) -> OAuthToken:
+        self._keep_claim()
+        return self.keeper.tokens.refresh(step.user_key, stale=step.stale)
 
     def _register(self, subscription: KeptSubscription, token: OAuthToken) -> OAuthToken:
         from kenar_api_client.api.events_api import EventsApi
