@@ -28,12 +28,15 @@ def default_store_path() -> Path:
 
 
 def open_store(spec: Optional[str]) -> Tuple[TokenStore, str]:
-    """The store named by ``--store`` / ``$KENAR_TOKEN_STORE``: a SQLite path or a ``redis://`` URL."""
-    from kenar_api_client.oauth import RedisTokenStore, SQLiteTokenStore
+    """The store named by ``--store`` / ``$KENAR_TOKEN_STORE``: a SQLite path, a ``redis://`` or
+    ``postgresql://`` URL."""
+    from kenar_api_client.oauth import PostgresTokenStore, RedisTokenStore, SQLiteTokenStore
 
     spec = spec or os.environ.get(ENV_TOKEN_STORE, "").strip() or None
     if spec is not None and spec.startswith(("redis://", "rediss://", "unix://")):
         return RedisTokenStore(url=spec), spec.split("@")[-1]
+    if spec is not None and spec.startswith(("postgresql://", "postgres://")):
+        return PostgresTokenStore(spec), spec.split("://", 1)[0] + "://" + spec.split("@")[-1]
     path = Path(spec) if spec else default_store_path()
     if not path.parent.exists():
         path.parent.mkdir(parents=True, mode=0o700)

@@ -16,7 +16,7 @@
         SubscriptionKeeper(tokens, api_client).keep("user-42", {"event_type": "POST_UPDATE"})
 
 See docs/OAuth.md and docs/Subscriptions.md. No new dependency: ``RedisTokenStore``
-alone needs the ``redis`` extra.
+needs the ``redis`` extra, ``PostgresTokenStore`` the ``postgres`` extra.
 """
 
 from kenar_api_client import _log  # noqa: F401 - silent loggers unless the app configures logging
@@ -36,12 +36,20 @@ from kenar_api_client.oauth.errors import (
     StateMismatchError,
     TokenStoreError,
 )
-from kenar_api_client.oauth.keeper import KeptSubscription, RenewalReport, SubscriptionKeeper
+from kenar_api_client.oauth.keeper import KeeperStatus, KeptSubscription, RenewalReport, SubscriptionKeeper
 from kenar_api_client.oauth.manager import ManagedApiClient, TokenManager
+from kenar_api_client.oauth.postgres_store import PostgresTokenStore
 from kenar_api_client.oauth.redis_store import RedisTokenStore
 from kenar_api_client.oauth.scopes import RESOURCE_SCOPES, Scope, scope, subscription_scopes
 from kenar_api_client.oauth.sqlite_store import SQLiteTokenStore
-from kenar_api_client.oauth.store import MemoryTokenStore, TokenStore, Versioned
+from kenar_api_client.oauth.store import (
+    DueIndex,
+    DueSummary,
+    MemoryTokenStore,
+    TokenStore,
+    Versioned,
+    VolatileStoreWarning,
+)
 from kenar_api_client.oauth.token import OAuthToken
 
 __all__ = [
@@ -51,8 +59,11 @@ __all__ = [
     "AccessDeniedError",
     "AuthorizationRequest",
     "ConsentRequiredError",
+    "DueIndex",
+    "DueSummary",
     "InvalidClientError",
     "InvalidGrantError",
+    "KeeperStatus",
     "KeptSubscription",
     "ManagedApiClient",
     "MemoryTokenStore",
@@ -60,6 +71,7 @@ __all__ = [
     "OAuthError",
     "OAuthRedirectError",
     "OAuthToken",
+    "PostgresTokenStore",
     "RedisTokenStore",
     "RenewalReport",
     "SQLiteTokenStore",
@@ -70,6 +82,7 @@ __all__ = [
     "TokenStore",
     "TokenStoreError",
     "Versioned",
+    "VolatileStoreWarning",
     "scope",
     "subscription_scopes",
 ]
