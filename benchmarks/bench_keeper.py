@@ -273,7 +273,7 @@ def _line(result: Dict[str, Any]) -> str:
     return (
         f"{result['store']:8} {result['users']:7} users {result['processes']} proc: "
         f"{result['users_per_s']:7.0f} users/s, {result['cpu_per_user'] * 1000:5.2f} ms CPU/user, "
-        f"lag {result['lag']:6.1f} s, idle round {result['idle_round'] * 1000:6.1f} ms, "
+        f"lag {result['lag']:6.1f} s, idle round {result['idle_round'] * 1000:6.2f} ms, "
         f"duplicates {result['duplicate_refreshes']} refreshes / {result['duplicate_registrations']} "
         f"registrations, {result['missing']} users missed, round {result['wall']:.1f} s"
     )
