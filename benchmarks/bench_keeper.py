@@ -84,11 +84,10 @@ class Stores:
             with socket.socket() as probe:
                 probe.bind(("127.0.0.1", 0))
                 self._redis_port = probe.getsockname()[1]
-            self._redis = subprocess.Popen(
-                [binary, "--port", str(self._redis_port), "--bind", "127.0.0.1", "--save", "3600 1"]
-                + ["--appendonly", "no", "--dir", self.work],
-                stdout=subprocess.DEVNULL,
-            )
+            port = str(self._redis_port)
+            # An hourly RDB save schedule: persistent, as a token store must be, and idle here.
+            settings = ["--port", port, "--bind", "127.0.0.1", "--save", "3600 1", "--dir", self.work]
+            self._redis = subprocess.Popen([binary, *settings], stdout=subprocess.DEVNULL)
             url = f"redis://127.0.0.1:{self._redis_port}/0"
             import redis
 
@@ -240,7 +239,7 @@ def run(
     time.sleep(1.0 + 0.3 * processes)  # let them import and connect before the clock starts
     began = time.time()
     go.set()
-    outcomes = [results.get(timeout=3600) for _ in children]
+    outcomes = [_result_of(results, children) for _ in children]
     for child in children:
         child.join(60)
     wall = max(o["ended"] for o in outcomes) - began
@@ -261,6 +260,66 @@ def run(
         **stats,
         "missing": users - stats["users_registered"],
     }
+
+
+def _result_of(results: Any, children: List[Any]) -> Dict[str, Any]:
+    """The next child's figures; fails at once if a child died instead of waiting forever."""
+    import queue
+
+    while True:
+        try:
+            result: Dict[str, Any] = results.get(timeout=5)
+            return result
+        except queue.Empty:
+            dead = [child.exitcode for child in children if child.exitcode not in (None, 0)]
+            if dead:
+                raise SystemExit(f"a keeper process died (exit codes {dead})") from None
+
+
+# -- instructions (valgrind): the same round, counted, not timed -------------------------------
+
+#: The SDK's register call on this machine (docs/performance.md): instructions and quiet CPU time,
+#: the rate that turns an instruction count into the time a quiet core takes.
+CALIBRATION_INSTRUCTIONS, CALIBRATION_SECONDS = 787_266, 243.3e-6
+
+
+def instructions_per_user(base_url: str, work: str, counts: Tuple[int, int] = (100, 300)) -> float:
+    """Instructions one process executes per due user (one keeper thread; valgrind counts).
+
+    Two rounds that differ only in their number of users; the difference cancels start-up,
+    imports and warm-up.
+    """
+    totals = []
+    for count in counts:
+        path = os.path.join(work, f"instructions-{count}.sqlite3")
+        due_at = populate(open_store(("sqlite", path, "")), count, time.time())
+        result = subprocess.run(
+            [
+                shutil.which("valgrind") or "valgrind",
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                sys.executable,
+                __file__,
+                "--run-round",
+                path,
+                base_url,
+                repr(due_at - time.time() + 1.0),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        collected = [line for line in result.stderr.splitlines() if "Collected :" in line]
+        totals.append(int(collected[-1].split(":")[-1]))
+    return (totals[1] - totals[0]) / (counts[1] - counts[0])
+
+
+def run_round(path: str, base_url: str, offset: float) -> None:
+    keeper = keeper_for(open_store(("sqlite", path, "")), base_url, Clock(offset), 1, 0)
+    warm_up()
+    report = keeper.renew_due()
+    if report.users == 0 or not report.ok:
+        raise SystemExit(f"the counted round did not renew: {report}")
 
 
 def _timed(function: Callable[[], Any]) -> float:
@@ -292,7 +351,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--instructions", action="store_true", help="also count instructions per user")
+    parser.add_argument("--run-round", nargs=3, metavar=("STORE", "URL", "OFFSET"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.run_round:
+        run_round(args.run_round[0], args.run_round[1], float(args.run_round[2]))
+        return 0
     counts = [200] if args.quick else [int(n) for n in args.users.split(",")]
     kinds = args.stores.split(",")
     process_counts = [int(n) for n in args.processes.split(",")]
@@ -302,15 +366,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     stores = Stores(work)
     results: List[Dict[str, Any]] = []
     try:
-        print(
-            f"fake Kenar: {args.delay * 1000:.0f} ms per request; concurrency {args.concurrency}, pool {args.pool}"
-        )
+        delay = args.delay * 1000
+        print(f"fake Kenar: {delay:.0f} ms per request; concurrency {args.concurrency}, pool {args.pool}")
         for kind in kinds:
             for users in counts:
                 for processes in process_counts:
                     result = run(stores, kind, users, processes, base_url, args.concurrency, args.pool)
                     results.append(result)
                     print(_line(result), flush=True)
+        if args.instructions:
+            counted = instructions_per_user(base_url, work)
+            quiet = counted * CALIBRATION_SECONDS / CALIBRATION_INSTRUCTIONS
+            print(
+                f"instructions per due user (SQLite, one thread): {counted:,.0f}, "
+                f"{quiet * 1000:.2f} ms of CPU at the rate of bench.py's quiet-machine figures",
+                flush=True,
+            )
     finally:
         stores.stop()
         server.terminate()
