@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 from kenar_api_client.exceptions import ApiException, ApiValueError
 from kenar_api_client.oauth.token import OAuthToken
@@ -207,8 +207,3 @@ def message(error: ApiException) -> str:
 def one_line(text: str) -> str:
     """``text`` on one line, at most 300 characters."""
     return " ".join(text.split())[:300]
-
-
-def counts_by_state(subscriptions: List[KeptSubscription]) -> Tuple[int, ...]:
-    """How many are in each of ``STATES``, in that order."""
-    return tuple(sum(1 for s in subscriptions if s.state == state) for state in STATES)
