@@ -15,7 +15,8 @@ case), and runs keepers in P processes until no user is due. Every user then nee
 refresh and two registrations, each answered by the fake Kenar (benchmarks/fake_kenar.py,
 its own process) after ``--delay`` seconds. Printed per run: users/s (wall time of the
 whole round), client CPU per user (``time.process_time`` of the keeper processes, all
-threads, divided by users), the lag (how late the last user was taken up), the requests
+threads, divided by users), the lag (how late the last user was taken up, counted from
+the moment every token fell due and the keepers were let go), the requests
 beyond the needed ones (duplicate refreshes and registrations, counted by the fake), and
 an idle round's time (a round right after, with nothing due). The stores' servers (Redis,
 PostgreSQL) run on this machine too; their CPU is not counted as the client's.
@@ -255,7 +256,8 @@ def run(
         "wall": wall,
         "users_per_s": done / wall if wall else 0.0,
         "cpu_per_user": sum(o["cpu"] for o in outcomes) / max(1, done),
-        "lag": max(o["lag"] for o in outcomes),
+        # How late the last user was taken up, from the moment the keepers were let go.
+        "lag": max(o["lag"] for o in outcomes) - (began + offset - due_at),
         "idle_round": idle,
         **stats,
         "missing": users - stats["users_registered"],

@@ -80,6 +80,8 @@ DEFAULT_CLAIM_TTL = 120.0
 #: Where rounds leave their figures for ``kenar-events subscriptions status``.
 ROUNDS_KEY = "keeper:rounds"
 _ROUNDS_KEPT_FOR = 3600.0
+#: An idle round is recorded at most this often (a busy one always): "alive, nothing due".
+_IDLE_RECORD_EVERY = 600.0
 
 RoundListener = Callable[[RenewalReport], None]
 
@@ -161,6 +163,7 @@ class SubscriptionKeeper:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._renewing = threading.local()  # the user this thread is renewing, if any
+        self._recorded_at: Optional[float] = None  # monotonic time of the last round recorded
         _listen_for_refreshes(tokens, self)
 
     def __repr__(self) -> str:
@@ -380,7 +383,8 @@ class SubscriptionKeeper:
     def _round_done(self, report: RenewalReport, owner: str) -> None:
         """Tell operators: a log record with the figures, the listener, the store's round record."""
         figures = report.counts()
-        if report.users or report.busy or report.errors:
+        busy = bool(report.users or report.busy or report.errors)
+        if busy:
             log = logger.info if report.ok else logger.warning
             log(
                 "subscription round: %d users, %s; lag %.1f s, %.2f s",
@@ -390,8 +394,11 @@ class SubscriptionKeeper:
                 report.duration,
                 extra={f"kenar_{name}": value for name, value in figures.items()},
             )
+        recorded_at = self._recorded_at
+        if busy or recorded_at is None or time.monotonic() - recorded_at >= _IDLE_RECORD_EVERY:
             try:
                 self._record_round(owner.rsplit(":", 1)[0], figures)
+                self._recorded_at = time.monotonic()
             except Exception:
                 logger.exception("could not record the round's figures in the store")
         if self.on_round is not None:
