@@ -354,6 +354,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--instructions", action="store_true", help="also count instructions per user")
+    parser.add_argument(
+        "--idle-only", action="store_true", help="only time a round with nothing due over each user count"
+    )
     parser.add_argument("--run-round", nargs=3, metavar=("STORE", "URL", "OFFSET"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run_round:
@@ -371,7 +374,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         delay = args.delay * 1000
         print(f"fake Kenar: {delay:.0f} ms per request; concurrency {args.concurrency}, pool {args.pool}")
         for kind in kinds:
-            for users in counts:
+            for users in counts if args.idle_only else []:
+                store, _ = stores.open(kind)
+                due_at = populate(store, users, time.time())
+                keeper = keeper_for(store, base_url, Clock(due_at - time.time() - 600), 1, 0)
+                keeper.renew_due()  # the first records the round in the store
+                idle = min(_timed(keeper.renew_due) for _ in range(7))
+                print(f"{kind:8} {users:7} users: a round with nothing due: {idle * 1000:.2f} ms", flush=True)
+            for users in [] if args.idle_only else counts:
                 for processes in process_counts:
                     result = run(stores, kind, users, processes, base_url, args.concurrency, args.pool)
                     results.append(result)
