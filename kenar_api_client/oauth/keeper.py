@@ -159,6 +159,16 @@ class SubscriptionKeeper:
         )
         self.on_round: Optional[RoundListener] = on_round
         self._indexed = isinstance(tokens.store, DueIndex)
+        pool = getattr(getattr(self.api_client, "configuration", None), "connection_pool_maxsize", None)
+        if isinstance(pool, int) and pool < concurrency:
+            logger.warning(
+                "the API client's pool holds %d connections: at most %d of the keeper's %d renewals "
+                "send at once (raise Configuration.connection_pool_maxsize to %d)",
+                pool,
+                pool,
+                concurrency,
+                concurrency,
+            )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
