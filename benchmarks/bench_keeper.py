@@ -209,16 +209,18 @@ def _child(
     warm_up()
     go.wait()
     cpu = time.process_time()
-    users = rounds = 0
+    users = rounds = errors = 0
     lag = 0.0
     while True:
         report = keeper.renew_due()
         rounds += 1
-        users += report.users
+        users += report.users - len(report.errors)
+        errors += len(report.errors)
         lag = max(lag, report.lag)
         if not report.users and not report.busy:
             break
-    results.put({"users": users, "cpu": time.process_time() - cpu, "lag": lag, "ended": time.time()})
+    spent = time.process_time() - cpu
+    results.put({"users": users, "errors": errors, "cpu": spent, "lag": lag, "ended": time.time()})
 
 
 def run(
@@ -253,6 +255,7 @@ def run(
         "users": users,
         "processes": processes,
         "renewed": done,
+        "errors": sum(o.get("errors", 0) for o in outcomes),
         "wall": wall,
         "users_per_s": done / wall if wall else 0.0,
         "cpu_per_user": sum(o["cpu"] for o in outcomes) / max(1, done),
@@ -336,7 +339,8 @@ def _line(result: Dict[str, Any]) -> str:
         f"{result['users_per_s']:7.0f} users/s, {result['cpu_per_user'] * 1000:5.2f} ms CPU/user, "
         f"lag {result['lag']:6.1f} s, idle round {result['idle_round'] * 1000:6.2f} ms, "
         f"duplicates {result['duplicate_refreshes']} refreshes / {result['duplicate_registrations']} "
-        f"registrations, {result['missing']} users missed, round {result['wall']:.1f} s"
+        f"registrations, {result['missing']} users missed ({result['errors']} rounds broke off), "
+        f"round {result['wall']:.1f} s"
     )
 
 

@@ -120,7 +120,7 @@ class PostgresServer:
                 "-c",
                 "full_page_writes=off",
                 "-c",
-                "max_connections=200",
+                "max_connections=300",  # the benchmark's 8 keeper processes: a connection per thread
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
