@@ -23,7 +23,6 @@ import json
 import multiprocessing
 import os
 import platform
-import shutil
 import socket
 import statistics
 import subprocess
@@ -31,6 +30,8 @@ import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from _callgrind import instructions
 
 API_KEY = "bench-api-key-0123456789abcdef0123"
 ACCESS_TOKEN = "bench-access-token-0123456789abcdef0123456789"
@@ -305,32 +306,16 @@ def named_calls(base_url: str) -> Dict[str, Callable[[], Any]]:
     }
 
 
-def instructions_per_call(base_url: str, name: str, counts: Tuple[int, int] = (300, 1300)) -> float:
+def instructions_per_call(
+    base_url: str, name: str, counts: Tuple[int, int] = (300, 1300), script: str = __file__
+) -> float:
     """Instructions the client executes per call, counted by valgrind: noise-free.
 
-    Two runs that differ only in the number of calls; the difference cancels start-up and
-    warm-up.
+    Two runs of ``script --run-calls name count url`` that differ only in the number of
+    calls; the difference cancels start-up and warm-up.
     """
-    totals = []
-    for count in counts:
-        result = subprocess.run(
-            [
-                shutil.which("valgrind") or "valgrind",
-                "--tool=callgrind",
-                "--callgrind-out-file=/dev/null",
-                sys.executable,
-                __file__,
-                "--run-calls",
-                name,
-                str(count),
-                base_url,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        collected = [line for line in result.stderr.splitlines() if "Collected :" in line]
-        totals.append(int(collected[-1].split(":")[-1]))
+    command = [sys.executable, script, "--run-calls", name]
+    totals = [instructions([*command, str(count), base_url]) for count in counts]
     return (totals[1] - totals[0]) / (counts[1] - counts[0])
 
 

@@ -24,18 +24,13 @@ from generator.render import (
 )
 from generator.render_docs import api_docs, model_docs, readme_table, section_between
 from generator.rules import DOCSTRING_OVERRIDES, HAND_WRITTEN_API_DOCS
-from generator.templates import HEADER, MD_HEADER
+from generator.templates import HEADER, MD_HEADER, PACKAGE_EXPORTS
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "kenar_api_client"
 #: Folders where a file carrying the generated header and no longer produced is removed.
 MANAGED_DIRS = (f"{PACKAGE}/models", f"{PACKAGE}/api", "docs")
 README_MARKERS = ("<!-- generated:operations:start -->", "<!-- generated:operations:end -->")
-INIT_MARKERS = {
-    "exports": ("    # generated:exports:start", "    # generated:exports:end"),
-    "api-imports": ("    # generated:api-imports:start", "    # generated:api-imports:end"),
-    "model-imports": ("    # generated:model-imports:start", "    # generated:model-imports:end"),
-}
 
 
 def generate(root: Path) -> Dict[str, str]:
@@ -57,7 +52,7 @@ def generate(root: Path) -> Dict[str, str]:
     files[f"{PACKAGE}/api/__init__.py"] = render_api_package(document)
     files[f"{PACKAGE}/_operation_security.py"] = render_security_table(document)
     files[f"{PACKAGE}/sandbox/_spec_operations.py"] = render_sandbox_table(document)
-    files[f"{PACKAGE}/__init__.py"] = package_init(root, document)
+    files[f"{PACKAGE}/_exports.py"] = package_exports(document)
     files = format_python(root, files)
     files.update(api_docs(document, HAND_WRITTEN_API_DOCS))
     files.update(model_docs(document))
@@ -79,21 +74,22 @@ def homepage(root: Path) -> str:
     return found.group(1)
 
 
-def package_init(root: Path, document: spec.Spec) -> str:
-    """The package ``__init__`` with its generated export lines rewritten between the markers."""
-    text = (root / PACKAGE / "__init__.py").read_text(encoding="utf-8")
-    exports = {name: ".api" for name in api_exports(document) if name != "LimitedApi"}
+def package_exports(document: spec.Spec) -> str:
+    """``_exports.py``: the APIs and models the package ``__init__`` exports, and their types."""
+    exports = {name: ".api" for name in api_exports(document) if not name.endswith("LimitedApi")}
     models = [m.class_name for m in document.models] + [e.class_name for e in document.enums]
     exports.update(
         {name: ".models" for name in [*models, "GoogleRpcStatus", "GooglerpcStatus", "ProtobufAny"]}
     )
-    export_lines = "\n".join(f'    "{name}": "{exports[name]}",' for name in sorted(exports))
     apis = sorted((name for name, module in exports.items() if module == ".api"), key=str.lower)
     model_names = sorted((name for name, module in exports.items() if module == ".models"), key=str.lower)
-    text = section_between(text, *INIT_MARKERS["exports"], export_lines)
-    text = section_between(text, *INIT_MARKERS["api-imports"], import_block("kenar_api_client.api", apis))
-    return section_between(
-        text, *INIT_MARKERS["model-imports"], import_block("kenar_api_client.models", model_names)
+    return PACKAGE_EXPORTS.substitute(
+        header=HEADER,
+        exports="\n".join(f'    "{name}": "{exports[name]}",' for name in sorted(exports)),
+        names="\n".join(f'    "{name}",' for name in sorted(exports)),
+        imports=import_block("kenar_api_client.api", apis)
+        + "\n"
+        + import_block("kenar_api_client.models", model_names),
     )
 
 
@@ -114,8 +110,7 @@ def format_python(root: Path, files: Dict[str, str]) -> Dict[str, str]:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(files[name], encoding="utf-8")
         ruff = [sys.executable, "-m", "ruff"]
-        # The package __init__ is only partly generated: its import order is kept as written.
-        fixable = [name for name in python_files if name != f"{PACKAGE}/__init__.py"]
+        fixable = python_files
         fix_imports = [*ruff, "check", "--select", "I,F401", "--fix", "--quiet", *fixable]
         subprocess.run(fix_imports, cwd=work, check=True, capture_output=True)  # noqa: S603
         subprocess.run([*ruff, "format", "--quiet", *python_files], cwd=work, check=True, capture_output=True)  # noqa: S603

@@ -17,6 +17,7 @@ from generator.rules import (
 from generator.spec import EnumDef, FieldDef, ModelDef, OperationDef, ParamDef, Spec, TypeRef
 from generator.templates import (
     API_MODULE,
+    ASYNC_METHODS,
     ENUM,
     HEADER,
     LAZY_PACKAGE,
@@ -338,10 +339,6 @@ def render_operation(op: OperationDef, constant: str) -> str:
         extra.append('content_type="application/json"')
     if op.oauth:
         extra.append('auth=("APIKey", "OAuth")')
-    if op.permissions:
-        extra.append(f"permissions={tuple_literal(op.permissions)}")
-    if op.scopes:
-        extra.append(f"scopes={tuple_literal(op.scopes)}")
     return OPERATION.substitute(
         constant=constant,
         method_name=op.method_name,
@@ -357,7 +354,7 @@ def tuple_literal(items: Sequence[str]) -> str:
     return "(" + ", ".join(json.dumps(i) for i in items) + ("," if len(items) == 1 else "") + ")"
 
 
-def render_methods(op: OperationDef, constant: str, overrides: Mapping[str, str]) -> str:
+def render_methods(op: OperationDef, constant: str, overrides: Mapping[str, str], class_name: str) -> str:
     signature = "".join(f"\n        {p.name}: {param_annotation(p)}," for p in op.params)
     args = "{" + ", ".join(f'"{p.name}": {p.name}' for p in op.params) + "}"
     return METHODS.substitute(
@@ -365,6 +362,19 @@ def render_methods(op: OperationDef, constant: str, overrides: Mapping[str, str]
         signature=signature,
         return_type=return_type(op),
         docstring=method_docstring(op, overrides),
+        constant=constant,
+        args=args,
+    )
+
+
+def render_async_methods(op: OperationDef, constant: str, class_name: str) -> str:
+    signature = "".join(f"\n        {p.name}: {param_annotation(p)}," for p in op.params)
+    args = "{" + ", ".join(f'"{p.name}": {p.name}' for p in op.params) + "}"
+    return ASYNC_METHODS.substitute(
+        method_name=op.method_name,
+        signature=signature,
+        return_type=return_type(op),
+        class_name=class_name,
         constant=constant,
         args=args,
     )
@@ -378,10 +388,12 @@ def render_api(
     *,
     class_doc: str,
     init: str = "",
+    async_init: str = "",
 ) -> str:
     constants = [constant_name(op) for op in operations]
     declarations = "\n\n".join(render_operation(op, c) for op, c in zip(operations, constants))
-    methods = "".join(render_methods(op, c, overrides) for op, c in zip(operations, constants))
+    methods = "".join(render_methods(op, c, overrides, class_name) for op, c in zip(operations, constants))
+    async_methods = "".join(render_async_methods(op, c, class_name) for op, c in zip(operations, constants))
     type_names: Set[str] = set()
     enum_params: Set[str] = set()
     for op in operations:
@@ -402,11 +414,12 @@ def render_api(
     lines.append("from typing_extensions import " + ("Literal, Unpack" if "Literal[" in text else "Unpack"))
     lines.append("")
     lines.append("from kenar_api_client._operation import Operation, Param, RequestOptions")
-    lines.append("from kenar_api_client.api._base import ApiBase")
+    lines.append("from kenar_api_client.api._base import ApiBase, AsyncApiBase")
     lines.append("")
     lines.append("if TYPE_CHECKING:")
     lines.append("    import urllib3")
     lines.append("")
+    lines.append("    from kenar_api_client._transport import UnreadAsyncResponse")
     lines.append("    from kenar_api_client.api_response import ApiResponse")
     if type_names:
         lines.append("    from kenar_api_client.models import (")
@@ -424,6 +437,8 @@ def render_api(
         docstring=class_doc,
         init=init,
         methods=methods,
+        async_init=async_init,
+        async_methods=async_methods,
     )
 
 
@@ -478,13 +493,21 @@ def _query_type(prop: Mapping[str, Any]) -> TypeRef:
 
 LIMITED_INIT = """
     def __init__(self, api_client: Optional[ApiClient] = None) -> None:
-        warnings.warn(
-            "LimitedApi is deprecated: use PaymentApi, which has the same operations and "
-            "sends what the current Kenar API expects",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warnings.warn(DEPRECATION, DeprecationWarning, stacklevel=2)
         super().__init__(api_client)
+"""
+
+LIMITED_ASYNC_INIT = """
+    def __init__(self, api_client: Optional[AsyncApiClient] = None) -> None:
+        warnings.warn(DEPRECATION, DeprecationWarning, stacklevel=2)
+        super().__init__(api_client)
+"""
+
+LIMITED_DEPRECATION = """
+DEPRECATION = (
+    "LimitedApi is deprecated: use PaymentApi, which has the same operations and "
+    "sends what the current Kenar API expects"
+)
 """
 
 
@@ -502,6 +525,7 @@ def render_limited_api(spec: Spec) -> str:
         {},
         class_doc=class_doc,
         init=LIMITED_INIT,
+        async_init=LIMITED_ASYNC_INIT,
     )
     text = text.replace(
         "from __future__ import annotations\n\n", "from __future__ import annotations\n\nimport warnings\n", 1
@@ -509,21 +533,26 @@ def render_limited_api(spec: Spec) -> str:
     text = text.replace(
         "from typing import TYPE_CHECKING, ", "from typing import TYPE_CHECKING, Optional, ", 1
     )
+    text = text.replace("\n\n\nclass LimitedApi(", "\n" + LIMITED_DEPRECATION + "\n\nclass LimitedApi(", 1)
     return text.replace(
         "    import urllib3\n",
-        "    import urllib3\n\n    from kenar_api_client.api_client import ApiClient\n",
+        "    import urllib3\n\n    from kenar_api_client.api_client import ApiClient\n"
+        "    from kenar_api_client.async_api_client import AsyncApiClient\n",
         1,
     )
 
 
 def api_exports(spec: Spec) -> Dict[str, str]:
-    exports = {naming.api_class_name(tag): "." + naming.api_module_name(tag) for tag in spec.tags}
-    exports["LimitedApi"] = ".limited_api"
+    exports: Dict[str, str] = {}
+    for tag in spec.tags:
+        name, module = naming.api_class_name(tag), "." + naming.api_module_name(tag)
+        exports[name] = exports["Async" + name] = module
+    exports["LimitedApi"] = exports["AsyncLimitedApi"] = ".limited_api"
     return exports
 
 
 def render_api_package(spec: Spec) -> str:
-    exports = {k: v for k, v in api_exports(spec).items() if k != "LimitedApi"}
+    exports = {k: v for k, v in api_exports(spec).items() if not k.endswith("LimitedApi")}
     return render_lazy_package(
         "The API classes, one per tag of the Kenar OpenAPI document, each imported on first use.",
         "kenar_api_client.api",

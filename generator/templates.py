@@ -36,7 +36,7 @@ class $class_name(KenarEnum):
 $members
 ''')
 
-API_MODULE = Template('''$header"""``$class_name``: the $tag operations of Kenar."""
+API_MODULE = Template('''$header"""``$class_name`` and ``Async$class_name``: the $tag operations of Kenar."""
 
 from __future__ import annotations
 
@@ -54,7 +54,17 @@ class $class_name(ApiBase):
     unchecked.
     """
 $init
-$methods''')
+$methods
+
+class Async$class_name(AsyncApiBase):
+    """``$class_name`` for asyncio: the same methods, awaited, over an ``AsyncApiClient``.
+
+    ``x_without_preload_content`` returns the transport's answer unread: an
+    ``httpx.Response`` (``await response.aread()``, then ``await response.aclose()``) or,
+    with ``transport="aiohttp"``, an ``aiohttp.ClientResponse``.
+    """
+$async_init
+$async_methods''')
 
 OPERATION = Template("""$constant = Operation(
     name="$method_name",
@@ -71,7 +81,7 @@ METHODS = Template('''
         **options: Unpack[RequestOptions],
     ) -> $return_type:
         """$docstring"""
-        data: $return_type = $constant.call(self.api_client, $args, options)
+        data: $return_type = self.api_client.invoke($constant, $args, options)
         return data
 
     def ${method_name}_with_http_info(
@@ -79,14 +89,44 @@ METHODS = Template('''
         **options: Unpack[RequestOptions],
     ) -> ApiResponse[$return_type]:
         """Like ``$method_name``, returning the whole ``ApiResponse``."""
-        return $constant.call_with_http_info(self.api_client, $args, options)
+        response: ApiResponse[$return_type] = self.api_client.invoke($constant, $args, options, "http_info")
+        return response
 
     def ${method_name}_without_preload_content(
         self,$signature
         **options: Unpack[RequestOptions],
     ) -> urllib3.BaseHTTPResponse:
         """Like ``$method_name``, returning the unread urllib3 response."""
-        return $constant.call_without_preload_content(self.api_client, $args, options)
+        response: urllib3.BaseHTTPResponse = self.api_client.invoke($constant, $args, options, "unread")
+        return response
+''')
+
+ASYNC_METHODS = Template('''
+    async def $method_name(
+        self,$signature
+        **options: Unpack[RequestOptions],
+    ) -> $return_type:
+        """``$class_name.$method_name``, awaited."""
+        data: $return_type = await self.api_client.invoke($constant, $args, options)
+        return data
+
+    async def ${method_name}_with_http_info(
+        self,$signature
+        **options: Unpack[RequestOptions],
+    ) -> ApiResponse[$return_type]:
+        """Like ``$method_name``, returning the whole ``ApiResponse``."""
+        response: ApiResponse[$return_type] = await self.api_client.invoke(
+            $constant, $args, options, "http_info"
+        )
+        return response
+
+    async def ${method_name}_without_preload_content(
+        self,$signature
+        **options: Unpack[RequestOptions],
+    ) -> UnreadAsyncResponse:
+        """Like ``$method_name``, returning the transport's answer unread."""
+        response: UnreadAsyncResponse = await self.api_client.invoke($constant, $args, options, "unread")
+        return response
 ''')
 
 LAZY_PACKAGE = Template('''$header"""$docstring"""
@@ -230,3 +270,21 @@ $values
 
 [Back to the README](../README.md)
 """)
+
+PACKAGE_EXPORTS = Template('''$header"""The APIs and models the package exports, imported on first use."""
+
+from typing import TYPE_CHECKING, Dict
+
+#: public name -> the module (relative to the package) that defines it
+GENERATED_EXPORTS: Dict[str, str] = {
+$exports
+}
+
+#: What ``from kenar_api_client._exports import *`` gives a type checker.
+__all__ = [
+$names
+]
+
+if TYPE_CHECKING:
+$imports
+''')

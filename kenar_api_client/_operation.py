@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 from typing import (
-    TYPE_CHECKING,
     Any,
     Dict,
     FrozenSet,
@@ -15,18 +14,11 @@ from typing import (
     Tuple,
     Union,
 )
+from urllib.parse import quote
 
 from typing_extensions import Literal, TypedDict
 
-from kenar_api_client._http_values import merge_headers
-from kenar_api_client.exceptions import ApiTypeError, ApiValueError
-
-if TYPE_CHECKING:
-    import urllib3
-
-    from kenar_api_client.api_client import ApiClient
-    from kenar_api_client.api_response import ApiResponse
-    from kenar_api_client.rest import RESTResponse
+from kenar_api_client._http_values import query_value
 
 
 class RequestOptions(TypedDict, total=False):
@@ -57,7 +49,17 @@ class Param:
     ``many`` makes it a list, sent in a query as the name repeated once per item.
     """
 
-    __slots__ = ("_type", "enum_values", "kind", "location", "many", "name", "required", "type_name")
+    __slots__ = (
+        "_type",
+        "enum_values",
+        "kind",
+        "location",
+        "many",
+        "name",
+        "quoted_name",
+        "required",
+        "type_name",
+    )
 
     def __init__(
         self,
@@ -71,6 +73,8 @@ class Param:
         enum_values: Tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        #: The name as it is written in a query string.
+        self.quoted_name = quote(name, safe="")
         self.kind = kind
         self.location = location
         self.type_name = type_name
@@ -117,8 +121,9 @@ class Operation:
     """An API operation: method, path, parameters, accepted answers and security.
 
     ``auth`` names the configured credentials the call sends (``APIKey``, and ``OAuth`` for
-    the operations whose spec security names it); ``permissions`` (of the API key) and
-    ``scopes`` (of the OAuth token, any of them) document what Kenar checks.
+    the operations whose spec security names it). What Kenar checks, the API key's
+    permissions and the token's scopes, is in one generated table:
+    ``kenar_api_client.security`` reads it.
     """
 
     def __init__(
@@ -132,8 +137,6 @@ class Operation:
         content_type: Optional[str] = None,
         accept: str = "application/json",
         auth: Tuple[str, ...] = ("APIKey",),
-        permissions: Tuple[str, ...] = (),
-        scopes: Tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.method = method
@@ -143,8 +146,6 @@ class Operation:
         self.content_type = content_type
         self.accept = accept
         self.auth = auth
-        self.permissions = permissions
-        self.scopes = scopes
         self._path_params = tuple(p for p in self.params if p.location == "path")
         self._query_params = tuple(p for p in self.params if p.location == "query")
         body = [p for p in self.params if p.location == "body"]
@@ -180,16 +181,27 @@ class Operation:
                 raise_unknown_fields(self.name, (param.name,), values[param.name])
         return values
 
-    def _unsendable(self, args: Mapping[str, Any], error: ValueError) -> Optional[Exception]:
-        """The ``pydantic.ValidationError`` naming the argument that could not be encoded."""
+    def unsendable_error(self, args: Mapping[str, Any], error: ValueError) -> Optional[Exception]:
+        """The ``pydantic.ValidationError`` naming the argument (and the field in it) that could not
+        be written; None if no argument explains ``error``."""
         from pydantic import ValidationError
 
+        from kenar_api_client._serialize import unsendable_location
+
         culprit = self._body_param
+        path: Tuple[Union[str, int], ...] = ()
+        reason = str(error)
         for param in self._query_params:
             value = args[param.name]
             if isinstance(value, str) and not _encodable(value):
                 culprit = param
+                reason = "contains a lone surrogate, which UTF-8 cannot encode"
                 break
+        else:
+            if culprit is not None:
+                found = unsendable_location(args[culprit.name])
+                if found is not None:
+                    path, reason = found
         if culprit is None:
             return None
         return ValidationError.from_exception_data(
@@ -197,9 +209,9 @@ class Operation:
             [
                 {
                     "type": "value_error",
-                    "loc": (culprit.name,),
+                    "loc": (culprit.name, *path),
                     "input": args[culprit.name],
-                    "ctx": {"error": ValueError(f"cannot be sent: {error}")},
+                    "ctx": {"error": ValueError(f"cannot be sent: {reason}")},
                 }
             ],
         )
@@ -217,6 +229,19 @@ class Operation:
                 pairs.append((p.name, value))
         return pairs
 
+    def query_string(self, args: Mapping[str, Any]) -> str:
+        """The encoded query (``name=value&...``), as ``encode_query`` writes :meth:`query`."""
+        parts: List[str] = []
+        for p in self._query_params:
+            value = args[p.name]
+            if value is None:
+                continue
+            for item in value if p.many else (value,):
+                if item is not None:
+                    text = item if type(item) is str else query_value(item)
+                    parts.append(f"{p.quoted_name}={quote(text, safe='')}")
+        return "&".join(parts)
+
     def path_values(self, args: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
         """The path parameters by name, or None when the path has none."""
         if not self._path_params:
@@ -226,78 +251,6 @@ class Operation:
     def body(self, args: Mapping[str, Any]) -> Any:
         """The request body, or None when the operation has none."""
         return None if self._body_param is None else args[self._body_param.name]
-
-    def invoke(
-        self,
-        api_client: ApiClient,
-        args: Dict[str, Any],
-        options: Mapping[str, Any],
-        *,
-        preload_content: bool = True,
-    ) -> RESTResponse:
-        """Check, serialize and send one call; the answer is not yet interpreted."""
-        if options and not options.keys() <= OPTION_NAMES:
-            unknown = ", ".join(sorted(options.keys() - OPTION_NAMES))
-            raise ApiTypeError(f"{self.name}() got unexpected keyword arguments: {unknown}")
-        if options.get("_host_index", 0) != 0:
-            raise ApiValueError(
-                f"_host_index must be 0: Kenar has one server, got {options['_host_index']!r}"
-            )
-        if api_client.configuration.client_side_validation:
-            args = self.validate(args)
-
-        headers: Dict[str, Any] = {"Accept": self.accept}
-        content_type = options.get("_content_type") or self.content_type
-        if content_type:
-            headers["Content-Type"] = content_type
-        extra_headers = options.get("_headers")
-        if extra_headers:
-            headers = merge_headers(headers, extra_headers)
-
-        try:
-            method, url, headers, body = api_client.param_serialize(
-                self.method,
-                self.path,
-                path_params=self.path_values(args),
-                query_params=self.query(args),
-                header_params=headers,
-                body=self.body(args),
-                auth_settings=self.auth,
-                _request_auth=options.get("_request_auth"),
-            )
-        except ValueError as error:
-            if isinstance(error, ApiValueError):
-                raise
-            # A lone surrogate in a string (UnicodeEncodeError), or a body value that cannot
-            # be written as JSON (PydanticSerializationError): name the argument.
-            unsendable = self._unsendable(args, error)
-            if unsendable is None:
-                raise
-            raise unsendable from error
-        return api_client.call_api(
-            method,
-            url,
-            headers,
-            body,
-            _request_timeout=options.get("_request_timeout"),
-            _preload_content=preload_content,
-        )
-
-    def call_with_http_info(
-        self, api_client: ApiClient, args: Dict[str, Any], options: Mapping[str, Any]
-    ) -> ApiResponse[Any]:
-        """Send one call and interpret the answer: an ``ApiResponse``, or the error it raises."""
-        return api_client.response_deserialize(self.invoke(api_client, args, options), self.response_types)
-
-    def call(self, api_client: ApiClient, args: Dict[str, Any], options: Mapping[str, Any]) -> Any:
-        """Send one call and return the answer's data."""
-        return self.call_with_http_info(api_client, args, options).data
-
-    def call_without_preload_content(
-        self, api_client: ApiClient, args: Dict[str, Any], options: Mapping[str, Any]
-    ) -> urllib3.BaseHTTPResponse:
-        """Send one call and return the unread urllib3 response, status unchecked."""
-        return self.invoke(api_client, args, options, preload_content=False).response
 
 
 def _encodable(text: str) -> bool:

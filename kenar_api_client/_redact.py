@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Set
+
+if TYPE_CHECKING:
+    from kenar_api_client.configuration import Configuration
 
 REDACTED = "[REDACTED]"
 
@@ -101,3 +104,28 @@ def scrub_headers(headers: Any, secrets: List[str]) -> Any:
             copy.add(name, cleaned(value))
         return copy
     return {name: cleaned(value) for name, value in headers.items()}
+
+
+def call_secrets(
+    configuration: Configuration, proxy_secrets: Iterable[str], request_headers: Optional[Mapping[str, Any]]
+) -> List[str]:
+    """What an exception or a log line of one call must not show, wherever it appears (a server
+    may echo it back): the credentials the request was sent with, the configured ones (they may
+    have changed since) and the proxy's."""
+    return secret_list(
+        [
+            *configuration.api_key.values(),
+            configuration.access_token,
+            *credentials_in(request_headers),
+            *proxy_secrets,
+        ]
+    )
+
+
+class SecretHeaders(Dict[str, str]):
+    """Request headers whose ``repr`` hides the credentials: safe in a traceback's local variables."""
+
+    def __repr__(self) -> str:
+        return repr(redact_headers(self))
+
+    __str__ = __repr__

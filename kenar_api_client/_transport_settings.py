@@ -1,20 +1,125 @@
-"""Checking a Configuration's transport settings once, when an ApiClient is built from it.
+"""Checking a Configuration's transport settings once, when a client is built from it.
 
 Each check raises ``ApiValueError`` naming the setting. None quotes a value that may hold a
-secret (a proxy URL with a password, a proxy header).
+secret (a proxy URL with a password, a proxy header). Both transports (urllib3 and httpx)
+are built from the one :class:`TransportSettings` this gives.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+import logging
+import ssl
+import threading
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import unquote
 
 from urllib3.exceptions import LocationParseError
-from urllib3.util import make_headers, parse_url
+from urllib3.util import Retry, Timeout, make_headers, parse_url
 
+from kenar_api_client._hosts import is_loopback
 from kenar_api_client._http_values import checked_header, merge_headers
 from kenar_api_client._redact import credentials_in
 from kenar_api_client.exceptions import ApiTypeError, ApiValueError
+from kenar_api_client.retry import build_retry
+
+if TYPE_CHECKING:
+    from kenar_api_client.configuration import Configuration
+
+#: The transport's logger (where the plain-http warning has always been logged).
+_logger = logging.getLogger("kenar_api_client.rest")
+
+
+def warn_if_credentials_in_clear(scheme: str, host: str, configuration: Configuration) -> None:
+    """Warn once per new connection pool when credentials would go over plain http off this machine."""
+    if scheme == "http" and not is_loopback(host) and (configuration.api_key or configuration.access_token):
+        _logger.warning(
+            "Credentials are sent over plain http:// to %s, where anyone on the network "
+            "can read them; use https://",
+            host,
+        )
+
+
+class TransportSettings:
+    """A Configuration's transport settings, each checked: what a transport is built from.
+
+    Taken when the client is built: changing the Configuration afterwards does not change
+    a client already made from it.
+    """
+
+    def __init__(self, configuration: Configuration) -> None:
+        self.retry: Retry = build_retry(configuration.retries, configuration.retry_after_max)
+        self.timeout: Timeout
+        self.pool_timeout: Optional[float]
+        self.timeout, self.pool_timeout = to_timeout(configuration.timeout)
+        self.max_response_bytes: Optional[int] = max_response_bytes(configuration.max_response_bytes)
+        self.proxy_url: Optional[str]
+        self.proxy_headers: Optional[Dict[str, str]]
+        self.proxy_secrets: List[str]
+        self.proxy_url, self.proxy_headers, self.proxy_secrets = proxy(
+            configuration.proxy, configuration.proxy_headers
+        )
+        self.pool_maxsize: int = pool_maxsize(configuration.connection_pool_maxsize)
+        self.socket_options: Optional[List[Tuple[int, int, Any]]] = socket_options(
+            configuration.socket_options
+        )
+        self.verify_ssl: bool = bool(configuration.verify_ssl)
+        self.ssl_ca_cert: Optional[str] = configuration.ssl_ca_cert
+        self.ca_cert_data: Any = configuration.ca_cert_data
+        self.cert_file: Optional[str] = configuration.cert_file
+        self.key_file: Optional[str] = configuration.key_file
+        self.assert_hostname: Any = configuration.assert_hostname
+        self.tls_server_name: Optional[str] = configuration.tls_server_name
+
+    def __repr__(self) -> str:
+        return f"TransportSettings(timeout={self.timeout!r}, pool_maxsize={self.pool_maxsize})"
+
+
+def ssl_context(settings: TransportSettings) -> ssl.SSLContext:
+    """The Configuration's TLS settings as one context (for the async transports), as urllib3 applies them."""
+    context = ssl.create_default_context(cafile=settings.ssl_ca_cert, cadata=settings.ca_cert_data)
+    if settings.cert_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+    if not settings.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif settings.assert_hostname is False:
+        context.check_hostname = False
+    return context
+
+
+def server_name(settings: TransportSettings) -> Optional[str]:
+    """The TLS server name to send and check instead of the URL's host, if one is configured."""
+    if settings.tls_server_name:
+        return settings.tls_server_name
+    return settings.assert_hostname if isinstance(settings.assert_hostname, str) else None
+
+
+def to_timeout(value: Any, name: str = "timeout") -> Tuple[Timeout, Optional[float]]:
+    """A urllib3 ``Timeout`` and the longest wait for a free pooled connection.
+
+    A number bounds each of connecting and every read; a (connect, read) pair sets them apart.
+    """
+    if isinstance(value, Timeout):
+        parts = [t for t in (value.total, value.connect_timeout, value.read_timeout)]
+        numbers = [t for t in parts if isinstance(t, (int, float))]
+        return value, (sum(numbers) if numbers else None)
+    if _is_positive_number(value):
+        return Timeout(total=value), float(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_is_positive_number, value)):
+        connect, read = value
+        return Timeout(connect=connect, read=read), float(connect + read)
+    raise ApiValueError(
+        f"{name} must be a positive number of seconds or a (connect, read) pair of them, not {value!r}"
+    )
+
+
+# The longest timeout the socket and lock layers accept; connect + read must fit in it too.
+_MAX_TIMEOUT = threading.TIMEOUT_MAX / 2
+
+
+def _is_positive_number(value: Any) -> bool:
+    # inf or 1e20 would pass "> 0" and then make urllib3 fail with a raw OverflowError.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= _MAX_TIMEOUT
 
 
 def _is_int(value: Any) -> bool:

@@ -8,7 +8,19 @@ import os
 import platform
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
@@ -244,6 +256,32 @@ class Configuration:
                 "value": f"Bearer {self.access_token}",
             }
         return settings
+
+    def auth_headers(self, schemes: Sequence[str]) -> List[Tuple[str, str]]:
+        """The ``(header, value)`` pairs of the configured credentials of these security schemes.
+
+        What every call sends, worked out without building :meth:`auth_settings`' dicts
+        (unless a subclass overrides that method: then its settings are the ones sent).
+        """
+        if type(self).auth_settings is not Configuration.auth_settings:
+            settings = self.auth_settings()
+            pairs = []
+            for name in schemes:
+                setting = settings.get(name)
+                if setting is not None:
+                    if setting.get("in") != "header":
+                        raise ApiValueError("Kenar's auth settings go in headers; got one that does not")
+                    pairs.append((setting["key"], setting["value"]))
+            return pairs
+        pairs = []
+        if "APIKey" in schemes:
+            key = self._api_key.get("APIKey")
+            if key is not None:
+                prefix = self.api_key_prefix.get("APIKey")
+                pairs.append(("X-API-Key", f"{prefix} {key}" if prefix else key))
+        if "OAuth" in schemes and self._access_token is not None:
+            pairs.append(("Authorization", f"Bearer {self._access_token}"))
+        return pairs
 
     # -- logging ----------------------------------------------------------------------------
 

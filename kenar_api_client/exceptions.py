@@ -168,6 +168,11 @@ class UnauthorizedException(ApiException):
     """401: the API key or access token is missing or not valid (gRPC UNAUTHENTICATED)."""
 
 
+class InvalidApiKeyError(UnauthorizedException):
+    """401 naming the app's API key: it is missing, wrong or revoked. A managed client does not
+    refresh the user's token for it (a refresh cannot fix the key, and would rotate the token)."""
+
+
 class ForbiddenException(ApiException):
     """403: the API key lacks a permission or the token a scope (gRPC PERMISSION_DENIED)."""
 
@@ -206,10 +211,25 @@ class ServiceException(ApiException):
 
 
 class ApiConnectionError(ApiException):
-    """No HTTP answer: connection refused or reset, DNS or TLS failure. ``status`` is 0."""
+    """No HTTP answer: connection refused or reset, DNS or TLS failure. ``status`` is 0.
 
-    def __init__(self, message: str) -> None:
+    ``stage`` says how far the request got: ``"connect"`` (no connection could be made),
+    ``"tls"`` (the TLS handshake failed), ``"pool"`` (no pooled connection became free, or
+    the client was closed meanwhile) or ``"send"`` (it went out, and may have been received
+    and acted on). ``request_sent`` is False but for ``"send"``: sending it again cannot
+    make Kenar act twice.
+    """
+
+    stage: str
+
+    def __init__(self, message: str, *, stage: str = "send") -> None:
         super().__init__(status=0, reason=message)
+        self.stage = stage
+
+    @property
+    def request_sent(self) -> bool:
+        """Whether the request may have reached the server."""
+        return self.stage == "send"
 
     def __str__(self) -> str:
         return self.reason or "connection failed"
@@ -217,6 +237,10 @@ class ApiConnectionError(ApiException):
 
 class ApiTimeoutError(ApiConnectionError):
     """The connect or read timeout elapsed before the server answered."""
+
+
+class ClientClosedError(OpenApiException, RuntimeError):
+    """A call on an ``AsyncApiClient`` after ``close()``: make a new client instead."""
 
 
 _EXCEPTIONS_BY_STATUS = {

@@ -11,9 +11,16 @@ app's tests use the fixtures without any conftest code (``-p no:kenar`` turns th
     ``@pytest.mark.kenar_sandbox(**kwargs)`` passes ``kwargs`` to ``Sandbox()``.
 ``kenar_client``
     An ``ApiClient`` for the sandbox with the demo credentials.
+``kenar_async_client``
+    An ``AsyncApiClient`` for the sandbox with the demo credentials, for async tests under
+    pytest-asyncio or anyio (asyncio backend); it needs the ``async`` extra. The fixture
+    itself is synchronous, so it works whichever plugin runs the test and in any mode; each
+    connection is closed after its call (no keep-alive), so none outlives the test's loop.
 ``kenar_receiver``
     A :class:`WebhookReceiver` on a free port, the sandbox's webhook URL: it keeps the
     events it verified in ``events``, or serves your own WSGI or ASGI app (``serve``).
+    ``@pytest.mark.kenar_receiver(deliveries=MemoryDeliveryLog())`` gives it a delivery log:
+    then ``events`` holds each delivery once, however often the sandbox delivers it.
 
 Only pytest and the standard library are imported until a fixture is used.
 """
@@ -30,10 +37,11 @@ import pytest
 
 if TYPE_CHECKING:
     from kenar_api_client.api_client import ApiClient
+    from kenar_api_client.async_api_client import AsyncApiClient
     from kenar_api_client.sandbox import Sandbox
-    from kenar_api_client.webhooks import WebhookEvent
+    from kenar_api_client.webhooks import DeliveryLog, WebhookEvent
 
-__all__ = ["WebhookReceiver", "kenar_client", "kenar_receiver", "kenar_sandbox"]
+__all__ = ["WebhookReceiver", "kenar_async_client", "kenar_client", "kenar_receiver", "kenar_sandbox"]
 
 _START_TIMEOUT = 10.0  # seconds an ASGI server may take to start listening
 
@@ -41,6 +49,9 @@ _START_TIMEOUT = 10.0  # seconds an ASGI server may take to start listening
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "kenar_sandbox(**kwargs): keyword arguments for the kenar_sandbox fixture's Sandbox()"
+    )
+    config.addinivalue_line(
+        "markers", "kenar_receiver(deliveries=LOG): the delivery log of the kenar_receiver fixture's receiver"
     )
 
 
@@ -70,9 +81,24 @@ def kenar_client(kenar_sandbox: Sandbox) -> Iterator[ApiClient]:
 
 
 @pytest.fixture
-def kenar_receiver(kenar_sandbox: Sandbox) -> Iterator[WebhookReceiver]:
+def kenar_async_client(kenar_sandbox: Sandbox) -> AsyncApiClient:
+    """An ``AsyncApiClient`` for ``kenar_sandbox`` with the demo API key and access token."""
+    from kenar_api_client import AsyncApiClient, Configuration
+    from kenar_api_client.sandbox import DEMO_ACCESS_TOKEN, DEMO_API_KEY
+
+    configuration = Configuration(
+        host=kenar_sandbox.url, api_key={"APIKey": DEMO_API_KEY}, access_token=DEMO_ACCESS_TOKEN
+    )
+    # Each test's event loop is closed before a synchronous fixture's teardown could close
+    # the client on it; without keep-alive, no connection outlives its call.
+    return AsyncApiClient(configuration, keepalive=False)
+
+
+@pytest.fixture
+def kenar_receiver(kenar_sandbox: Sandbox, request: pytest.FixtureRequest) -> Iterator[WebhookReceiver]:
     """A webhook receiver on a free port; ``kenar_sandbox`` delivers to it."""
-    receiver = WebhookReceiver(kenar_sandbox)
+    marker = request.node.get_closest_marker("kenar_receiver")
+    receiver = WebhookReceiver(kenar_sandbox, **(marker.kwargs if marker is not None else {}))
     try:
         yield receiver
     finally:
@@ -83,16 +109,19 @@ class WebhookReceiver:
     """Where the sandbox delivers during a test.
 
     By default it serves ``make_wsgi_app`` with the sandbox's identification key and keeps
-    every verified event in :attr:`events`. :meth:`serve` serves your app instead.
+    every verified event in :attr:`events`; with ``deliveries`` (a delivery log), each
+    delivery key once. :meth:`serve` serves your app instead.
     """
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, *, deliveries: Optional[DeliveryLog] = None) -> None:
         from kenar_api_client.webhooks import make_wsgi_app
 
         self.sandbox = sandbox
         self.events: List[WebhookEvent] = []
+        #: The delivery log of the default receiver, if any.
+        self.deliveries = deliveries
         self._server: Optional[_Served] = None
-        self.serve(make_wsgi_app(sandbox.identification_key, self.events.append))
+        self.serve(make_wsgi_app(sandbox.identification_key, self.events.append, deliveries=deliveries))
 
     def serve(self, app: Callable[..., Any], path: str = "/", *, interface: str = "auto") -> str:
         """Serve ``app`` and point the sandbox's webhook at ``path`` on it; returns that URL.

@@ -1,14 +1,15 @@
-"""The HTTP transport: a urllib3 pool per host, timeouts, retries, transport errors as SDK exceptions."""
+"""The sync transport: a urllib3 pool per host, timeouts, bounded reads, transport errors typed."""
 
 from __future__ import annotations
 
 import http.client
 import logging
+import os
 import queue
 import socket
 import threading
-import time
 import warnings
+import weakref
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, Union
 
 import urllib3
@@ -29,18 +30,14 @@ from urllib3.exceptions import (
 )
 from urllib3.util import Retry, Timeout, parse_url
 
-from kenar_api_client import _transport_settings
-from kenar_api_client._hosts import is_loopback
-from kenar_api_client._redact import credentials_in, redact_headers, scrub, scrub_headers, secret_list
+from kenar_api_client import _retrying
+from kenar_api_client._answers import too_large
+from kenar_api_client._drive import run
+from kenar_api_client._redact import SecretHeaders, call_secrets
+from kenar_api_client._request import Request
+from kenar_api_client._transport_settings import TransportSettings, to_timeout, warn_if_credentials_in_clear
 from kenar_api_client.configuration import Configuration
-from kenar_api_client.exceptions import (
-    ApiConnectionError,
-    ApiException,
-    ApiTimeoutError,
-    ApiValueError,
-    exception_class_for_status,
-)
-from kenar_api_client.retry import build_retry
+from kenar_api_client.exceptions import ApiConnectionError, ApiException, ApiTimeoutError, ApiValueError
 
 # Re-exported: generated examples import ``ApiException`` from ``kenar_api_client.rest``.
 __all__ = ["ApiException", "RESTClientObject", "RESTResponse"]
@@ -48,8 +45,6 @@ __all__ = ["ApiException", "RESTClientObject", "RESTResponse"]
 logger: logging.Logger = logging.getLogger(__name__)
 
 RequestTimeout = Union[None, float, Tuple[float, float], Timeout]
-
-_BODY_LOG_PREVIEW = 1000
 
 # Bodies larger than a limit, or of unknown size once decoded, are read this much at a time.
 _READ_CHUNK = 64 * 1024
@@ -65,13 +60,14 @@ class RESTResponse:
     answer is scrubbed of the credentials among them, whatever the configuration says now.
     """
 
-    __slots__ = ("_client", "data", "reason", "request_headers", "response", "status")
+    __slots__ = ("_client", "_sent", "data", "reason", "request_headers", "response", "status")
 
     def __init__(
         self,
         response: urllib3.BaseHTTPResponse,
         request_headers: Optional[Dict[str, str]] = None,
         client: Optional[RESTClientObject] = None,
+        sent: Tuple[str, str] = ("reading the answer of", ""),
     ) -> None:
         self.response: urllib3.BaseHTTPResponse = response
         self.status: int = response.status
@@ -79,11 +75,18 @@ class RESTResponse:
         self.data: Optional[bytes] = None
         self.request_headers: Optional[Dict[str, str]] = request_headers
         self._client = client
+        self._sent = sent  # (method, url) of the request, for naming it in errors
 
     def read(self) -> bytes:
-        """The whole body (read once, then cached), within ``Configuration.max_response_bytes``."""
+        """The whole body (read once, then cached), within ``Configuration.max_response_bytes``.
+
+        A connection that breaks while the body comes in raises ``ApiConnectionError``.
+        """
         if self.data is None:
-            self.data = self.response.data if self._client is None else self._client.read_body(self)
+            try:
+                self.data = self.response.data if self._client is None else self._client.read_body(self)
+            except _TRANSPORT_ERRORS as error:
+                raise transport_exception(error, *self._sent) from error
         return self.data
 
     def getheaders(self) -> urllib3.HTTPHeaderDict:
@@ -93,34 +96,6 @@ class RESTResponse:
     def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """One response header, or ``default``."""
         return self.response.headers.get(name, default)
-
-
-def to_timeout(value: Any, name: str = "timeout") -> Tuple[Timeout, Optional[float]]:
-    """A urllib3 ``Timeout`` and the longest wait for a free pooled connection.
-
-    A number bounds each of connecting and every read; a (connect, read) pair sets them apart.
-    """
-    if isinstance(value, Timeout):
-        parts = [t for t in (value.total, value.connect_timeout, value.read_timeout)]
-        numbers = [t for t in parts if isinstance(t, (int, float))]
-        return value, (sum(numbers) if numbers else None)
-    if _is_positive_number(value):
-        return Timeout(total=value), float(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_is_positive_number, value)):
-        connect, read = value
-        return Timeout(connect=connect, read=read), float(connect + read)
-    raise ApiValueError(
-        f"{name} must be a positive number of seconds or a (connect, read) pair of them, not {value!r}"
-    )
-
-
-# The longest timeout the socket and lock layers accept; connect + read must fit in it too.
-_MAX_TIMEOUT = threading.TIMEOUT_MAX / 2
-
-
-def _is_positive_number(value: Any) -> bool:
-    # inf or 1e20 would pass "> 0" and then make urllib3 fail with a raw OverflowError.
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= _MAX_TIMEOUT
 
 
 class _PoolQueue(queue.LifoQueue):  # type: ignore[type-arg]
@@ -166,65 +141,69 @@ class _UnverifiedHTTPSConnectionPool(_HTTPSConnectionPool):
 
 
 class RESTClientObject:
-    """Sends requests through pooled, keep-alive connections; safe to share between threads.
+    """The sync transport: pooled keep-alive connections over urllib3; safe to share between threads.
 
     One pool per scheme+host+port is created on first use and reused by every later call,
-    so a call costs no URL parsing and no pool lookup beyond a dict access.
+    so a call costs no URL parsing and no pool lookup beyond a dict access. It sends each
+    request once: retries are the pipeline's (``_retrying``), the same for both clients.
+    A process forked from one using it starts with no pooled connections (the parent's
+    sockets are never shared).
     """
 
     #: Whether debug lines show bodies; off for OAuth, whose bodies are all secrets.
     log_bodies = True
 
-    def __init__(self, configuration: Configuration) -> None:
+    def __init__(self, configuration: Configuration, settings: Optional[TransportSettings] = None) -> None:
         # Every transport setting is checked here, once: a bad one fails now, naming itself,
         # not on some later call (or never, as a pool that waits forever).
         self._configuration = configuration
-        self.retries: Retry = build_retry(configuration.retries, configuration.retry_after_max)
-        self.timeout: Timeout
-        self.pool_timeout: Optional[float]
-        self.timeout, self.pool_timeout = to_timeout(configuration.timeout)
-        self.max_response_bytes: Optional[int] = _transport_settings.max_response_bytes(
-            configuration.max_response_bytes
+        self.settings: TransportSettings = (
+            settings if settings is not None else TransportSettings(configuration)
         )
-        proxy_url, proxy_headers, self._proxy_secrets = _transport_settings.proxy(
-            configuration.proxy, configuration.proxy_headers
-        )
+        self.retries: Retry = self.settings.retry
+        self._retry_policy = _retrying.RetryPolicy(self.retries)
+        self.timeout: Timeout = self.settings.timeout
+        self.pool_timeout: Optional[float] = self.settings.pool_timeout
+        self.max_response_bytes: Optional[int] = self.settings.max_response_bytes
+        self._proxy_secrets = self.settings.proxy_secrets
         self._pools: Dict[str, HTTPConnectionPool] = {}
         self._lock = threading.Lock()
 
         pool_kwargs: Dict[str, Any] = {
-            "maxsize": _transport_settings.pool_maxsize(configuration.connection_pool_maxsize),
+            "maxsize": self.settings.pool_maxsize,
             "block": True,  # never open more connections than maxsize; callers wait instead
             "timeout": self.timeout,
-            "retries": self.retries,
+            "retries": _SEND_ONCE,
         }
-        socket_options = _transport_settings.socket_options(configuration.socket_options)
-        if socket_options is not None:
-            pool_kwargs["socket_options"] = socket_options
+        if self.settings.socket_options is not None:
+            pool_kwargs["socket_options"] = self.settings.socket_options
         tls_kwargs: Dict[str, Any] = {
-            "cert_reqs": "CERT_REQUIRED" if configuration.verify_ssl else "CERT_NONE",
-            "ca_certs": configuration.ssl_ca_cert,
-            "ca_cert_data": configuration.ca_cert_data,
-            "cert_file": configuration.cert_file,
-            "key_file": configuration.key_file,
+            "cert_reqs": "CERT_REQUIRED" if self.settings.verify_ssl else "CERT_NONE",
+            "ca_certs": self.settings.ssl_ca_cert,
+            "ca_cert_data": self.settings.ca_cert_data,
+            "cert_file": self.settings.cert_file,
+            "key_file": self.settings.key_file,
         }
-        if configuration.assert_hostname is not None:
-            tls_kwargs["assert_hostname"] = configuration.assert_hostname
-        if configuration.tls_server_name is not None:
-            tls_kwargs["server_hostname"] = configuration.tls_server_name
+        if self.settings.assert_hostname is not None:
+            tls_kwargs["assert_hostname"] = self.settings.assert_hostname
+        if self.settings.tls_server_name is not None:
+            tls_kwargs["server_hostname"] = self.settings.tls_server_name
         self._pool_kwargs = pool_kwargs
         self._tls_kwargs = tls_kwargs
 
         self._proxy_manager: Optional[urllib3.ProxyManager] = None
-        if proxy_url:
+        if self.settings.proxy_url:
             self._proxy_manager = urllib3.ProxyManager(
-                proxy_url, proxy_headers=proxy_headers, **pool_kwargs, **tls_kwargs
+                self.settings.proxy_url,
+                proxy_headers=self.settings.proxy_headers,
+                **pool_kwargs,
+                **tls_kwargs,
             )
             self._proxy_manager.pool_classes_by_scheme = {
                 "http": _HTTPConnectionPool,
                 "https": self._https_pool_class(),
             }
-        if not configuration.verify_ssl:
+        if not self.settings.verify_ssl:
             warnings.warn(
                 "TLS certificate verification is disabled (verify_ssl=False): anyone between "
                 "this client and the server can read and change the traffic, credentials "
@@ -232,6 +211,7 @@ class RESTClientObject:
                 InsecureRequestWarning,
                 stacklevel=3,
             )
+        _after_fork.add(self)
 
     # -- pools ------------------------------------------------------------------------------
 
@@ -249,12 +229,7 @@ class RESTClientObject:
         parsed = parse_url(origin)
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ApiValueError(f"cannot send to {origin!r}: not an http(s) URL")
-        if parsed.scheme == "http" and not is_loopback(parsed.host) and self._has_credentials():
-            logger.warning(
-                "Credentials are sent over plain http:// to %s, where anyone on the network "
-                "can read them; use https://",
-                parsed.host,
-            )
+        warn_if_credentials_in_clear(parsed.scheme, parsed.host, self._configuration)
         # The port is always given: left to http.client, a bracket-less IPv6 host such as
         # "::1" would be read as host ":" and port 1.
         port = parsed.port or port_by_scheme[parsed.scheme]
@@ -263,21 +238,11 @@ class RESTClientObject:
         return self._https_pool_class()(parsed.host, port, **self._pool_kwargs, **self._tls_kwargs)
 
     def _https_pool_class(self) -> Type[_HTTPSConnectionPool]:
-        return _HTTPSConnectionPool if self._configuration.verify_ssl else _UnverifiedHTTPSConnectionPool
+        return _HTTPSConnectionPool if self.settings.verify_ssl else _UnverifiedHTTPSConnectionPool
 
     def secrets(self, request_headers: Optional[Mapping[str, Any]]) -> List[str]:
-        """What an exception or a debug line must not show, wherever it appears (a server
-        may echo it back): the credentials the request was sent with, the configured ones
-        (they may have changed since) and the proxy's."""
-        config = self._configuration
-        return secret_list(
-            [
-                *config.api_key.values(),
-                config.access_token,
-                *credentials_in(request_headers),
-                *self._proxy_secrets,
-            ]
-        )
+        """What an exception or a debug line must not show: see ``_redact.call_secrets``."""
+        return call_secrets(self._configuration, self._proxy_secrets, request_headers)
 
     def read_body(self, result: RESTResponse) -> bytes:
         """The whole body of ``result``, or ``ApiException`` once it exceeds the limit.
@@ -305,23 +270,13 @@ class RESTClientObject:
                 # The rest is never read: the connection is closed, not put back half-read.
                 response.close()
                 response.release_conn()
-                raise self._too_large(result)
-
-    def _too_large(self, result: RESTResponse) -> ApiException:
-        exception_class = exception_class_for_status(result.status)
-        secrets = self.secrets(result.request_headers)
-        return exception_class(
-            status=result.status,
-            reason=scrub(
-                f"{result.reason}, but the answer is larger than Configuration.max_response_bytes "
-                f"({self.max_response_bytes} bytes); it was not read",
-                secrets,
-            ),
-            headers=scrub_headers(result.response.headers, secrets),
-        )
-
-    def _has_credentials(self) -> bool:
-        return bool(self._configuration.api_key or self._configuration.access_token)
+                raise too_large(
+                    result.status,
+                    result.reason,
+                    response.headers,
+                    limit,
+                    self.secrets(result.request_headers),
+                )
 
     def close(self) -> None:
         """Close every pooled connection; calls waiting for one go on with a new one."""
@@ -332,7 +287,60 @@ class RESTClientObject:
         if self._proxy_manager is not None:
             self._proxy_manager.clear()
 
+    def forget_connections(self) -> None:
+        """Drop the pools without closing them: in a forked child, whose sockets are the parent's."""
+        self._lock = threading.Lock()
+        self._pools = {}
+        if self._proxy_manager is not None:
+            self._proxy_manager.pools.clear()
+
     # -- requests ---------------------------------------------------------------------------
+
+    def send(self, request: Request) -> RESTResponse:
+        """Send ``request`` once and return the answer, whatever its status.
+
+        Raises ``ApiConnectionError``/``ApiTimeoutError`` when no answer came, with
+        ``request_sent`` False where the request certainly never left.
+        """
+        url = request.url
+        try:
+            opener: Any
+            if self._proxy_manager is not None:
+                opener, target = self._proxy_manager.urlopen, url
+            else:
+                path_start = url.find("/", url.find("://") + 3)
+                origin, target = (url, "/") if path_start < 0 else (url[:path_start], url[path_start:])
+                opener = self._pool_for(origin).urlopen
+            response = opener(
+                request.method,
+                target,
+                body=request.body,
+                headers=request.headers,
+                retries=_SEND_ONCE,
+                redirect=False,
+                assert_same_host=False,
+                timeout=request.timeout,
+                pool_timeout=request.pool_timeout,
+                preload_content=False,  # read below, within max_response_bytes
+            )
+            result = RESTResponse(response, request.headers, self, (request.method, url))
+            if request.preload:
+                result.read()
+        except _TRANSPORT_ERRORS as error:
+            # MaxRetryError only wraps what went wrong (and repeats the URL, query included):
+            # chain that failure itself.
+            cause = error.reason if isinstance(error, MaxRetryError) and error.reason else error
+            raise transport_exception(error, request.method, url) from cause
+        return result
+
+    def release(self, answer: Any) -> None:
+        """Drain and release an answer that will not be used, so its connection is reused."""
+        raw = answer.response if isinstance(answer, RESTResponse) else answer
+        try:
+            raw.drain_conn()
+            raw.release_conn()
+        except Exception:  # noqa: S110 - a connection that cannot be reused is simply dropped
+            pass
 
     def request(
         self,
@@ -353,79 +361,66 @@ class RESTClientObject:
             timeout, pool_timeout = self.timeout, self.pool_timeout
         else:
             timeout, pool_timeout = to_timeout(_request_timeout, "_request_timeout")
-        # DEBUG: each request and answer in full, scrubbed; INFO: one line per call, no query.
-        debug = logger.isEnabledFor(logging.DEBUG)
-        info = debug or logger.isEnabledFor(logging.INFO)
-        if info:
-            started = time.perf_counter()
-        if debug:
-            secrets = self.secrets(headers)
-            _log_request(method, url, headers, body, secrets, self.log_bodies)
-
-        try:
-            opener: Any
-            if self._proxy_manager is not None:
-                opener, target = self._proxy_manager.urlopen, url
-            else:
-                path_start = url.find("/", url.find("://") + 3)
-                origin, target = (url, "/") if path_start < 0 else (url[:path_start], url[path_start:])
-                opener = self._pool_for(origin).urlopen
-            response = opener(
-                method,
-                target,
-                body=body,
-                headers=headers,
-                retries=self.retries,
-                redirect=False,
-                assert_same_host=False,
-                timeout=timeout,
-                pool_timeout=pool_timeout,
-                preload_content=False,  # read below, within max_response_bytes
-            )
-            result = RESTResponse(response, headers, self)
-            if _preload_content:
-                result.read()
-        except _TRANSPORT_ERRORS as error:
-            # MaxRetryError only wraps what went wrong on the last attempt (and repeats the
-            # URL, query included): chain that failure itself.
-            cause = error.reason if isinstance(error, MaxRetryError) and error.reason else error
-            failure = transport_exception(error, method, url)
-            if info:
-                logger.info("%s", failure)
-            raise failure from cause
-
-        if info:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            if debug:
-                _log_response(response, elapsed_ms, result.data if self.log_bodies else None, secrets)
-            else:
-                where = url.split("?", 1)[0]
-                logger.info("%s %s -> %d in %.1f ms", method, where, response.status, elapsed_ms)
+        prepared = Request(
+            method, url, SecretHeaders(headers or {}), body, timeout, pool_timeout, preload=_preload_content
+        )
+        answer: Any = run(_retrying.send(prepared, self._retry_policy, self.secrets, self.log_bodies), self)
+        result: RESTResponse = answer
         return result
 
 
+#: What urllib3 is told: send once, raise what went wrong as it is (no MaxRetryError wrapper).
+_SEND_ONCE = Retry(total=False, redirect=False, raise_on_redirect=False, raise_on_status=False)
+
+
+class _ForkSafety:
+    """Every live transport, so that a forked child forgets the parent's connections."""
+
+    def __init__(self) -> None:
+        self._transports: weakref.WeakSet[RESTClientObject] = weakref.WeakSet()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget)
+
+    def add(self, transport: RESTClientObject) -> None:
+        self._transports.add(transport)
+
+    def _forget(self) -> None:
+        for transport in list(self._transports):
+            transport.forget_connections()
+
+
+_after_fork = _ForkSafety()
+
+
 def transport_exception(error: BaseException, method: str, url: str) -> ApiConnectionError:
-    """The SDK exception for a failure that left no HTTP answer."""
+    """The SDK exception for a failure that left no HTTP answer (``request_sent`` says if it left)."""
     where = f"{method} {url.split('?', 1)[0]}"
     if isinstance(error, MaxRetryError) and error.reason is not None:
         error = error.reason
     if isinstance(error, ProxyError) and error.original_error is not None:
-        return ApiConnectionError(f"{where}: proxy failed: {_detail(error.original_error)}")
+        return ApiConnectionError(f"{where}: proxy failed: {_detail(error.original_error)}", stage="connect")
     if isinstance(error, ClosedPoolError):
-        return ApiConnectionError(f"{where}: the ApiClient was closed while this call was under way")
+        return ApiConnectionError(
+            f"{where}: the ApiClient was closed while this call was under way", stage="pool"
+        )
     if isinstance(error, EmptyPoolError):
         return ApiTimeoutError(
             f"{where}: no pooled connection became free in time; "
-            "raise Configuration.connection_pool_maxsize or the timeout"
+            "raise Configuration.connection_pool_maxsize or the timeout",
+            stage="pool",
         )
     if isinstance(error, NameResolutionError):
-        return ApiConnectionError(f"{where}: could not resolve the host name ({_detail(error)})")
+        return ApiConnectionError(
+            f"{where}: could not resolve the host name ({_detail(error)})", stage="connect"
+        )
     if isinstance(error, NewConnectionError):
-        return ApiConnectionError(f"{where}: could not connect ({_detail(error)})")
-    if isinstance(error, (ConnectTimeoutError, ReadTimeoutError, TimeoutError, socket.timeout)):
+        return ApiConnectionError(f"{where}: could not connect ({_detail(error)})", stage="connect")
+    if isinstance(error, ConnectTimeoutError):
+        return ApiTimeoutError(f"{where}: timed out ({_detail(error)})", stage="connect")
+    if isinstance(error, (ReadTimeoutError, TimeoutError, socket.timeout)):
         return ApiTimeoutError(f"{where}: timed out ({_detail(error)})")
     if isinstance(error, SSLError):
-        return ApiConnectionError(f"{where}: TLS failed ({_detail(error)})")
+        return ApiConnectionError(f"{where}: TLS failed ({_detail(error)})", stage="tls")
     if isinstance(error, ProtocolError):
         return ApiConnectionError(f"{where}: connection broken ({_detail(error)})")
     return ApiConnectionError(f"{where}: {type(error).__name__} ({_detail(error)})")
@@ -449,43 +444,3 @@ def _detail(error: BaseException) -> str:
             text = tail
             break
     return text or type(error).__name__
-
-
-# Debug lines are formatted here and scrubbed whole: credential headers are replaced by
-# name, and a credential the server echoes back (in a body, another header, the reason)
-# is replaced wherever it appears.
-
-
-def _log_request(
-    method: str,
-    url: str,
-    headers: Optional[Dict[str, str]],
-    body: Union[bytes, str, None],
-    secrets: List[str],
-    show_body: bool,
-) -> None:
-    size = 0 if body is None else len(body)
-    line = "request: {} {} headers={} body={} bytes{}".format(
-        method, url, redact_headers(headers), size, f": {_preview(body)}" if body and show_body else ""
-    )
-    logger.debug("%s", scrub(line, secrets))
-
-
-def _log_response(
-    response: urllib3.BaseHTTPResponse, elapsed_ms: float, body: Optional[bytes], secrets: List[str]
-) -> None:
-    line = "response: {} {} in {:.1f} ms headers={}{}".format(
-        response.status,
-        response.reason,
-        elapsed_ms,
-        redact_headers(response.headers),
-        f" body: {_preview(body)}" if body else "",
-    )
-    logger.debug("%s", scrub(line, secrets))
-
-
-def _preview(body: Union[bytes, str]) -> str:
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    if len(text) > _BODY_LOG_PREVIEW:
-        return text[:_BODY_LOG_PREVIEW] + f"... [{len(text) - _BODY_LOG_PREVIEW} more]"
-    return text

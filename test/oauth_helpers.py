@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import urllib3
 from servers import loopback_server
 
+import kenar_api_client
 from kenar_api_client.oauth import OAuthClient, OAuthToken, Scope, TokenManager
 from kenar_api_client.oauth.store import TokenStore
 from kenar_api_client.sandbox import (
+    DEMO_API_KEY,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
+    DEMO_POST_TOKEN,
     DEMO_REDIRECT_URI,
     DEMO_SCOPES,
     Sandbox,
@@ -58,6 +63,32 @@ def manager_with_user(
     manager = TokenManager(oauth_client(sandbox), store, **kwargs)
     manager.save(user_key, issued_token(sandbox))
     return manager
+
+
+def send_event(sandbox: Sandbox, access_token: str) -> object:
+    """``events_send_event`` to the demo post with ``access_token``: it works only while the token does."""
+    configuration = kenar_api_client.Configuration(
+        host=sandbox.url, api_key={"APIKey": DEMO_API_KEY}, access_token=access_token
+    )
+    with kenar_api_client.ApiClient(configuration) as api_client:
+        return kenar_api_client.EventsApi(api_client).events_send_event(
+            message="سلام", target_type="POST", target_resource_id=DEMO_POST_TOKEN
+        )
+
+
+def unused_url() -> str:
+    """An http:// URL on a loopback port nothing listens on."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{unused.getsockname()[1]}"
+
+
+def wait_until(condition: Callable[[], Any], what: str, seconds: float = 60.0) -> None:
+    """Wait for ``condition`` to hold; the deadline is only a safety net against a hang."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.01)
 
 
 def refresh_requests(sandbox: Sandbox) -> int:

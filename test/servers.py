@@ -58,9 +58,15 @@ class Reply:
 Responder = Callable[[RecordedRequest], Reply]
 
 
+class _LoopbackHTTPServer(ThreadingHTTPServer):
+    # The default backlog (5) drops connections a burst of concurrent clients makes (the
+    # kernel then retries them seconds later): room for hundreds at once.
+    request_queue_size = 1024
+
+
 def loopback_server(handler: type) -> Tuple[ThreadingHTTPServer, threading.Thread]:
     """A threaded server for ``handler`` on a free 127.0.0.1 port, and the thread to serve it."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd = _LoopbackHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     # A short poll interval keeps shutdown() (test teardown) fast.
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import Any, Dict
 
 import pytest
 from servers import RecordingServer, Reply
 
+import kenar_api_client
 from kenar_api_client import (
     ApiClient,
     ApiException,
@@ -138,3 +139,16 @@ def test_an_answer_of_another_shape_than_expected_is_an_api_exception(
             api_client.response_deserialize(response, {"200": response_type})
     assert raised.value.status == 200
     assert raised.value.body == answer.decode()
+
+
+def test_a_configuration_subclass_s_own_auth_settings_are_the_ones_sent(server: RecordingServer) -> None:
+    class SignedConfiguration(Configuration):
+        def auth_settings(self) -> Dict[str, Dict[str, Any]]:
+            return {
+                "APIKey": {"type": "api_key", "in": "header", "key": "X-API-Key", "value": "signed-key-123"}
+            }
+
+    configuration = SignedConfiguration(host=server.url, api_key={"APIKey": "plain-key-456"})
+    with ApiClient(configuration) as client:
+        kenar_api_client.EventsApi(client).events_send_event(message="m")
+    assert server.last.headers["X-API-Key"] == "signed-key-123"

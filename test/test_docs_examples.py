@@ -24,6 +24,12 @@ A marker on the line right before the fence changes that:
     documented event type (and one unknown type) at ``/kenar/webhook`` with the demo
     identification key, each of which it must answer 200, then one with a wrong key, which
     it must answer 401, and then terminated.
+``<!-- run: job-queue -->``
+    A receiver that hands events to a job queue on Redis. A real ``redis-server`` is started
+    for it (``REDIS_URL``); it is run as a webhook receiver, as above, but every verified
+    delivery is sent twice; then ``python <block> worker --burst`` must process the queue,
+    and every queue on that Redis must hold one finished job per distinct delivery and no
+    failed one.
 
 The two examples of Kenar's own API page (``../shared/seeds/EventsApi.md``) run as well, with
 only ``import os`` prepended and, to stay offline, their hard-coded production host replaced
@@ -45,6 +51,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+from redis_server import RedisServer
 
 from kenar_api_client.sandbox import (
     DEMO_ACCESS_TOKEN,
@@ -73,12 +80,13 @@ MUST_RUN_PAGES = (
     "docs/Testing.md",
     "docs/OAuth.md",
     "docs/Subscriptions.md",
+    "docs/Async.md",
 )
 MIN_RUNNABLE_BLOCKS = 10
 # Blocks run in parallel: each mostly waits for its own subprocess.
 PARALLEL_BLOCKS = max(2, min(4, os.cpu_count() or 2))
 
-RUN_MODES = ("expect-api-errors", "webhook-receiver", "python3.10+")
+RUN_MODES = ("expect-api-errors", "webhook-receiver", "job-queue", "python3.10+")
 _FENCE_OPEN = re.compile(r"^(?P<indent>\s*)```python\s*$")
 _FENCE_CLOSE = re.compile(r"^\s*```\s*$")
 _MARKER = re.compile(r"^\s*<!--\s*(?P<kind>not-run|run)\b(?P<rest>.*?)-->\s*$")
@@ -259,9 +267,12 @@ def check_clean_exit(block_id: str, returncode: Optional[int], output: str) -> N
 
 
 def run_receiver(
-    script: Path, env: Dict[str, str], sandbox: Sandbox, port: int
+    script: Path, env: Dict[str, str], sandbox: Sandbox, port: int, twice: bool = False
 ) -> Tuple[Optional[int], str, List[Delivery]]:
-    """Start a serving block, deliver every event type to it, stop it; its status and output."""
+    """Start a serving block, deliver every event type to it (``twice``: each again), stop it.
+
+    Its status, its output, and the deliveries: the verified ones, then the refused one.
+    """
     log_path = script.parent / "receiver.log"
     with log_path.open("w", encoding="utf-8") as log:
         process = subprocess.Popen(
@@ -272,6 +283,8 @@ def run_receiver(
             sandbox.set_webhook(f"http://127.0.0.1:{port}{RECEIVER_PATH}", DEMO_IDENTIFICATION_KEY)
             deliveries = [sandbox.trigger(t, require_subscription=False) for t in DOCUMENTED_EVENT_TYPES]
             deliveries.append(sandbox.trigger("SOMETHING_NEW", x=1))
+            if twice:  # each body again, as a redelivery would be
+                deliveries += [sandbox.deliver(delivery.body) for delivery in list(deliveries)]
             sandbox.set_webhook(f"http://127.0.0.1:{port}{RECEIVER_PATH}", "not-the-identification-key")
             deliveries.append(sandbox.trigger("USER_ACCESS_REVOCATION"))
         finally:
@@ -280,6 +293,40 @@ def run_receiver(
     # Ended by our SIGTERM: that is the expected end, not a failure.
     status = 0 if process.returncode == -signal.SIGTERM else process.returncode
     return status, log_path.read_text(encoding="utf-8"), deliveries
+
+
+def run_worker(
+    script: Path, env: Dict[str, str], redis_url: str, distinct: int
+) -> Tuple[Optional[int], str, List[Tuple[str, Optional[int], Optional[str]]]]:
+    """``python <block> worker --burst``, then what the queues say: a finished job per event, none failed."""
+    from redis import Redis
+    from rq import Queue
+    from rq.registry import FailedJobRegistry, FinishedJobRegistry
+
+    result = subprocess.run(
+        [sys.executable, str(script), "worker", "--burst"],
+        cwd=script.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BLOCK_TIMEOUT,
+    )
+    connection = Redis.from_url(redis_url)
+    queues = Queue.all(connection=connection)
+    finished = sum(len(FinishedJobRegistry(queue=queue)) for queue in queues)
+    failed = sum(len(FailedJobRegistry(queue=queue)) for queue in queues)
+    waiting = sum(len(queue) for queue in queues)
+    connection.close()
+    problems: List[Tuple[str, Optional[int], Optional[str]]] = []
+    if (finished, failed, waiting) != (distinct, 0, 0):
+        problems.append(
+            (
+                "job queue",
+                None,
+                f"{finished} finished, {failed} failed, {waiting} waiting; expected {distinct} finished",
+            )
+        )
+    return result.returncode, result.stdout + result.stderr, problems
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 15.0) -> None:
@@ -315,12 +362,26 @@ def run_block(block: Block, workdir: Path) -> Run:
         env = block_env(sandbox, port)
         script = write_script(workdir, block.code)
         failed_deliveries: List[Tuple[str, Optional[int], Optional[str]]] = []
-        if block.mode == "webhook-receiver":
-            returncode, output, deliveries = run_receiver(script, env, sandbox, port)
-            *verified, refused = deliveries
-            failed_deliveries = [(d.event_type, d.status, d.error) for d in verified if d.status != 200]
-            if refused.status != 401:
-                failed_deliveries.append(("wrong identification key", refused.status, "not refused with 401"))
+        if block.mode in ("webhook-receiver", "job-queue"):
+            redis = RedisServer() if block.mode == "job-queue" else None
+            try:
+                if redis is not None:
+                    env["REDIS_URL"] = redis.url
+                returncode, output, deliveries = run_receiver(
+                    script, env, sandbox, port, twice=redis is not None
+                )
+                *verified, refused = deliveries
+                failed_deliveries = [(d.event_type, d.status, d.error) for d in verified if d.status != 200]
+                if refused.status != 401:
+                    failed_deliveries.append(
+                        ("wrong identification key", refused.status, "not refused with 401")
+                    )
+                if redis is not None and returncode == 0:
+                    returncode, output, problems = run_worker(script, env, redis.url, len(verified) // 2)
+                    failed_deliveries += problems
+            finally:
+                if redis is not None:
+                    redis.stop()
         else:
             result = run_script(script, env)
             returncode, output = result.returncode, result.stdout + result.stderr

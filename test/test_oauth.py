@@ -10,7 +10,7 @@ from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from oauth_helpers import SCOPES, LossyProxy, browser_consent, issued_token, oauth_client
+from oauth_helpers import SCOPES, LossyProxy, browser_consent, issued_token, oauth_client, send_event
 
 import kenar_api_client
 from kenar_api_client.exceptions import ApiConnectionError, ApiException, ApiTimeoutError, ApiValueError
@@ -28,10 +28,8 @@ from kenar_api_client.oauth import (
     scope,
 )
 from kenar_api_client.sandbox import (
-    DEMO_API_KEY,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
-    DEMO_POST_TOKEN,
     DEMO_REDIRECT_URI,
     DEMO_USER_ID,
     Sandbox,
@@ -48,16 +46,6 @@ def sandbox() -> Iterator[Sandbox]:
 def oauth(sandbox: Sandbox) -> Iterator[OAuthClient]:
     with oauth_client(sandbox) as client:
         yield client
-
-
-def _send_event(sandbox: Sandbox, access_token: str) -> object:
-    configuration = kenar_api_client.Configuration(
-        host=sandbox.url, api_key={"APIKey": DEMO_API_KEY}, access_token=access_token
-    )
-    with kenar_api_client.ApiClient(configuration) as api_client:
-        return kenar_api_client.EventsApi(api_client).events_send_event(
-            message="سلام", target_type="POST", target_resource_id=DEMO_POST_TOKEN
-        )
 
 
 # -- configuration ------------------------------------------------------------------------------
@@ -200,7 +188,7 @@ def test_the_whole_flow_gives_a_token_that_works_on_the_events_api(
     assert isinstance(token.scopes, list)
     assert set(token.scopes) == set(SCOPES)
     assert before + 3600 <= token.expires_at <= after + 3600
-    assert _send_event(sandbox, token.access_token) == {}
+    assert send_event(sandbox, token.access_token) == {}
     assert sandbox.sent_events[0].user_id == DEMO_USER_ID
     (record,) = sandbox.token_requests
     assert (record.grant_type, record.status) == ("authorization_code", 200)
@@ -269,7 +257,7 @@ def test_a_code_works_once(oauth: OAuthClient, sandbox: Sandbox) -> None:
     assert code not in str(caught.value)
     # Standard OAuth: the tokens of a reused code are revoked.
     with pytest.raises(kenar_api_client.UnauthorizedException):
-        _send_event(sandbox, token.access_token)
+        send_event(sandbox, token.access_token)
 
 
 def test_a_wrong_client_secret_is_invalid_client(sandbox: Sandbox) -> None:
@@ -301,11 +289,11 @@ def test_the_old_pair_works_for_two_minutes_then_only_the_new_one(
     token = issued_token(sandbox)
     refreshed = oauth.refresh(token)
     sandbox.clock.advance(100)
-    assert _send_event(sandbox, token.access_token) == {}
+    assert send_event(sandbox, token.access_token) == {}
     sandbox.clock.advance(30)
     with pytest.raises(kenar_api_client.UnauthorizedException):
-        _send_event(sandbox, token.access_token)
-    assert _send_event(sandbox, refreshed.access_token) == {}
+        send_event(sandbox, token.access_token)
+    assert send_event(sandbox, refreshed.access_token) == {}
 
 
 def test_a_rotated_refresh_token_after_the_grace_is_invalid_grant_and_kills_the_chain(
@@ -318,7 +306,7 @@ def test_a_rotated_refresh_token_after_the_grace_is_invalid_grant_and_kills_the_
         oauth.refresh(token)
     # Why refreshes must be coordinated: the new pair died with the chain.
     with pytest.raises(kenar_api_client.UnauthorizedException):
-        _send_event(sandbox, refreshed.access_token)
+        send_event(sandbox, refreshed.access_token)
 
 
 def test_a_lost_refresh_answer_is_retried_within_the_grace(sandbox: Sandbox) -> None:
@@ -328,7 +316,7 @@ def test_a_lost_refresh_answer_is_retried_within_the_grace(sandbox: Sandbox) -> 
     assert proxy.forwarded == 2
     # Kenar acted on both: the second used the old refresh token inside its grace.
     assert [(r.grant_type, r.status) for r in sandbox.token_requests] == [("refresh_token", 200)] * 2
-    assert _send_event(sandbox, refreshed.access_token) == {}
+    assert send_event(sandbox, refreshed.access_token) == {}
 
 
 def test_a_lost_code_exchange_answer_is_never_retried(oauth: OAuthClient, sandbox: Sandbox) -> None:

@@ -19,6 +19,7 @@ from kenar_api_client import (
     ApiException,
     ApiTypeError,
     ApiValueError,
+    ClientClosedError,
     Configuration,
     EventsApi,
     GoogleRpcStatus,
@@ -39,7 +40,11 @@ EXCEPTION_CLASSES: List[Type[OpenApiException]] = sorted(
 def example(cls: Type[OpenApiException]) -> OpenApiException:
     """An instance of ``cls`` with every attribute it can carry set."""
     if issubclass(cls, ApiConnectionError):
-        return cls("POST http://127.0.0.1:9/x: could not connect ([Errno 111] Connection refused)")
+        return cls(
+            "POST http://127.0.0.1:9/x: could not connect ([Errno 111] Connection refused)", stage="connect"
+        )
+    if cls is ClientClosedError:
+        return ClientClosedError("this AsyncApiClient is closed: make a new one to go on calling")
     if issubclass(cls, ApiException):
         headers = HTTPHeaderDict()
         headers.add("Set-Cookie", "a=1")
@@ -63,7 +68,7 @@ def example(cls: Type[OpenApiException]) -> OpenApiException:
 def test_every_exception_class_is_covered() -> None:
     names = {cls.__name__ for cls in EXCEPTION_CLASSES}
     assert {"ApiConnectionError", "ApiTimeoutError", "TooManyRequestsException", "ApiTypeError"} <= names
-    assert len(names) == 16
+    assert len(names) == 18  # with ClientClosedError and InvalidApiKeyError
 
 
 @pytest.mark.parametrize("cls", EXCEPTION_CLASSES, ids=lambda cls: cls.__name__)
@@ -93,6 +98,9 @@ def test_an_exception_round_trips_through_pickle_with_all_its_attributes(
         assert copy.retry_after == 7.5  # type: ignore[attr-defined]
     if isinstance(original, (ApiTypeError, ApiValueError)):
         assert copy.path_to_item == original.path_to_item
+    if isinstance(original, ApiConnectionError):
+        assert isinstance(copy, ApiConnectionError)
+        assert copy.request_sent is False  # what tells a caller it is safe to send again
 
 
 def send_to(url: str) -> Any:

@@ -108,3 +108,62 @@ def test_p_no_kenar_turns_the_plugin_off(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert "fixture 'kenar_sandbox' not found" in result.stdout
+
+
+ASYNC_APP_TESTS = """
+import asyncio
+
+import pytest
+
+import kenar_api_client
+from kenar_api_client.sandbox import DEMO_POST_TOKEN
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+async def send_twice(client):
+    events = kenar_api_client.AsyncEventsApi(client)
+    await events.events_send_event(message="a", target_type="POST", target_resource_id=DEMO_POST_TOKEN)
+    await events.events_send_event(message="b", target_type="POST", target_resource_id=DEMO_POST_TOKEN)
+
+
+@pytest.mark.asyncio
+async def test_under_pytest_asyncio(kenar_sandbox, kenar_async_client):
+    await send_twice(kenar_async_client)
+    assert [e.message for e in kenar_sandbox.sent_events] == ["a", "b"]
+
+
+@pytest.mark.anyio
+async def test_under_anyio(kenar_sandbox, kenar_async_client):
+    await send_twice(kenar_async_client)
+    assert [e.message for e in kenar_sandbox.sent_events] == ["a", "b"]
+
+
+@pytest.mark.asyncio
+async def test_concurrent_calls_share_the_client(kenar_sandbox, kenar_async_client):
+    events = kenar_api_client.AsyncEventsApi(kenar_async_client)
+    await asyncio.gather(
+        *(
+            events.events_send_event(message=str(n), target_type="POST", target_resource_id=DEMO_POST_TOKEN)
+            for n in range(20)
+        )
+    )
+    assert sorted(int(e.message) for e in kenar_sandbox.sent_events) == list(range(20))
+"""
+
+
+import pytest  # noqa: E402 - the helpers above are strings for the app's test file
+
+
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_the_async_client_fixture_works_under_pytest_asyncio_and_anyio(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "test_async_app.py").write_text(textwrap.dedent(ASYNC_APP_TESTS), encoding="utf-8")
+
+    result = run_pytest(tmp_path, "-o", f"asyncio_mode={mode}", "-W", "always::ResourceWarning")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
+    assert "ResourceWarning" not in result.stdout + result.stderr  # no connection left open

@@ -5,14 +5,20 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
 import pytest
-from oauth_helpers import issued_token, manager_with_user, oauth_client, refresh_requests
+from oauth_helpers import (
+    issued_token,
+    manager_with_user,
+    oauth_client,
+    refresh_requests,
+    unused_url,
+    wait_until,
+)
 from redis_server import RedisServer
 from servers import RecordingServer, Reply
 
@@ -68,13 +74,17 @@ def _send(api_client: kenar_api_client.ApiClient) -> object:
 # -- handing out tokens ----------------------------------------------------------------------------
 
 
-def test_a_token_is_handed_out_as_stored_until_the_leeway(sandbox: Sandbox) -> None:
+def test_a_due_token_is_handed_out_at_once_and_refreshed_in_the_background(sandbox: Sandbox) -> None:
     manager = manager_with_user(sandbox, leeway=300)
+    refreshed_event = threading.Event()
+    manager.on_refresh(lambda user_key, token: refreshed_event.set())
     first = manager.token(USER)
     sandbox.clock.advance(3600 - 301)
     assert manager.token(USER) == first
     assert refresh_requests(sandbox) == 0
-    sandbox.clock.advance(2)
+    sandbox.clock.advance(2)  # due: less than the leeway left
+    assert manager.token(USER) == first  # the call goes ahead with the valid token...
+    assert refreshed_event.wait(30)  # ...while a background thread refreshes it
     refreshed = manager.token(USER)
     assert refreshed.access_token != first.access_token
     assert refresh_requests(sandbox) == 1
@@ -120,17 +130,15 @@ def test_invalid_grant_is_remembered_so_no_process_tries_again(sandbox: Sandbox,
 def test_a_failed_refresh_keeps_a_token_that_is_still_valid(
     sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        dead_url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    caplog.set_level(logging.WARNING, "kenar_api_client.oauth.manager")
     store = MemoryTokenStore()
     token = issued_token(sandbox)
-    manager = TokenManager(oauth_client(sandbox, dead_url), store)
+    manager = TokenManager(oauth_client(sandbox, unused_url()), store)
     manager.save(USER, token)
     sandbox.clock.advance(3600 - 100)  # due, not expired
-    with caplog.at_level(logging.WARNING):
-        assert manager.token(USER) == token
-    assert "could not refresh" in caplog.text
+    assert manager.token(USER) == token
+    wait_until(lambda: "could not refresh" in caplog.text, "the background refresh to fail")
+    assert manager.token(USER) == token
     sandbox.clock.advance(200)  # expired
     with pytest.raises(ApiConnectionError):
         manager.token(USER)

@@ -117,6 +117,21 @@ def test_a_lease_expires_by_itself(store: TokenStore) -> None:
     assert store.acquire_lease("refresh:a", "other", 30)
 
 
+def test_only_the_holder_renews_a_lease_and_only_before_it_runs_out(store: TokenStore) -> None:
+    assert store.acquire_lease("refresh:a", "holder", 0.3)
+    assert not store.renew_lease("refresh:a", "someone-else", 30)
+    assert store.renew_lease("refresh:a", "holder", 30)
+    time.sleep(0.5)  # past the first ttl: the renewal holds it
+    assert not store.acquire_lease("refresh:a", "someone-else", 30)
+    assert not store.renew_lease("refresh:never-taken", "holder", 30)
+
+    assert store.acquire_lease("refresh:b", "slow-holder", 0.2)
+    time.sleep(0.4)  # it ran out: another may have taken it since, so no renewal
+    assert not store.renew_lease("refresh:b", "slow-holder", 30)
+    assert store.acquire_lease("refresh:b", "someone-else", 30)
+    assert not store.renew_lease("refresh:b", "slow-holder", 30)
+
+
 def test_leases_are_not_listed_as_keys(store: TokenStore) -> None:
     store.acquire_lease("token:x", "owner", 30)
     store.put("token:y", "{}")

@@ -4,8 +4,9 @@ Checked, each as a user's own file outside this repository, against the kenar_ap
 the tests import (the installed wheel, in CI):
 
 * every ```python block of README.md and docs/*.md that test_docs_examples.py runs, but
-  those using a framework that ships no types (Django: its stubs are a separate mypy
-  plugin), where a strict checker would only report the framework;
+  those using a library that ships no complete types (Django: its stubs are a separate mypy
+  plugin; RQ: its queue methods take arguments of unknown type), where a strict checker
+  would only report the library;
 * ``typecheck/user_code.py``: ``assert_type`` pins what the checkers infer for the public API;
 * ``typecheck/rejected_code.py``: each line marked ``# rejected`` must be an error, and
   only those lines.
@@ -39,7 +40,7 @@ REJECTED_CODE = HERE / "typecheck" / "rejected_code.py"
 REQUIRE_ENV = "KENAR_REQUIRE_TYPECHECKERS"
 CHECKERS = ("mypy", "pyright")
 CHECK_TIMEOUT = 300
-_UNTYPED_FRAMEWORK = re.compile(r"^\s*(from|import)\s+django\b", re.MULTILINE)
+_UNTYPED_FRAMEWORK = re.compile(r"^\s*(from|import)\s+(django|rq)\b", re.MULTILINE)
 _REJECTED_MARK = re.compile(r"\S.*\s# rejected(:|$)")
 
 

@@ -21,6 +21,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from pydantic import ValidationError
+from webhook_helpers import Recorder
 
 from kenar_api_client.webhooks import (
     DEFAULT_MAX_BODY_BYTES,
@@ -1013,19 +1014,6 @@ def test_published_networks_constant() -> None:
 # --- WSGI receiver over real HTTP ------------------------------------------------------------
 
 
-class Recorder:
-    """The handler given to the app: records events, raises when told to."""
-
-    def __init__(self) -> None:
-        self.events: List[WebhookEvent] = []
-        self.fail = False
-
-    def __call__(self, event: WebhookEvent) -> None:
-        self.events.append(event)
-        if self.fail:
-            raise RuntimeError("handler exploded: private-detail-7731")
-
-
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -1474,9 +1462,9 @@ def served() -> Iterator[Tuple[Any, Recorder]]:
         server.stop()
 
 
-def half_sent_delivery(port: int) -> socket.socket:
+def half_sent_delivery(port: int, timeout: float = 5) -> socket.socket:
     """A connection whose request announces a 100-byte body and sends 1 byte of it."""
-    connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+    connection = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     connection.sendall(
         f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {KEY}\r\nContent-Length: 100\r\n\r\n{{".encode()
     )
@@ -1506,26 +1494,67 @@ def test_a_delivery_is_answered_while_an_idle_and_a_half_sent_connection_wait(
     assert DEFAULT_READ_TIMEOUT == 10.0
 
 
+def own_logger(caplog: pytest.LogCaptureFixture, name: str) -> logging.Logger:
+    """A logger for one test's app: records of other tests' servers (still stopping) never mix in."""
+    logger = logging.getLogger(f"test_webhooks.{name}")
+    caplog.set_level(logging.INFO, logger=logger.name)
+    return logger
+
+
+def records_of(caplog: pytest.LogCaptureFixture, logger: logging.Logger) -> List[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == logger.name]
+
+
 def test_the_read_timeout_drops_idle_connections_and_answers_408_to_a_cut_body(
     capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="kenar_api_client.webhooks")
+    logger = own_logger(caplog, "read_timeout")
     recorder = Recorder()
     with make_webhook_server(
-        "127.0.0.1", 0, make_wsgi_app(KEY, recorder), read_timeout=0.2
+        "127.0.0.1", 0, make_wsgi_app(KEY, recorder, logger=logger), read_timeout=0.2
     ).start() as server:
-        with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as idle:
+        # Each step waits for what the server does (a closed socket, an answer), however slow
+        # the machine is; the socket timeouts are only a safety net.
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as idle:
             assert idle.recv(1) == b""  # closed by the server, without a word
-        with half_sent_delivery(server.server_port) as slow:
+        with half_sent_delivery(server.server_port, timeout=60) as slow:
             answer = read_all(slow)
 
-    assert answer.startswith(b"HTTP/1.0 408 ")
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"\r\nConnection: close\r\n" in answer
     assert answer.endswith(b'{"error": "request timeout"}')
     assert recorder.events == []
-    [record] = webhook_records(caplog)
+    # The answer was written after the line was logged: it is there, and it is the only one.
+    [record] = records_of(caplog, logger)
     assert (record.webhook_status, record.exc_info) == (408, None)  # type: ignore[attr-defined]
+    assert "did not arrive in time" in record.getMessage()
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
+
+
+@pytest.mark.parametrize(
+    "sent", [b"", b"{", b'{"type": "USER_ACCESS_REVOCATION", "user_access_revocation": {}}']
+)
+def test_a_body_cut_short_by_the_client_is_408_and_never_decoded(
+    caplog: pytest.LogCaptureFixture, sent: bytes
+) -> None:
+    """The defect behind issue 23's flake: a body whose connection ended early was decoded as if whole."""
+    logger = own_logger(caplog, "cut_short")
+    recorder = Recorder()
+    head = f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {KEY}\r\nContent-Length: {len(sent) + 50}\r\n\r\n"
+    with (
+        make_webhook_server("127.0.0.1", 0, make_wsgi_app(KEY, recorder, logger=logger)).start() as server,
+        socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as connection,
+    ):
+        connection.sendall(head.encode() + sent)
+        connection.shutdown(socket.SHUT_WR)  # the body ends here, 50 bytes early
+        answer = read_all(connection)
+
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert recorder.events == []  # even the last body, a whole event, was not taken for one
+    [record] = records_of(caplog, logger)
+    assert record.webhook_status == 408  # type: ignore[attr-defined]
+    assert f"after {len(sent)} of {len(sent) + 50} body bytes" in record.getMessage()
 
 
 def test_stop_ends_half_sent_requests_quietly_and_threads_are_daemons(
@@ -1575,3 +1604,120 @@ def test_serve_forever_ends_on_stop_from_another_thread() -> None:
 def test_make_server_rejects_a_read_timeout_that_is_not_positive(timeout: Any) -> None:
     with pytest.raises(ValueError, match="read_timeout"):
         make_webhook_server("127.0.0.1", 0, make_wsgi_app(KEY, Recorder()), read_timeout=timeout)
+
+
+# --- keep-alive and the worker pool ----------------------------------------------------------
+
+
+def post_on(connection: socket.socket, raw: bytes, key: str = KEY, extra: str = "") -> None:
+    head = f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nContent-Length: {len(raw)}\r\n{extra}\r\n"
+    connection.sendall(head.encode() + raw)
+
+
+def read_answer(reader: Any) -> Tuple[int, Dict[str, str], bytes]:
+    """One HTTP answer from a file over a socket: status, headers (lowercased names), body."""
+    status = int(reader.readline().split()[1])
+    headers: Dict[str, str] = {}
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, reader.read(int(headers.get("content-length", "0")))
+
+
+def test_one_connection_carries_delivery_after_delivery(served: Tuple[Any, Recorder]) -> None:
+    server, recorder = served
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as connection:
+        reader = connection.makefile("rb")
+        for name in ("new_message_text.json", "post_update_publish.json"):
+            post_on(connection, load(name))
+            status, headers, body = read_answer(reader)
+            assert (status, body) == (200, b'{"status": "ok"}')
+            assert "connection" not in headers
+        # Two requests sent at once (pipelined) get their two answers, in order.
+        post_on(connection, load("user_access_revocation.json"))
+        post_on(connection, b"{}")
+        assert [read_answer(reader)[0] for _ in range(2)] == [200, 400]
+    assert [type(event) for event in recorder.events] == [
+        NewMessageEvent,
+        PostUpdateEvent,
+        UserAccessRevocationEvent,
+    ]
+
+
+def test_a_body_left_unread_closes_the_connection(served: Tuple[Any, Recorder]) -> None:
+    server, _ = served
+    with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as connection:
+        reader = connection.makefile("rb")
+        head = f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {KEY}\r\nContent-Length: 5000000\r\n\r\n"
+        connection.sendall(head.encode() + b"{")  # refused by its length: the rest is never read
+        status, headers, _ = read_answer(reader)
+        assert (status, headers["connection"]) == (413, "close")
+        assert reader.read() == b""  # and the server closed it
+
+
+def test_http_1_0_and_connection_close_are_answered_then_closed(served: Tuple[Any, Recorder]) -> None:
+    server, _ = served
+    raw = load("user_access_revocation.json")
+    for request_line, extra in (("POST / HTTP/1.0", ""), ("POST / HTTP/1.1", "Connection: close\r\n")):
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=60) as connection:
+            head = f"{request_line}\r\nAuthorization: {KEY}\r\nContent-Length: {len(raw)}\r\n{extra}\r\n"
+            connection.sendall(head.encode() + raw)
+            answer = read_all(connection)  # ends: the server closed the connection
+        assert answer.split(b" ", 2)[1] == b"200"
+
+
+def test_at_most_workers_handlers_run_at_once_and_idle_connections_take_no_thread() -> None:
+    running, most = 0, 0
+    lock = threading.Lock()
+    two_ran_at_once = threading.Event()
+
+    def handler(event: WebhookEvent) -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            if running == 2:
+                two_ran_at_once.set()
+        assert two_ran_at_once.wait(60)  # the first handler waits for a second one to start
+        with lock:
+            running -= 1
+
+    before = threading.active_count()
+    with make_webhook_server("127.0.0.1", 0, make_wsgi_app(KEY, handler), workers=2).start() as server:
+        idle = [socket.create_connection(("127.0.0.1", server.server_port), timeout=60) for _ in range(40)]
+        senders = [
+            threading.Thread(
+                target=lambda: request(
+                    server.server_port, body=load("new_message_text.json"), headers=delivery_headers()
+                )
+            )
+            for _ in range(6)
+        ]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(60)
+        threads = threading.active_count() - before
+        for connection in idle:
+            connection.close()
+    assert most == 2
+    assert threads <= 1 + 2  # the watching thread and the two workers, whatever the connections
+
+
+def test_shutdown_and_server_close_work_as_socketservers_do() -> None:
+    server = make_webhook_server("127.0.0.1", 0, make_wsgi_app(KEY, Recorder()))
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    assert request(server.server_port, body=b"{}", headers=delivery_headers()).status == 400
+    server.shutdown()  # returns once serve_forever has
+    thread.join(60)
+    assert not thread.is_alive()
+    server.server_close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.server_port), timeout=1).close()
+
+
+@pytest.mark.parametrize("workers", [0, -1, True, "4"])
+def test_make_server_rejects_a_worker_count_that_is_not_positive(workers: Any) -> None:
+    with pytest.raises(ValueError, match="workers"):
+        make_webhook_server("127.0.0.1", 0, make_wsgi_app(KEY, Recorder()), workers=workers)

@@ -218,11 +218,11 @@ def test_a_body_in_several_messages_is_put_together() -> None:
     assert [event.type for event in received] == ["USER_ACCESS_REVOCATION"]
 
 
-def test_a_client_gone_mid_body_is_a_400_and_the_handler_is_not_called() -> None:
+def test_a_client_gone_mid_body_is_a_408_and_the_handler_is_not_called() -> None:
     received: List[WebhookEvent] = []
     app = make_asgi_app(KEY, received.append)
     messages = [{"type": "http.request", "body": VALID[:10], "more_body": True}, {"type": "http.disconnect"}]
-    assert Driver(messages).run(app, http_scope([(b"authorization", KEY.encode())])).status == 400
+    assert Driver(messages).run(app, http_scope([(b"authorization", KEY.encode())])).status == 408
     assert received == []
 
 
@@ -242,10 +242,19 @@ def test_what_servers_may_pass_on_is_refused(headers: List[Tuple[bytes, bytes]])
     assert received == []
 
 
-def test_a_body_shorter_than_its_content_length_is_a_400() -> None:
+def test_a_body_shorter_than_its_content_length_is_a_408_never_decoded() -> None:
     received: List[WebhookEvent] = []
     app = make_asgi_app(KEY, received.append)
     headers = [(b"authorization", KEY.encode()), (b"content-length", str(len(VALID) + 5).encode())]
+    driver = Driver([{"type": "http.request", "body": VALID}]).run(app, http_scope(headers))
+    assert driver.status == 408  # VALID is a whole event: the missing 5 bytes must not be guessed away
+    assert received == []
+
+
+def test_a_body_longer_than_its_content_length_is_a_400() -> None:
+    received: List[WebhookEvent] = []
+    app = make_asgi_app(KEY, received.append)
+    headers = [(b"authorization", KEY.encode()), (b"content-length", str(len(VALID) - 1).encode())]
     driver = Driver([{"type": "http.request", "body": VALID}]).run(app, http_scope(headers))
     assert driver.status == 400
     assert received == []

@@ -8,6 +8,15 @@ from kenar_api_client._lazy import lazy_exports
 _EXPORTS = {
     "AddonsApi": ".addons_api",
     "AssetsApi": ".assets_api",
+    "AsyncAddonsApi": ".addons_api",
+    "AsyncAssetsApi": ".assets_api",
+    "AsyncChatAPIApi": ".chat_api_api",
+    "AsyncEventsApi": ".events_api",
+    "AsyncFinderApi": ".finder_api",
+    "AsyncPaymentApi": ".payment_api",
+    "AsyncPaymentTicketApi": ".payment_ticket_api",
+    "AsyncPostApi": ".post_api",
+    "AsyncSemanticApi": ".semantic_api",
     "ChatAPIApi": ".chat_api_api",
     "EventsApi": ".events_api",
     "FinderApi": ".finder_api",
@@ -20,14 +29,20 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from kenar_api_client.api.addons_api import AddonsApi as AddonsApi
-    from kenar_api_client.api.assets_api import AssetsApi as AssetsApi
-    from kenar_api_client.api.chat_api_api import ChatAPIApi as ChatAPIApi
-    from kenar_api_client.api.events_api import EventsApi as EventsApi
-    from kenar_api_client.api.finder_api import FinderApi as FinderApi
-    from kenar_api_client.api.payment_api import PaymentApi as PaymentApi
-    from kenar_api_client.api.payment_ticket_api import PaymentTicketApi as PaymentTicketApi
-    from kenar_api_client.api.post_api import PostApi as PostApi
-    from kenar_api_client.api.semantic_api import SemanticApi as SemanticApi
+    from kenar_api_client.api.addons_api import AddonsApi as AddonsApi, AsyncAddonsApi as AsyncAddonsApi
+    from kenar_api_client.api.assets_api import AssetsApi as AssetsApi, AsyncAssetsApi as AsyncAssetsApi
+    from kenar_api_client.api.chat_api_api import AsyncChatAPIApi as AsyncChatAPIApi, ChatAPIApi as ChatAPIApi
+    from kenar_api_client.api.events_api import AsyncEventsApi as AsyncEventsApi, EventsApi as EventsApi
+    from kenar_api_client.api.finder_api import AsyncFinderApi as AsyncFinderApi, FinderApi as FinderApi
+    from kenar_api_client.api.payment_api import AsyncPaymentApi as AsyncPaymentApi, PaymentApi as PaymentApi
+    from kenar_api_client.api.payment_ticket_api import (
+        AsyncPaymentTicketApi as AsyncPaymentTicketApi,
+        PaymentTicketApi as PaymentTicketApi,
+    )
+    from kenar_api_client.api.post_api import AsyncPostApi as AsyncPostApi, PostApi as PostApi
+    from kenar_api_client.api.semantic_api import (
+        AsyncSemanticApi as AsyncSemanticApi,
+        SemanticApi as SemanticApi,
+    )
 else:
     __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 PROG = "kenar-events"
 DEFAULT_SANDBOX_PORT = 8765
@@ -47,6 +47,37 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
     return int(text)
+
+
+class _EventTypes:
+    """The delivery event types ``WebhookEventType`` documents, loaded when first needed.
+
+    Building the parser imports no webhooks module: the enum is read only for ``--help`` or
+    when ``--events`` is given. ``in`` takes the list one ``--events`` value parses to.
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        from kenar_api_client.webhooks import WebhookEventType
+
+        return iter([member.value for member in WebhookEventType])
+
+    def __contains__(self, value: object) -> bool:
+        known = set(self)
+        return isinstance(value, list) and all(item in known for item in value)
+
+
+def _event_types(text: str) -> List[str]:
+    """``NEW_MESSAGE,POST_UPDATE`` as a list of names (checked against the enum by ``choices``)."""
+    names = [name.strip().upper() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected event types separated by commas, e.g. NEW_MESSAGE")
+    known = list(_EventTypes())
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown event type {', '.join(unknown)}: choose from {', '.join(known)}"
+        )
+    return names
 
 
 # -- parser ---------------------------------------------------------------------------------
@@ -273,7 +304,7 @@ def _add_fault(actions: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "fault",
         metavar="FAULT",
-        help="429, 500, 502, 503, 504, slow, drop-before-read, drop-after-read or malformed",
+        help="429, 500, 502, 503, 504, slow, trickle, drop-before-read, drop-after-read or malformed",
     )
     parser.add_argument("--times", type=_positive_int, metavar="N", help="fail the next N calls (default: 1)")
     parser.add_argument(
@@ -286,7 +317,12 @@ def _add_fault(actions: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retry-after-date", action="store_true", help="give --retry-after as an HTTP date instead"
     )
-    parser.add_argument("--delay", type=float, metavar="SECONDS", help="for slow: how late (default: 1)")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        metavar="SECONDS",
+        help="slow: how late; trickle: over how long (default: 1); other faults: hold the answer this long",
+    )
     effect = parser.add_mutually_exclusive_group()
     effect.add_argument(
         "--takes-effect",
@@ -372,6 +408,30 @@ def _add_listen(commands: Any, common: argparse.ArgumentParser) -> None:
         "--forward-to",
         metavar="URL",
         help="post each verified delivery on to URL, headers and body as received, and print the answer",
+    )
+    parser.add_argument(
+        "--events",
+        type=_event_types,
+        action="extend",
+        choices=_EventTypes(),
+        metavar="TYPE,...",
+        help="print, count and forward only these event types (%(choices)s); others are answered 200 "
+        "and dropped; repeatable",
+    )
+    parser.add_argument(
+        "--headers", action="store_true", help="print each delivery's headers (Authorization masked)"
+    )
+    parser.add_argument(
+        "--deliveries",
+        metavar="LOG",
+        help="handle each delivery once with a delivery log: 'memory', a SQLite file path or a redis:// "
+        "URL; a redelivery is answered 200 and not printed or forwarded again",
+    )
+    parser.add_argument(
+        "--skip-verify",
+        action="store_true",
+        help="UNSAFE: check nothing and relay every request to --forward-to, whose app checks the key "
+        "itself; its answer goes back to the sender",
     )
 
 

@@ -9,11 +9,11 @@ import logging
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterator, Optional
 
 from kenar_api_client._hosts import connect_host
 from kenar_api_client.cli.foreground import Foreground
-from kenar_api_client.cli.forward import forwarding
+from kenar_api_client.cli.forward import RequestInThread, forwarded_headers, forwarding, relaying, tracking
 from kenar_api_client.cli.output import (
     ENV_IDENTIFICATION_KEY,
     EXIT_FAILED,
@@ -25,7 +25,7 @@ from kenar_api_client.cli.output import (
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from kenar_api_client.webhooks import WebhookEvent, WebhookServer
+    from kenar_api_client.webhooks import DeliveryLog, WebhookEvent, WebhookServer
 
 WEBHOOKS_LOGGER = "kenar_api_client.webhooks"
 
@@ -86,28 +86,54 @@ def make_receiver(
 
 
 class _EventPrinter:
-    """The handler of ``listen``: prints each verified event, from any number of threads."""
+    """The handler of ``listen``: prints each event it takes, from any number of threads.
 
-    def __init__(self, out: Output, count: Optional[int]) -> None:
+    It takes an event whose type is in ``types`` (all when ``None``), notes that in
+    ``request`` (so the forwarder passes it on) and prints its headers too if asked to.
+    """
+
+    def __init__(
+        self,
+        out: Output,
+        count: Optional[int],
+        types: Optional[FrozenSet[str]] = None,
+        request: Optional[RequestInThread] = None,
+        headers: bool = False,
+        note: str = "",
+    ) -> None:
         self._out = out
         self._count = count
+        self._types = types
+        self._request = request if request is not None else RequestInThread()
+        self._headers = headers
+        self._note = note
         self._lock = threading.Lock()
         self._printed = 0
+        self._answered = 0
         self._closed = False
 
     def __call__(self, event: WebhookEvent) -> None:
-        line, document = event_line(event), event_document(event)
+        if self._types is not None and event.type not in self._types:
+            return  # answered 200, neither printed nor forwarded
+        line, document = event_line(event) + self._note, event_document(event)
+        headers = delivery_headers(self._request.environ) if self._headers else None
+        if headers is not None:
+            document["headers"] = headers
         with self._lock:
             if self._closed:  # stopping: its connection is shut down, the sender will retry
                 return
             self._printed += 1
+            self._request.taken = True
             self._out.line(line)
+            for name, value in (headers or {}).items():
+                self._out.line(f"  {name}: {value}")
             self._out.document(document)
 
-    @property
-    def done(self) -> bool:
-        """Whether ``count`` events were printed."""
-        return self._count is not None and self._printed >= self._count
+    def answered(self) -> bool:
+        """Note that a request whose event was printed has been answered; whether ``count`` have been."""
+        with self._lock:
+            self._answered += 1
+            return self._count is not None and self._answered >= self._count
 
     def close(self) -> None:
         """Wait for an event being printed, then print no more.
@@ -118,10 +144,26 @@ class _EventPrinter:
             self._closed = True
 
 
-def _stop_when_done(app: WSGIApplication, printer: _EventPrinter, foreground: Foreground) -> WSGIApplication:
+def delivery_headers(environ: Optional[WSGIEnvironment]) -> Dict[str, str]:
+    """A delivery's end-to-end headers for printing: ``Authorization`` masked, the length added."""
+    if environ is None:
+        return {}
+    headers = forwarded_headers(environ)
+    if environ.get("CONTENT_LENGTH"):
+        headers["Content-Length"] = str(environ["CONTENT_LENGTH"])
+    if "Authorization" in headers:
+        headers["Authorization"] = "[REDACTED]"  # the identification key (or a guess at it)
+    return headers
+
+
+def _stop_when_done(
+    app: WSGIApplication, printer: _EventPrinter, request: RequestInThread, foreground: Foreground
+) -> WSGIApplication:
     def app_then_check(environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
         yield from app(environ, start_response)
-        if printer.done:  # only now: the answer to the last delivery has been sent
+        # Only once every printed event's answer is sent (requests are answered in parallel:
+        # one may still be forwarding an earlier event while another prints the last).
+        if request.taken and printer.answered():
             foreground.stop()
 
     return app_then_check
@@ -129,21 +171,38 @@ def _stop_when_done(app: WSGIApplication, printer: _EventPrinter, foreground: Fo
 
 def listen(args: argparse.Namespace, out: Output) -> int:
     """Receive deliveries, verify them and print each event until Ctrl+C, SIGTERM or ``--count``."""
-    from kenar_api_client.webhooks import make_server, make_wsgi_app
+    from kenar_api_client.webhooks import DeliveryLogError, make_server
 
     key = args.identification_key or os.environ.get(ENV_IDENTIFICATION_KEY, "").strip()
-    if not key:
+    forward_to = check_forward_url(args.forward_to) if args.forward_to else None
+    if args.skip_verify:
+        if not forward_to:
+            raise UsageError("--skip-verify needs --forward-to: without it nothing would check the key")
+        if args.deliveries:
+            raise UsageError("--deliveries needs verified deliveries: leave out --skip-verify")
+    elif not key:
         raise UsageError(
             f"listen needs the identification key: set {ENV_IDENTIFICATION_KEY} or pass --identification-key"
         )
-    forward_to = check_forward_url(args.forward_to) if args.forward_to else None
-    printer = _EventPrinter(out, args.count)
+    out.hide(key)
+    try:
+        log = open_delivery_log(args.deliveries) if args.deliveries else None
+    except (DeliveryLogError, ValueError) as exc:
+        out.error(f"cannot use the delivery log {args.deliveries!r}: {exc}")
+        return EXIT_FAILED
+    types = frozenset(args.events) if args.events else None
+    request = RequestInThread()
+    note = "  (not verified)" if args.skip_verify else ""
+    printer = _EventPrinter(out, args.count, types, request, args.headers, note)
     with Foreground() as foreground:
         try:
-            app = make_wsgi_app(key, printer)
-            if forward_to:
-                app = forwarding(app, forward_to, out)
-            server = make_server(args.host, args.port, _stop_when_done(app, printer, foreground))
+            if args.skip_verify:
+                app = _unverified_app(str(forward_to), out, printer, request)
+            else:
+                app = _verifying_app(key, printer, log, forward_to, out, request)
+            server = make_server(
+                args.host, args.port, tracking(_stop_when_done(app, printer, request, foreground), request)
+            )
         except (OSError, ValueError) as exc:
             out.error(f"cannot listen on {args.host}:{args.port}: {exc}")
             return EXIT_FAILED
@@ -153,12 +212,61 @@ def listen(args: argparse.Namespace, out: Output) -> int:
             url = reachable_url(args.host, server.server_port)
             everywhere = " (on every address)" if connect_host(args.host) != args.host else ""
             onward = f", forwarding verified ones to {forward_to}" if forward_to else ""
+            if args.skip_verify:
+                onward = f", forwarding every request UNVERIFIED to {forward_to}"
             out.line(f"listening for Kenar webhook deliveries on {url}{everywhere}{onward} (Ctrl+C to stop)")
             out.document({"listening": url, **({"forward_to": forward_to} if forward_to else {})})
             server.start()
             status = foreground.wait()
         printer.close()
     return status
+
+
+def _verifying_app(
+    key: str,
+    printer: _EventPrinter,
+    log: Optional[DeliveryLog],
+    forward_to: Optional[str],
+    out: Output,
+    request: RequestInThread,
+) -> WSGIApplication:
+    from kenar_api_client.webhooks import make_wsgi_app
+
+    app = make_wsgi_app(key, printer, deliveries=log)
+    return forwarding(app, forward_to, out, request) if forward_to else app
+
+
+def _unverified_app(
+    forward_to: str, out: Output, printer: _EventPrinter, request: RequestInThread
+) -> WSGIApplication:
+    from kenar_api_client.webhooks import DEFAULT_MAX_BODY_BYTES, WebhookError
+    from kenar_api_client.webhooks.decoding import event_from_body
+    from kenar_api_client.webhooks.wsgi import read_body
+
+    def print_and_select(body: bytes) -> bool:
+        try:
+            event = event_from_body(body)
+        except WebhookError as exc:
+            out.line(f"a body that is no event ({exc}): forwarded for the app to judge")
+            out.document({"unparsed": str(exc)})
+            return True
+        printer(event)
+        return request.taken
+
+    return relaying(forward_to, out, DEFAULT_MAX_BODY_BYTES, print_and_select, read_body)
+
+
+def open_delivery_log(where: str) -> DeliveryLog:
+    """``--deliveries``: ``memory``, a ``redis://`` (or ``rediss://``) URL, or a SQLite file path."""
+    from kenar_api_client.webhooks import MemoryDeliveryLog, RedisDeliveryLog, SQLiteDeliveryLog
+
+    if where == "memory":
+        return MemoryDeliveryLog()
+    if where.lower().startswith(("redis://", "rediss://", "unix://")):
+        return RedisDeliveryLog(url=where)
+    if "://" in where:
+        raise UsageError(f"--deliveries takes memory, a redis:// URL or a file path, got {where!r}")
+    return SQLiteDeliveryLog(where)
 
 
 def check_forward_url(url: str) -> str:
@@ -180,15 +288,20 @@ def check_forward_url(url: str) -> str:
 
 @contextlib.contextmanager
 def stderr_logging(name: str, level: int) -> Iterator[None]:
-    """Within the block, show logger ``name``'s records from ``level`` up on stderr."""
+    """Within the block, show logger ``name``'s records from ``level`` up on stderr.
+
+    A webhook redelivery answered from the delivery log (an INFO record) is shown too.
+    """
     logger = logging.getLogger(name)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(level)
+    handler.addFilter(
+        lambda record: record.levelno >= level or getattr(record, "webhook_outcome", None) == "duplicate"
+    )
     handler.setFormatter(logging.Formatter("%(message)s"))
     previous_level = logger.level
     logger.addHandler(handler)
-    if logger.getEffectiveLevel() > level:
-        logger.setLevel(level)
+    if logger.getEffectiveLevel() > min(level, logging.INFO):
+        logger.setLevel(min(level, logging.INFO))
     try:
         yield
     finally:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Dict
 
 from pydantic import AfterValidator, BeforeValidator, StrictInt
 from typing_extensions import Annotated
+
+from kenar_api_client._json_check import problem_in
 
 
 def _int_from_numeric_string(value: Any) -> Any:
@@ -20,20 +21,18 @@ def _int_from_numeric_string(value: Any) -> Any:
 Int64 = Annotated[StrictInt, BeforeValidator(_int_from_numeric_string)]
 
 
-def _check_finite(value: Any) -> Any:
-    """``value`` if every float in it is finite; JSON has no NaN or infinity to send."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} cannot be sent: JSON has no NaN or infinity")
-    elif isinstance(value, dict):
-        for item in value.values():
-            _check_finite(item)
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        for item in value:
-            _check_finite(item)
+def _check_sendable(value: Any) -> Any:
+    """``value`` if it can be sent as JSON: no NaN or infinity (pydantic would send them as
+    null), no lone surrogate, no unwritable object, no absurd nesting; else a ValueError
+    saying where in it."""
+    problem = problem_in(value)
+    if problem is not None:
+        path, reason = problem
+        where = "".join(f"[{part!r}]" for part in path)
+        raise ValueError(f"{where} {reason}" if where else reason)
     return value
 
 
 #: A free-form JSON object to send (``metadata``, ``data``): any keys, values pydantic can
-#: serialize, but no NaN or infinity (pydantic would send them as null).
-JsonObject = Annotated[Dict[str, Any], AfterValidator(_check_finite)]
+#: serialize, checked to be sendable (see ``_json_check``).
+JsonObject = Annotated[Dict[str, Any], AfterValidator(_check_sendable)]

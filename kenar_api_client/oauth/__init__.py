@@ -19,6 +19,8 @@ See docs/OAuth.md and docs/Subscriptions.md. No new dependency: ``RedisTokenStor
 needs the ``redis`` extra, ``PostgresTokenStore`` the ``postgres`` extra.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from kenar_api_client import _log  # noqa: F401 - silent loggers unless the app configures logging
 from kenar_api_client.oauth.client import (
     DEFAULT_OAUTH_URL,
@@ -37,7 +39,8 @@ from kenar_api_client.oauth.errors import (
     TokenStoreError,
 )
 from kenar_api_client.oauth.keeper import KeeperStatus, KeptSubscription, RenewalReport, SubscriptionKeeper
-from kenar_api_client.oauth.manager import ManagedApiClient, TokenManager
+from kenar_api_client.oauth.managed import ManagedApiClient, TokenAuth
+from kenar_api_client.oauth.manager import TokenManager
 from kenar_api_client.oauth.postgres_store import PostgresTokenStore
 from kenar_api_client.oauth.redis_store import RedisTokenStore
 from kenar_api_client.oauth.scopes import RESOURCE_SCOPES, Scope, scope, subscription_scopes
@@ -57,6 +60,7 @@ __all__ = [
     "RESOURCE_SCOPES",
     "ROTATION_GRACE",
     "AccessDeniedError",
+    "AsyncManagedApiClient",
     "AuthorizationRequest",
     "ConsentRequiredError",
     "DueIndex",
@@ -78,6 +82,7 @@ __all__ = [
     "Scope",
     "StateMismatchError",
     "SubscriptionKeeper",
+    "TokenAuth",
     "TokenManager",
     "TokenStore",
     "TokenStoreError",
@@ -86,3 +91,15 @@ __all__ = [
     "scope",
     "subscription_scopes",
 ]
+
+if TYPE_CHECKING:
+    from kenar_api_client.oauth.managed_async import AsyncManagedApiClient
+
+
+def __getattr__(name: str) -> Any:
+    # The async client needs httpx (the "async" extra): imported only when asked for.
+    if name == "AsyncManagedApiClient":
+        from kenar_api_client.oauth.managed_async import AsyncManagedApiClient
+
+        return AsyncManagedApiClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

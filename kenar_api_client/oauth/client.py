@@ -4,35 +4,28 @@ from __future__ import annotations
 
 import copy
 import hmac
-import json
+import http.client
 import logging
+import math
 import os
-import random
 import secrets
+import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Union
+from collections import OrderedDict
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-from urllib3.util import Retry
+import urllib3
+from urllib3.util import Retry, Timeout
 
 from kenar_api_client import _env, rest
-from kenar_api_client._redact import scrub
+from kenar_api_client._transport_settings import to_timeout
 from kenar_api_client._version import __version__
 from kenar_api_client.configuration import Configuration, normalize_host
-from kenar_api_client.exceptions import (
-    ApiConnectionError,
-    ApiException,
-    ApiValueError,
-    ServiceException,
-    TooManyRequestsException,
-    exception_class_for_status,
-)
-from kenar_api_client.oauth.errors import (
-    AccessDeniedError,
-    OAuthRedirectError,
-    StateMismatchError,
-    oauth_error_class,
-)
+from kenar_api_client.exceptions import ApiException, ApiTimeoutError, ApiValueError
+from kenar_api_client.oauth._hidden import Hidden
+from kenar_api_client.oauth.answers import interpret_token_answer, refresh_retry_delay
+from kenar_api_client.oauth.errors import AccessDeniedError, OAuthRedirectError, StateMismatchError
 from kenar_api_client.oauth.scopes import Scope, scope_list
 from kenar_api_client.oauth.token import OAuthToken
 
@@ -48,15 +41,34 @@ ENV_REDIRECT_URI = _env.REDIRECT_URI
 ENV_OAUTH_URL = _env.OAUTH_URL
 
 #: After a refresh the old token pair keeps working this long, so a refresh whose answer
-#: was lost can be sent again with the same refresh token within it.
+#: was lost can be sent again with the same refresh token within it (Kenar: two minutes).
 ROTATION_GRACE = 120.0
-#: How long a refresh keeps retrying a lost answer: well inside the grace period.
+#: How long a refresh keeps retrying a lost answer by default: well inside the grace period.
 REFRESH_RETRY_WINDOW = 60.0
-REFRESH_ATTEMPTS = 4
 #: (connect, read) seconds: a token endpoint answers at once or is in trouble.
 DEFAULT_OAUTH_TIMEOUT = (5.0, 15.0)
+#: The largest token answer read; a token answer is well under a kilobyte.
+MAX_TOKEN_ANSWER_BYTES = 64 * 1024
+#: How many authorization URLs made with their own ``redirect_uri`` this client remembers.
+_REMEMBERED_AUTHORIZATIONS = 1024
+# Anything urllib3, http.client or the socket layer may raise while the answer is read.
+_READ_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+_TOKEN_HEADERS = {
+    "Content-Type": "application/x-www-form-urlencoded",
+    "Accept": "application/json",
+    "User-Agent": f"kenar-api-client/{__version__}/python",
+}
 
 Clock = Callable[[], float]
+
+
+def resend_window(rotation_grace: float) -> float:
+    """Seconds after a refresh token is first sent during which it may be sent again.
+
+    The grace period less a margin for clock skew between machines and time in transit
+    (10 s, or a sixth of a short grace): a refresh token is never sent after this.
+    """
+    return rotation_grace - min(10.0, rotation_grace / 6)
 
 
 class AuthorizationRequest(NamedTuple):
@@ -78,6 +90,46 @@ class _OAuthTransport(rest.RESTClientObject):
     log_bodies = False
 
 
+class _TokenForm:
+    """The form of one token request, its secrets hidden until it is encoded to be sent."""
+
+    __slots__ = ("_fields", "grant_type", "redirect_uri")
+
+    def __init__(self, grant_type: str, redirect_uri: str, **fields: Union[str, Hidden]) -> None:
+        self.grant_type = grant_type
+        self.redirect_uri = redirect_uri
+        self._fields = fields
+
+    def encode(self) -> bytes:
+        """The urlencoded body: pass it on at once, do not keep it in a variable."""
+        pairs = [("grant_type", self.grant_type)]
+        pairs += [
+            (name, value.reveal() if isinstance(value, Hidden) else value)
+            for name, value in self._fields.items()
+        ]
+        pairs.append(("redirect_uri", self.redirect_uri))
+        return urlencode(pairs).encode("ascii")
+
+    def secrets(self) -> List[Hidden]:
+        """What no message about this request may show."""
+        return [value for value in self._fields.values() if isinstance(value, Hidden)]
+
+    def __repr__(self) -> str:
+        return f"_TokenForm(grant_type={self.grant_type!r}, fields={sorted(self._fields)})"
+
+
+class _Answer:
+    """A token endpoint's answer as read; its body (tokens, on success) never shown."""
+
+    __slots__ = ("body", "headers", "reason", "status")
+
+    def __init__(self, status: int, reason: str, headers: Dict[str, str], body: bytes) -> None:
+        self.status, self.reason, self.headers, self.body = status, reason, headers, body
+
+    def __repr__(self) -> str:
+        return f"_Answer(status={self.status}, {len(self.body)} bytes)"
+
+
 class OAuthClient:
     """Kenar's OAuth 2.0 authorization-code flow for one app.
 
@@ -85,7 +137,9 @@ class OAuthClient:
     ``KENAR_APP_SLUG``, ``KENAR_CLIENT_SECRET``, ``KENAR_REDIRECT_URI`` and
     ``KENAR_OAUTH_URL``; explicit values win. ``configuration`` lends its transport
     settings (TLS, proxy, pool size) to the token requests; its host and credentials are
-    not used. ``clock`` gives the time tokens' expiries are computed with.
+    not used. ``clock`` gives the time tokens' expiries are computed with (default
+    ``time.time``). ``rotation_grace``: how long the OAuth server accepts a rotated refresh
+    token again (Kenar: 120 s); a refresh is never sent again after it.
     """
 
     def __init__(
@@ -98,14 +152,30 @@ class OAuthClient:
         configuration: Optional[Configuration] = None,
         timeout: Any = None,
         clock: Optional[Clock] = None,
+        rotation_grace: float = ROTATION_GRACE,
     ) -> None:
         self.client_id: Optional[str] = _checked_text(_setting(client_id, ENV_APP_SLUG), "client_id")
-        self._client_secret = _checked_text(_setting(client_secret, ENV_CLIENT_SECRET), "client_secret")
+        secret = _checked_text(_setting(client_secret, ENV_CLIENT_SECRET), "client_secret")
+        self._client_secret = None if secret is None else Hidden(secret)
+        del secret  # held only as Hidden from here on
         redirect = _setting(redirect_uri, ENV_REDIRECT_URI)
         self.redirect_uri: Optional[str] = None if redirect is None else _checked_redirect_uri(redirect)
         oauth = _setting(oauth_url, ENV_OAUTH_URL)
         self.oauth_url: str = normalize_host(oauth, "oauth_url") if oauth is not None else DEFAULT_OAUTH_URL
         self.clock: Clock = clock if clock is not None else time.time
+        if (
+            isinstance(rotation_grace, bool)
+            or not isinstance(rotation_grace, (int, float))
+            or not 1 <= rotation_grace <= 86400
+        ):
+            raise ApiValueError(
+                f"rotation_grace must be a number of seconds from 1 to 86400, got {rotation_grace!r}"
+            )
+        self.rotation_grace: float = float(rotation_grace)
+        # The redirect URI each recent authorization URL was made with, by state, when it
+        # was not the client's: the code that comes back must be sent with the same one.
+        self._redirect_uris: OrderedDict[str, str] = OrderedDict()
+        self._redirect_uris_lock = threading.Lock()
 
         if configuration is not None:
             transport_settings = copy.deepcopy(configuration)
@@ -114,6 +184,9 @@ class OAuthClient:
             # Explicit values, so that the API's environment (KENAR_BASE_URL...) plays no part.
             transport_settings = Configuration(host=self.oauth_url, api_key={}, access_token="")
         transport_settings.timeout = DEFAULT_OAUTH_TIMEOUT if timeout is None else timeout
+        self._timeout, budget = to_timeout(transport_settings.timeout)
+        # A code exchange is sent once: it may take one connect and one read, no more.
+        self._exchange_budget: float = budget if budget is not None else sum(DEFAULT_OAUTH_TIMEOUT)
         # Only failures to connect are retried below the client: the request never left.
         # A refresh retries more itself; a code exchange never does once sent.
         transport_settings.retries = Retry(
@@ -161,7 +234,9 @@ class OAuthClient:
         ``offline=False``: without it Kenar gives no refresh token and the user must
         consent again when the access token expires (an hour). With no ``state`` a fresh
         unguessable one is made. ``redirect_uri`` overrides the client's for this
-        authorization (then give the same one to :meth:`exchange_code`).
+        authorization: :meth:`complete_authorization` of this client then sends it with the
+        code (the last 1,024 such are remembered, in this process; another process must pass
+        the same ``redirect_uri`` to :meth:`exchange_code` or ``complete_authorization``).
         """
         requested = scope_list(scopes)
         if offline and Scope.OFFLINE_ACCESS.value not in requested:
@@ -170,17 +245,39 @@ class OAuthClient:
             state = secrets.token_urlsafe(32)
         elif not isinstance(state, str) or not state or not state.isascii() or not state.isprintable():
             raise ApiValueError("state must be a non-empty string of printable ASCII")
+        chosen_redirect_uri = self._redirect_uri(redirect_uri)
         query = urlencode(
             [
                 ("response_type", "code"),
                 ("client_id", self._require(self.client_id, "client_id", ENV_APP_SLUG)),
-                ("redirect_uri", self._redirect_uri(redirect_uri)),
+                ("redirect_uri", chosen_redirect_uri),
                 ("scope", " ".join(requested)),
                 ("state", state),
             ],
             quote_via=quote,
         )
+        if chosen_redirect_uri != self.redirect_uri:
+            self._remember_redirect_uri(state, chosen_redirect_uri)
         return AuthorizationRequest(f"{self.oauth_url}{AUTHORIZE_PATH}?{query}", state)
+
+    def redirect_uri_for(self, state: str) -> str:
+        """The redirect URI to send with the code of the authorization made with ``state``.
+
+        The one :meth:`authorization_url` was given for it, if this client made that URL
+        (recently, in this process); else the client's own.
+        """
+        with self._redirect_uris_lock:
+            remembered = self._redirect_uris.get(state)
+        if remembered is not None:
+            return remembered
+        return self._require(self.redirect_uri, "redirect_uri", ENV_REDIRECT_URI)
+
+    def _remember_redirect_uri(self, state: str, redirect_uri: str) -> None:
+        with self._redirect_uris_lock:
+            self._redirect_uris[state] = redirect_uri
+            self._redirect_uris.move_to_end(state)
+            while len(self._redirect_uris) > _REMEMBERED_AUTHORIZATIONS:
+                self._redirect_uris.popitem(last=False)
 
     # -- step 2: the user comes back --------------------------------------------------------
 
@@ -220,29 +317,39 @@ class OAuthClient:
         """
         if not isinstance(code, str) or not code:
             raise ApiValueError("code must be the non-empty authorization code from the redirect")
-        fields = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "client_id": self._require(self.client_id, "client_id", ENV_APP_SLUG),
-            "client_secret": self._require(self._client_secret, "client_secret", ENV_CLIENT_SECRET),
-            "redirect_uri": self._redirect_uri(redirect_uri),
-        }
-        return self._token_request(fields, secret_fields=("code", "client_secret"))
+        form = _TokenForm(
+            "authorization_code",
+            self._redirect_uri(redirect_uri),
+            code=Hidden(code),
+            client_id=self._require(self.client_id, "client_id", ENV_APP_SLUG),
+            client_secret=self._secret(),
+        )
+        del code  # held only as Hidden from here on
+        return self._token_request(form, time.monotonic() + self._exchange_budget)
 
-    def complete_authorization(self, redirect: str, expected_state: str) -> OAuthToken:
-        """:meth:`parse_redirect` then :meth:`exchange_code`: the redirect back, turned into tokens."""
-        return self.exchange_code(self.parse_redirect(redirect, expected_state))
+    def complete_authorization(
+        self, redirect: str, expected_state: str, *, redirect_uri: Optional[str] = None
+    ) -> OAuthToken:
+        """:meth:`parse_redirect` then :meth:`exchange_code`: the redirect back, turned into tokens.
+
+        The code is sent with ``redirect_uri``, else the one the authorization URL of
+        ``expected_state`` was made with (:meth:`redirect_uri_for`).
+        """
+        code = self.parse_redirect(redirect, expected_state)
+        return self.exchange_code(code, redirect_uri=redirect_uri or self.redirect_uri_for(expected_state))
 
     # -- step 5: refresh --------------------------------------------------------------------
 
-    def refresh(self, token: OAuthToken) -> OAuthToken:
+    def refresh(self, token: OAuthToken, *, timeout: Optional[float] = None) -> OAuthToken:
         """A new token pair for ``token`` (both tokens rotate; the old pair dies two minutes later).
 
         Sends Kenar's fields: the refresh token, the current access token as ``code``, and
-        ``redirect_uri`` (the token's own, else this client's). A lost answer (connection
-        dropped, timeout, 5xx, 429) is retried with the same refresh token, which Kenar
-        still accepts within the two-minute grace period, for up to a minute.
-        ``InvalidGrantError`` means the user must consent again.
+        ``redirect_uri`` (the token's own, else this client's). A lost or refused-for-now
+        answer (no answer, a 5xx, a 429, ``server_error``, ``temporarily_unavailable``, a 2xx
+        that cannot be read) is retried with the same refresh token, which Kenar still
+        accepts within its grace period, honouring ``Retry-After`` (up to 30 s). ``timeout``
+        bounds the whole refresh, retries included (default: a minute, and always well
+        inside the grace period). ``InvalidGrantError`` means the user must consent again.
         """
         if not isinstance(token, OAuthToken):
             raise ApiValueError(f"refresh() needs an OAuthToken, not {type(token).__name__}")
@@ -251,55 +358,92 @@ class OAuthClient:
                 "this token has no refresh token: the user did not grant offline_access, "
                 "so they must authorize the app again"
             )
-        fields = {
-            "grant_type": "refresh_token",
-            "refresh_token": token.refresh_token,
-            "code": token.access_token,
-            "client_id": self._require(self.client_id, "client_id", ENV_APP_SLUG),
-            "client_secret": self._require(self._client_secret, "client_secret", ENV_CLIENT_SECRET),
-            "redirect_uri": token.redirect_uri
-            or self._require(self.redirect_uri, "redirect_uri", ENV_REDIRECT_URI),
-        }
-        deadline = time.monotonic() + REFRESH_RETRY_WINDOW
+        window = resend_window(self.rotation_grace)
+        if timeout is None:
+            timeout = min(REFRESH_RETRY_WINDOW, window)
+        elif isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= window:
+            raise ApiValueError(f"timeout must be a number of seconds from 0 to {window:g}, got {timeout!r}")
+        form = _TokenForm(
+            "refresh_token",
+            token.redirect_uri or self._require(self.redirect_uri, "redirect_uri", ENV_REDIRECT_URI),
+            refresh_token=Hidden(token.refresh_token),
+            code=Hidden(token.access_token),
+            client_id=self._require(self.client_id, "client_id", ENV_APP_SLUG),
+            client_secret=self._secret(),
+        )
+        deadline = time.monotonic() + timeout
         attempt = 1
         while True:
             try:
-                return self._token_request(fields, secret_fields=("refresh_token", "code", "client_secret"))
-            except (ApiConnectionError, ServiceException, TooManyRequestsException) as error:
-                delay = _retry_delay(error, attempt)
-                if attempt >= REFRESH_ATTEMPTS or time.monotonic() + delay > deadline:
-                    raise
-                logger.warning("token refresh failed (%s); retrying in %.1f s", _one_line(error), delay)
-                time.sleep(delay)
-                attempt += 1
+                return self._token_request(form, deadline, previous=token)
+            except ApiException as error:
+                failure = error
+            delay = refresh_retry_delay(failure, attempt, deadline - time.monotonic())
+            if delay is None:
+                raise failure
+            logger.warning("token refresh failed (%s); retrying in %.1f s", _one_line(failure), delay)
+            time.sleep(delay)
+            attempt += 1
 
     # -- the token endpoint -----------------------------------------------------------------
 
-    def _token_request(self, fields: Mapping[str, str], secret_fields: Iterable[str]) -> OAuthToken:
-        hidden: List[str] = [fields[name] for name in secret_fields]
+    def _token_request(
+        self, form: _TokenForm, deadline: float, previous: Optional[OAuthToken] = None
+    ) -> OAuthToken:
+        """One POST to the token endpoint, answer read by ``deadline`` (``time.monotonic()``).
+
+        No frame of an error raised from here holds a secret in a local variable: the form
+        is encoded straight into the call, and the transport's own frames (which hold the
+        body) are cut off the error, which is not chained to the urllib3 error either.
+        """
         url = self.oauth_url + TOKEN_PATH
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "application/json",
-            "User-Agent": f"kenar-api-client/{__version__}/python",
-        }
         started = time.monotonic()
-        response = self._transport.request(
-            "POST", url, headers=headers, body=urlencode(fields).encode("ascii")
-        )
         try:
-            raw = response.read()
-        except rest._TRANSPORT_ERRORS as error:
-            raise rest.transport_exception(error, "reading the answer of POST", url) from error
+            answer = self._post(url, form, deadline)
+        except ApiException as error:
+            failure: Optional[ApiException] = error
+        else:
+            failure = None
+        if failure is not None:
+            raise _detached(failure)
         received_at = self.clock()
         logger.info(
             "POST %s grant_type=%s -> %d in %.0f ms",
             url,
-            fields["grant_type"],
-            response.status,
+            form.grant_type,
+            answer.status,
             (time.monotonic() - started) * 1000,
+            extra={"kenar_step": "token-answer"},
         )
-        return _token_from_answer(response, raw, received_at, hidden, fields["redirect_uri"])
+        return interpret_token_answer(
+            answer.status,
+            answer.reason,
+            answer.headers,
+            answer.body,
+            received_at=received_at,
+            secrets=form.secrets(),
+            redirect_uri=form.redirect_uri,
+            previous=previous,
+        )
+
+    def _post(self, url: str, form: _TokenForm, deadline: float) -> _Answer:
+        response = self._transport.request(
+            "POST",
+            url,
+            headers=dict(_TOKEN_HEADERS),
+            body=form.encode(),
+            _request_timeout=_within(self._timeout, deadline),
+            _preload_content=False,
+        )
+        body = _read_within(response, deadline, url)
+        return _Answer(response.status, response.reason or "", dict(response.getheaders().items()), body)
+
+    def _secret(self) -> Hidden:
+        if self._client_secret is None:
+            raise ApiValueError(
+                f"OAuthClient has no client_secret: pass client_secret= or set {ENV_CLIENT_SECRET}"
+            )
+        return self._client_secret
 
     def _redirect_uri(self, override: Optional[str]) -> str:
         if override is not None:
@@ -313,47 +457,69 @@ class OAuthClient:
         return value
 
 
-def _token_from_answer(
-    response: rest.RESTResponse, raw: bytes, received_at: float, hidden: List[str], redirect_uri: str
-) -> OAuthToken:
-    """The token in a 2xx answer; the typed exception for any other."""
-    status = response.status
-    document = _json_object(raw)
-    reason = scrub(response.reason or "", hidden)
-    headers = {name: scrub(value, hidden) for name, value in response.getheaders().items()}
-    if 200 <= status <= 299:
-        if document is None:
-            raise ApiException(
-                status=status, reason=f"{reason}, but the answer is not a JSON object", headers=headers
-            )
-        try:
-            return OAuthToken.from_response(document, received_at, redirect_uri)
-        except ApiValueError as exc:
-            raise ApiException(status=status, reason=f"{reason}, but {exc}", headers=headers) from None
-    body = scrub(raw.decode("utf-8", "replace"), hidden)
-    error = document.get("error") if document is not None else None
-    if isinstance(error, str) and error:
-        description = document.get("error_description") if document is not None else None
-        description = scrub(description, hidden) if isinstance(description, str) else None
-        raise oauth_error_class(error)(
-            scrub(error, hidden)[:100], description, status=status, reason=reason, body=body, headers=headers
-        )
-    raise exception_class_for_status(status)(status=status, reason=reason, body=body, headers=headers)
+def _within(timeout: Timeout, deadline: float) -> Tuple[float, float]:
+    """(connect, read) seconds of ``timeout`` with no single wait longer than the time left."""
+    left = max(0.05, deadline - time.monotonic())
+
+    def capped(value: Any) -> float:
+        return min(float(value), left) if isinstance(value, (int, float)) and math.isfinite(value) else left
+
+    if timeout.total is not None:
+        return capped(timeout.total), capped(timeout.total)
+    return capped(timeout.connect_timeout), capped(timeout.read_timeout)
 
 
-def _json_object(raw: bytes) -> Optional[Dict[str, Any]]:
+def _read_within(response: rest.RESTResponse, deadline: float, url: str) -> bytes:
+    """The answer's body, read by ``deadline``: a trickling answer is cut off there.
+
+    With urllib3 2.3 or later (``read1``) each read waits for one arrival of bytes, so the
+    deadline is checked as they trickle in; older urllib3 bounds each socket read only.
+    """
+    raw = response.response
+    read_some = getattr(raw, "read1", None)
+    chunks: List[bytes] = []
+    size = 0
     try:
-        document = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return document if isinstance(document, dict) else None
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raw.close()
+                raise ApiTimeoutError(f"POST {url}: the answer was still arriving at the deadline; cut off")
+            connection = getattr(raw, "connection", None)
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                sock.settimeout(min(left, sock.gettimeout() or left))
+            chunk = read_some(8192) if read_some is not None else raw.read()
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_TOKEN_ANSWER_BYTES:
+                raw.close()
+                raise ApiException(
+                    status=response.status,
+                    reason=f"the token answer is larger than {MAX_TOKEN_ANSWER_BYTES} bytes; it was not read",
+                )
+            if read_some is None:
+                break
+    except _READ_ERRORS as error:
+        raw.close()
+        if time.monotonic() >= deadline:  # the wait was cut to the time left, and it ran out
+            raise ApiTimeoutError(
+                f"POST {url}: the answer was still arriving at the deadline; cut off"
+            ) from None
+        raise rest.transport_exception(error, "reading the answer of POST", url) from None
+    finally:
+        raw.release_conn()
+    return b"".join(chunks)
 
 
-def _retry_delay(error: ApiException, attempt: int) -> float:
-    retry_after = getattr(error, "retry_after", None)
-    if isinstance(retry_after, (int, float)) and retry_after >= 0:
-        return float(retry_after)
-    return float(min(8.0, 0.5 * 2 ** (attempt - 1)) + random.random() * 0.25)  # noqa: S311 - jitter
+def _detached(error: ApiException) -> ApiException:
+    """``error`` cut off from the frames and errors below it, which hold the request's secrets."""
+    error.__cause__ = None
+    error.__context__ = None
+    error.__suppress_context__ = True
+    return error.with_traceback(None)
 
 
 def _one_line(error: BaseException) -> str:

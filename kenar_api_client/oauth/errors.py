@@ -2,12 +2,15 @@
 
     ApiException                         (kenar_api_client.exceptions)
     ├── ApiConnectionError
-    │   └── TokenStoreError              the token store failed (Redis unreachable, SQLite locked)
+    │   ├── TokenStoreError              the token store failed (Redis unreachable, SQLite locked)
+    │   └── TokenUnavailableError        the token expired and refreshing it keeps failing (for now)
     ├── OAuthError                       the token endpoint answered an RFC 6749 error
     │   ├── InvalidGrantError            code or refresh token refused: the user must consent again
-    │   └── InvalidClientError           client_id / client_secret wrong
+    │   ├── InvalidClientError           client_id / client_secret wrong
+    │   └── OAuthServerError             5xx / 429 or server_error, temporarily_unavailable: retried
     └── UnauthorizedException
         └── ConsentRequiredError         no usable token for a user: send them through consent
+            └── RefreshTokenSpentError   its refresh token was spent by a refresh whose answer was lost
     ApiValueError
     └── OAuthRedirectError               the redirect back cannot be used
         ├── AccessDeniedError            the user refused (error=access_denied, or no code)
@@ -22,6 +25,9 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar
 
 from kenar_api_client.exceptions import ApiConnectionError, ApiException, ApiValueError, UnauthorizedException
+
+#: The RFC 6749 error codes that say the server, not the request, is at fault.
+SERVER_ERROR_CODES = frozenset({"server_error", "temporarily_unavailable"})
 
 _E = TypeVar("_E", bound=BaseException)
 
@@ -75,14 +81,29 @@ class InvalidClientError(OAuthError):
     """The app's ``client_id`` or ``client_secret`` was refused."""
 
 
+class OAuthServerError(OAuthError):
+    """The token endpoint failed or turned the request away (5xx or 429 with an RFC 6749 body,
+    ``server_error``, ``temporarily_unavailable``): worth retrying.
+
+    ``retry_after`` is the answer's ``Retry-After`` in seconds, or None.
+    """
+
+    def __init__(self, *args: Any, retry_after: Optional[float] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after = retry_after
+
+
 _ERRORS_BY_CODE: Dict[str, Type[OAuthError]] = {
     "invalid_grant": InvalidGrantError,
     "invalid_client": InvalidClientError,
+    **{code: OAuthServerError for code in SERVER_ERROR_CODES},
 }
 
 
-def oauth_error_class(error: str) -> Type[OAuthError]:
-    """The most specific ``OAuthError`` class for an RFC 6749 error code."""
+def oauth_error_class(error: str, status: Optional[int] = None) -> Type[OAuthError]:
+    """The most specific ``OAuthError`` class for an RFC 6749 error code answered with ``status``."""
+    if status is not None and (status == 429 or 500 <= status <= 599):
+        return OAuthServerError
     return _ERRORS_BY_CODE.get(error, OAuthError)
 
 
@@ -102,8 +123,43 @@ class ConsentRequiredError(_PicklableByState, UnauthorizedException):
         return self.reason or "consent required"
 
 
+class RefreshTokenSpentError(ConsentRequiredError):
+    """``user_key``'s refresh token was sent at ``sent_at`` by a refresh whose new tokens never
+    reached the store, and Kenar's grace period for sending it again is over.
+
+    Sending it now would make Kenar revoke every token of the user, so it is not sent. Unless
+    the process that received those tokens still stores them, the user must consent again.
+    """
+
+    def __init__(self, user_key: str, sent_at: str) -> None:
+        super().__init__(
+            user_key,
+            f"its refresh token was sent to Kenar at {sent_at} by a refresh whose new tokens never "
+            "reached the store, and Kenar's grace period for sending it again is over",
+        )
+        self.sent_at = sent_at
+
+
 class TokenStoreError(_PicklableByState, ApiConnectionError):
     """The token store could not be read or written; the backend's error is the ``__cause__``."""
+
+
+class TokenUnavailableError(_PicklableByState, ApiConnectionError):
+    """``user_key``'s token has expired and refreshing it failed (the OAuth server unreachable,
+    failing or turning it away: the failure is the ``__cause__`` when it just happened). It is
+    tried again on a backoff schedule; until then asking again fails at once with this error.
+
+    ``why`` is the last failure; ``retry_in`` the seconds until the next attempt.
+    """
+
+    def __init__(self, user_key: str, why: str, retry_in: float) -> None:
+        super().__init__(
+            f"no valid token for user {user_key!r} right now: it expired and refreshing it failed "
+            f"({why}); next attempt in {max(0.0, retry_in):.0f} s"
+        )
+        self.user_key = user_key
+        self.why = why
+        self.retry_in = retry_in
 
 
 class OAuthRedirectError(_PicklableByState, ApiValueError):

@@ -55,6 +55,7 @@ from kenar_api_client.oauth.renewal import (
 from kenar_api_client.oauth.schedule import RENEW_LEASE_PREFIX, due_index
 from kenar_api_client.oauth.store import DueIndex, DueSummary
 from kenar_api_client.oauth.token import OAuthToken
+from kenar_api_client.oauth.user_keys import check_user_key
 
 __all__ = [
     "CONSENT_REQUIRED",
@@ -203,13 +204,14 @@ class SubscriptionKeeper:
 
     def drop(self, user_key: str, event_type: str, event_resource_id: str = "") -> None:
         """Stop keeping a subscription; Kenar's lapses when the token it was made with expires."""
+        check_user_key(user_key)
         self._update(
             user_key, lambda subscriptions: subscriptions.pop(f"{event_type}|{event_resource_id}", None)
         )
 
     def status(self, user_key: Optional[str] = None) -> List[KeptSubscription]:
         """The kept subscriptions of ``user_key`` (default: of every user) and their states."""
-        users = [user_key] if user_key is not None else self.users()
+        users = [check_user_key(user_key)] if user_key is not None else self.users()
         return [s for user in users for s in self._load(user)[0].values()]
 
     def users(self) -> List[str]:
@@ -340,6 +342,7 @@ class SubscriptionKeeper:
         """
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 3600:
             raise ApiValueError(f"wait must be a number of seconds from 0 to 3600, got {wait!r}")
+        check_user_key(user_key)
         started, owner = time.monotonic(), _owner()
         index = self._index()
         report = RenewalReport()

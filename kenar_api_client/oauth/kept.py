@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from kenar_api_client.exceptions import ApiException, ApiValueError
 from kenar_api_client.oauth.token import OAuthToken
+from kenar_api_client.oauth.user_keys import check_user_key
 
 logger: logging.Logger = logging.getLogger("kenar_api_client.oauth.keeper")
 
@@ -147,8 +148,7 @@ def declaration(user_key: str, request: Any) -> KeptSubscription:
         )
     if request.event_type is None:
         raise ApiValueError("a kept subscription needs an event_type (NEW_MESSAGE_ON_POST or POST_UPDATE)")
-    if not isinstance(user_key, str) or not user_key:
-        raise ApiValueError("user_key must be a non-empty string")
+    check_user_key(user_key)
     body = request.to_dict()
     return KeptSubscription(
         user_key=user_key,

@@ -62,6 +62,10 @@ _TEMPLATES = {
         "WHERE l.expires_at <= {now} OR l.owner = excluded.owner RETURNING name"
     ),
     "release_lease": "DELETE FROM {leases} WHERE name = %s AND owner = %s",
+    "renew_lease": (
+        "UPDATE {leases} SET expires_at = {now} + %s WHERE name = %s AND owner = %s "
+        "AND expires_at > {now} RETURNING name"
+    ),
     "schedule": (
         "INSERT INTO {due} AS d (name, due_at) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET "
         "due_at = CASE WHEN d.owner IS NULL THEN LEAST(d.due_at, excluded.due_at) ELSE d.due_at END, "
@@ -199,6 +203,10 @@ class PostgresTokenStore:
     @translated
     def release_lease(self, name: str, owner: str) -> None:
         self._connection().execute(self._sql["release_lease"], (name, owner))
+
+    @translated
+    def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        return self._one("renew_lease", (float(ttl), name, owner)) is not None
 
     # -- the due index ------------------------------------------------------------------------
 

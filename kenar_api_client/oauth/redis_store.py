@@ -112,6 +112,13 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 return 1
 """
+# KEYS[1] the lease; ARGV: the owner, the new ttl in milliseconds.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
 
 
 class RedisTokenStore:
@@ -154,7 +161,7 @@ class RedisTokenStore:
         self._put, self._delete, self._release = register(_PUT), register(_DELETE), register(_RELEASE)
         self._schedule, self._unschedule = register(_SCHEDULE), register(_UNSCHEDULE)
         self._claim_due, self._claim = register(_CLAIM_DUE), register(_CLAIM)
-        self._release_claim = register(_RELEASE_CLAIM)
+        self._release_claim, self._renew = register(_RELEASE_CLAIM), register(_RENEW)
         if check_persistence:
             self._warn_if_volatile()
 
@@ -196,6 +203,11 @@ class RedisTokenStore:
     @translated
     def release_lease(self, name: str, owner: str) -> None:
         self._release(keys=[self.prefix + _LEASE + name], args=[owner])
+
+    @translated
+    def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        renewed = self._renew(keys=[self.prefix + _LEASE + name], args=[owner, max(1, int(ttl * 1000))])
+        return bool(renewed)
 
     # -- the due index ------------------------------------------------------------------------
 

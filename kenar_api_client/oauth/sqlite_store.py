@@ -139,6 +139,15 @@ class SQLiteTokenStore:
     def release_lease(self, name: str, owner: str) -> None:
         self._connection().execute("DELETE FROM kenar_leases WHERE name = ? AND owner = ?", (name, owner))
 
+    @translated
+    def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        now = time.time()
+        cursor = self._connection().execute(
+            "UPDATE kenar_leases SET expires_at = ? WHERE name = ? AND owner = ? AND expires_at > ?",
+            (now + ttl, name, owner, now),
+        )
+        return cursor.rowcount == 1
+
     # -- the due index ------------------------------------------------------------------------
 
     @translated

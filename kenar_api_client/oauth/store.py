@@ -8,9 +8,10 @@ view of each user's tokens:
 * ``put`` with ``expected_version`` is a compare-and-set: it writes only if the stored
   version is still the one read, so two writers can never overwrite each other blindly;
 * ``acquire_lease`` lets one process at a time refresh a user's token; the lease expires
-  by itself (``ttl``) if that process dies.
+  by itself (``ttl``) if that process dies, and ``renew_lease`` tells its holder whether
+  it still holds it (extending it if so).
 
-Implementing the six methods of ``TokenStore`` over an app's own database is enough to use
+Implementing the seven methods of ``TokenStore`` over an app's own database is enough to use
 it (docs/Subscriptions.md shows one). The built-in stores also keep a due index
 (``DueIndex``): when each user's renewal is next due, and batch claims on the due ones, so
 a subscription keeper reads only what is due and several keepers split the work.
@@ -90,6 +91,10 @@ class TokenStore(Protocol):
 
     def release_lease(self, name: str, owner: str) -> None:
         """Give lease ``name`` back, if ``owner`` still holds it."""
+
+    def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        """Extend lease ``name`` to ``ttl`` seconds from now if ``owner`` still holds it (and it has
+        not run out); False if not: someone else may hold it now."""
 
 
 class Due(NamedTuple):
@@ -237,6 +242,15 @@ class MemoryTokenStore:
             held = self._leases.get(name)
             if held is not None and held[0] == owner:
                 del self._leases[name]
+
+    def renew_lease(self, name: str, owner: str, ttl: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            held = self._leases.get(name)
+            if held is None or held[0] != owner or held[1] <= now:
+                return False
+            self._leases[name] = (owner, now + ttl)
+            return True
 
     # -- the due index (a scan: this store is for scripts and tests) -------------------------
 

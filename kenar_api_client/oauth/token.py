@@ -10,10 +10,14 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
 from kenar_api_client._redact import REDACTED
+from kenar_api_client._times import LATEST_TIME
 from kenar_api_client.exceptions import ApiValueError
 
 # How much of a token a repr may show: the ``ory_at_`` kind, never the random part.
 _SHOWN_PREFIX = 7
+#: The lifetime assumed when a token answer carries no ``expires_in`` (RFC 6749 leaves the
+#: default to the server; Kenar's access tokens live an hour).
+DEFAULT_EXPIRES_IN = 3600
 
 
 @dataclass(frozen=True)
@@ -34,18 +38,43 @@ class OAuthToken:
     obtained_at: float = 0.0
     redirect_uri: Optional[str] = None
 
+    def __post_init__(self) -> None:
+        # Refused here, where a time enters, rather than when a repr or a store trips on it.
+        for name in ("expires_at", "obtained_at"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not 0 <= value <= LATEST_TIME
+            ):
+                raise ApiValueError(
+                    f"{name} must be epoch seconds between 1970 and the year 9999, got {value!r}"
+                )
+
     @classmethod
     def from_response(
-        cls, document: Mapping[str, Any], received_at: float, redirect_uri: Optional[str] = None
+        cls,
+        document: Mapping[str, Any],
+        received_at: float,
+        redirect_uri: Optional[str] = None,
+        previous: Optional[OAuthToken] = None,
     ) -> OAuthToken:
-        """The token in a token endpoint answer received at ``received_at``; ApiValueError if malformed."""
+        """The token in a token endpoint answer received at ``received_at``; ApiValueError if malformed.
+
+        What RFC 6749 lets a refresh answer leave out is taken from ``previous``, the token
+        refreshed: no ``refresh_token`` keeps its refresh token (section 6), no ``scope`` its
+        scopes (section 5.1). No ``expires_in`` means ``DEFAULT_EXPIRES_IN`` (an hour).
+        """
         access_token = document.get("access_token")
         if not isinstance(access_token, str) or not _is_header_safe(access_token):
             raise ApiValueError("the token answer has no usable access_token")
         refresh_token = document.get("refresh_token")
+        if refresh_token is None and previous is not None:
+            refresh_token = previous.refresh_token
         if refresh_token is not None and (not isinstance(refresh_token, str) or not refresh_token):
             raise ApiValueError("the token answer's refresh_token is not a string")
-        expires_in = document.get("expires_in")
+        expires_in = document.get("expires_in", DEFAULT_EXPIRES_IN)
         if isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit():
             expires_in = int(expires_in)
         if (
@@ -54,9 +83,10 @@ class OAuthToken:
             or not (0 < expires_in < 10 * 365 * 86400)
         ):
             raise ApiValueError(f"the token answer's expires_in is not a positive number: {expires_in!r}")
-        scope = document.get("scope") or ""
-        if not isinstance(scope, str):
+        scope = document.get("scope")
+        if not isinstance(scope, (str, type(None))):
             raise ApiValueError("the token answer's scope is not a string")
+        scopes = scope.split() if scope is not None else list(previous.scopes) if previous is not None else []
         token_type = document.get("token_type") or "bearer"
         if not isinstance(token_type, str) or token_type.lower() != "bearer":
             raise ApiValueError(f"the token answer's token_type is {token_type!r}, not bearer")
@@ -64,7 +94,7 @@ class OAuthToken:
             access_token=access_token,
             refresh_token=refresh_token,
             expires_at=received_at + float(expires_in),
-            scopes=scope.split(),
+            scopes=scopes,
             token_type=token_type.lower(),
             obtained_at=received_at,
             redirect_uri=redirect_uri,
@@ -128,8 +158,8 @@ class OAuthToken:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ApiValueError(f"not a stored OAuth token ({type(exc).__name__})") from None
-        if not math.isfinite(token.expires_at) or not _is_header_safe(token.access_token):
-            raise ApiValueError("not a stored OAuth token (bad access_token or expires_at)")
+        if not _is_header_safe(token.access_token):
+            raise ApiValueError("not a stored OAuth token (bad access_token)")
         return token
 
     def __repr__(self) -> str:

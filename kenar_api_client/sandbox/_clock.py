@@ -7,6 +7,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from kenar_api_client._times import LATEST_TIME
+
 
 class SandboxClock:
     """Real time plus an offset: ``advance(3600)`` makes an hour pass at once.
@@ -33,12 +35,14 @@ class SandboxClock:
         if seconds < 0:
             raise ValueError(f"the clock only moves forward: cannot advance by {seconds} seconds")
         with self._lock:
+            if time.time() + self._offset + seconds > LATEST_TIME:
+                raise ValueError(f"advancing by {seconds} seconds would take the clock past the year 9999")
             self._offset += seconds
             return time.time() + self._offset
 
     def set(self, timestamp: float) -> float:
         """Set the clock to epoch time ``timestamp`` (it keeps running from there); returns it."""
-        check_seconds(timestamp, "timestamp")
+        check_time(timestamp, "timestamp")
         with self._lock:
             self._offset = timestamp - time.time()
             return time.time() + self._offset
@@ -50,6 +54,13 @@ class SandboxClock:
 def as_utc(timestamp: float) -> datetime:
     """Epoch seconds as an aware UTC ``datetime``."""
     return datetime.fromtimestamp(timestamp, timezone.utc)
+
+
+def check_time(value: float, name: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is epoch seconds from 1970 to the year 9999."""
+    check_seconds(value, name)
+    if not 0 <= value <= LATEST_TIME:
+        raise ValueError(f"{name} must be a time from 1970 to the year 9999 in epoch seconds, got {value!r}")
 
 
 def check_seconds(value: float, name: str) -> None:

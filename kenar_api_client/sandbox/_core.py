@@ -6,7 +6,7 @@ import threading
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from kenar_api_client.sandbox._clients import RegisteredClient
-from kenar_api_client.sandbox._clock import SandboxClock, check_seconds
+from kenar_api_client.sandbox._clock import SandboxClock, check_time
 from kenar_api_client.sandbox._delivery import Delivery, RetryPolicy, deliver
 from kenar_api_client.sandbox._demo import (
     DEMO_ACCESS_TOKEN,
@@ -34,7 +34,7 @@ from kenar_api_client.sandbox._state import (
     TokenRequestRecord,
     subscription_needed,
 )
-from kenar_api_client.sandbox._tokens import ACCESS_TOKEN_LIFETIME, AccessToken
+from kenar_api_client.sandbox._tokens import ACCESS_TOKEN_LIFETIME, AccessToken, TokenReuse
 
 
 class SandboxCore:
@@ -112,7 +112,7 @@ class SandboxCore:
         _check_secret(token, "access token")
         if expires_at is not None:
             try:
-                check_seconds(expires_at, "expires_at")
+                check_time(expires_at, "expires_at")
             except ValueError as exc:
                 raise SandboxError(str(exc)) from exc
         grant = AccessToken(user_id, scopes, posts)
@@ -176,8 +176,12 @@ class SandboxCore:
             raise SandboxError(f"no OAuth client {client_id!r} is registered: call add_oauth_client() first")
         if not client.accepts_redirect_uri(redirect_uri):
             raise SandboxError(f"{redirect_uri!r} is not a redirect URI registered for {client_id!r}")
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
-            raise SandboxError("expires_in must be a positive number of seconds")
+        if (
+            isinstance(expires_in, bool)
+            or not isinstance(expires_in, int)
+            or not 0 < expires_in <= 10 * 365 * 86400
+        ):
+            raise SandboxError("expires_in must be a positive number of seconds, at most ten years")
         grant = AccessToken(user_id, granted, posts)
         return self._state.tokens.issue(client_id, redirect_uri, granted, grant, expires_in)
 
@@ -232,10 +236,29 @@ class SandboxCore:
         """Every ``POST /oauth2/token`` with its outcome, failed ones included, oldest first (a copy)."""
         return self._state.token_requests()
 
+    @property
+    def token_reuses(self) -> List[TokenReuse]:
+        """Every spent refresh token or code sent again, oldest first, with whether it was within
+        the rotation grace or revoked the user's whole chain (a copy)."""
+        return self._state.tokens.reuses()
+
+    @property
+    def rotation_grace(self) -> float:
+        """Seconds a rotated refresh token (and the access token beside it) keeps working: 120,
+        as on Kenar; set it shorter to rehearse the grace period's end in real time."""
+        return self._state.tokens.rotation_grace
+
+    @rotation_grace.setter
+    def rotation_grace(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= 86400:
+            raise SandboxError(f"rotation_grace must be a number of seconds from 0 to 86400, got {seconds!r}")
+        self._state.tokens.rotation_grace = float(seconds)
+
     def reset(self) -> None:
         """Forget all records (subscriptions, sent events, deliveries, requests, token requests,
-        injected faults) and drop the fault rules that have not fired."""
+        token reuses, injected faults) and drop the fault rules that have not fired."""
         self._state.clear_records()
+        self._state.tokens.clear_reuses()
         self._faults.clear()
 
     def snapshot(self) -> Dict[str, Any]:
@@ -258,15 +281,18 @@ class SandboxCore:
         seed: Optional[int] = None,
         retry_after: Optional[int] = None,
         retry_after_as_date: bool = False,
-        delay: float = 1.0,
+        delay: Optional[float] = None,
         takes_effect: Optional[bool] = None,
     ) -> FaultRule:
         """Make calls of ``operation`` fail with ``fault``; returns the rule.
 
         ``operation`` is an SDK method name (``events_send_event``), ``oauth2_auth`` or
         ``oauth2_token``, or a pattern (``"*"``, ``"events_*"``). ``fault`` is ``429``,
-        ``500``, ``502``, ``503``, ``504``, ``"slow"`` (``delay`` seconds late),
-        ``"drop-before-read"``, ``"drop-after-read"`` or ``"malformed"``. It fails the
+        ``500``, ``502``, ``503``, ``504``, ``"slow"`` (``delay`` seconds late, 1 by default),
+        ``"trickle"`` (the body a byte at a time over ``delay`` seconds),
+        ``"drop-before-read"``, ``"drop-after-read"`` or ``"malformed"``; a ``delay`` given to
+        the others holds their answer that long. At ``oauth2_token`` the status faults answer
+        RFC 6749 errors (``server_error``, ``temporarily_unavailable``). It fails the
         next ``times`` matching calls (1 if neither ``times`` nor ``fraction`` is given),
         or each with probability ``fraction`` (``seed`` makes the draw repeatable).
         ``retry_after``: a ``Retry-After`` header, in seconds or, with

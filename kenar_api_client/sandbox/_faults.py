@@ -13,10 +13,16 @@ Faults and their effect (``takes_effect``: whether the operation runs):
   proxy in front of Kenar. By default the operation runs first: the worst case for a client,
   which cannot know it did.
 * ``slow``: the operation runs, the answer comes ``delay`` seconds late.
+* ``trickle``: the operation runs; the status line and headers come at once, the body a byte
+  at a time over ``delay`` seconds.
 * ``drop-before-read``: the connection is closed before the body is read; no effect.
 * ``drop-after-read``: the body is read, the operation runs (by default), the connection is
   closed without an answer.
 * ``malformed``: the operation runs and its answer's body is cut short (not JSON).
+
+At the token endpoint (``oauth2_token``) the status faults answer as Ory Hydra does, with
+an RFC 6749 body: ``500`` ``server_error``, ``503`` and ``429`` ``temporarily_unavailable``.
+A ``delay`` given to any other fault holds its answer (or the dropped connection) that long.
 
 The sandbox's admin endpoints never fail on purpose.
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import email.utils
 import fnmatch
+import json
 import math
 import random
 import threading
@@ -37,18 +44,27 @@ from kenar_api_client.sandbox._errors import SandboxError
 from kenar_api_client.sandbox._rpc import Code, Reply, RpcError, error_reply
 
 STATUS_FAULTS = ("429", "500", "502", "503", "504")
-FAULTS = (*STATUS_FAULTS, "slow", "drop-before-read", "drop-after-read", "malformed")
+FAULTS = (*STATUS_FAULTS, "slow", "trickle", "drop-before-read", "drop-after-read", "malformed")
+#: The faults whose ``delay`` is the point; the others wait only when given one.
+_DELAYED_BY_DEFAULT = ("slow", "trickle")
 WILDCARD = "*"
 OAUTH_OPERATIONS = {"/oauth2/auth": "oauth2_auth", "/oauth2/token": "oauth2_token"}
 
 _TURNED_AWAY = ("429", "503")
-_FIXED_EFFECT = {"drop-before-read": False, "slow": True, "malformed": True}
+_FIXED_EFFECT = {"drop-before-read": False, "slow": True, "trickle": True, "malformed": True}
 _STATUS_ERRORS: Dict[str, Tuple[Code, str]] = {
     "429": (Code.RESOURCE_EXHAUSTED, "injected fault: too many requests"),
     "500": (Code.INTERNAL, "injected fault: internal error"),
     "503": (Code.UNAVAILABLE, "injected fault: service unavailable"),
 }
 _PROXY_PAGES = {"502": "502 Bad Gateway", "504": "504 Gateway Time-out"}
+_TOKEN_ENDPOINT = "oauth2_token"  # noqa: S105 - an operation name
+# What Ory Hydra answers for these, as RFC 6749 section 5.2 errors.
+_OAUTH_ERRORS: Dict[str, Tuple[str, str]] = {
+    "429": ("temporarily_unavailable", "injected fault: too many requests, try again later"),
+    "500": ("server_error", "injected fault: the authorization server encountered an unexpected condition"),
+    "503": ("temporarily_unavailable", "injected fault: the authorization server is temporarily unavailable"),
+}
 MALFORMED_BODY = b'{"injected fault": "a body cut sh'
 
 
@@ -88,7 +104,7 @@ class FaultRule:
         seed: Optional[int] = None,
         retry_after: Optional[int] = None,
         retry_after_as_date: bool = False,
-        delay: float = 1.0,
+        delay: Optional[float] = None,
         takes_effect: Optional[bool] = None,
     ) -> None:
         self.operation: str = _check_operation(operation)
@@ -108,6 +124,8 @@ class FaultRule:
                 raise SandboxError("retry_after must be a whole number of seconds, 0 or more")
         if retry_after_as_date and retry_after is None:
             raise SandboxError("retry_after_as_date needs retry_after (the seconds the date is ahead)")
+        if delay is None:
+            delay = 1.0 if self.fault in _DELAYED_BY_DEFAULT else 0.0
         if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 3600:
             raise SandboxError("delay must be a number of seconds from 0 to 3600")
         self.remaining = times
@@ -133,8 +151,8 @@ class FaultRule:
             self.remaining -= 1
         return True
 
-    def reply(self, recorded: bool) -> Reply:
-        """The answer of a status fault."""
+    def reply(self, recorded: bool, operation: str = "") -> Reply:
+        """The answer of a status fault to a call of ``operation``."""
         headers: Dict[str, str] = {}
         if self.retry_after is not None:
             headers["Retry-After"] = (
@@ -147,6 +165,11 @@ class FaultRule:
             page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>\n"
             headers["Content-Type"] = "text/html"
             return Reply(int(self.fault), page.encode(), headers, None, f"injected fault: {title}", recorded)
+        if operation == _TOKEN_ENDPOINT:
+            error, description = _OAUTH_ERRORS[self.fault]
+            body = json.dumps({"error": error, "error_description": description}).encode("utf-8")
+            headers.update({"Content-Type": "application/json;charset=UTF-8", "Cache-Control": "no-store"})
+            return Reply(int(self.fault), body, headers, None, f"injected fault: {error}", recorded)
         code, message = _STATUS_ERRORS[self.fault]
         return error_reply(RpcError(code, message, headers), recorded=recorded)
 

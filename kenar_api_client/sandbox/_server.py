@@ -154,20 +154,22 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         # Each fault is on record before the client can see it.
         if rule.fault == "drop-before-read":
             note(False, None)
+            self._hold(rule)
             self.drop()
             return
         body = self.accept_request(path)
         if body is None:  # unreadable or refused: answered like any such request
             return
         if not rule.takes_effect:
-            refusal = rule.reply(recorded) if rule.fault in _faults.STATUS_FAULTS else None
+            refusal = rule.reply(recorded, operation) if rule.fault in _faults.STATUS_FAULTS else None
             note(False, None if refusal is None else refusal.status)
+            self._hold(rule)
             self._send_or_drop(path, refusal)
             return
         real = self.dispatch(path, query, body)
         reply: Optional[Reply] = real
         if rule.fault in _faults.STATUS_FAULTS:
-            reply = rule.reply(recorded)
+            reply = rule.reply(recorded, operation)
         elif rule.fault == "drop-after-read":
             reply = None
         elif rule.fault == "malformed":
@@ -176,9 +178,34 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                 real.status, _faults.MALFORMED_BODY, headers, real.code, real.message, real.recorded
             )
         note(real.status < 400, None if reply is None else reply.status)
-        if rule.fault == "slow" and not plan.wait(rule.delay):
+        if rule.fault == "trickle" and reply is not None:
+            self.send_trickled(path, reply, rule.delay)
+            return
+        if not self._hold(rule):
             reply = None  # the sandbox stopped meanwhile
         self._send_or_drop(path, reply)
+
+    def _hold(self, rule: _faults.FaultRule) -> bool:
+        """Wait the rule's ``delay``; False if the sandbox stopped meanwhile."""
+        return rule.delay <= 0 or self.server.sandbox.fault_plan.wait(rule.delay)
+
+    def send_trickled(self, path: str, reply: Reply, seconds: float) -> None:
+        """Send ``reply``'s status line and headers at once, then its body byte by byte over ``seconds``."""
+        if reply.recorded:
+            self._record(path, reply)
+        payload = reply.payload
+        self._answer(reply.status, b"", reply.headers, content_length=len(payload))
+        plan = self.server.sandbox.fault_plan
+        pause = seconds / max(1, len(payload))
+        try:
+            for index in range(len(payload)):
+                if index and not plan.wait(pause):
+                    self.drop()  # the sandbox stopped meanwhile
+                    return
+                self.wfile.write(payload[index : index + 1])
+                self.wfile.flush()
+        except OSError:  # the client gave up: nothing more to send
+            self.close_connection = True
 
     def _send_or_drop(self, path: str, reply: Optional[Reply]) -> None:
         if reply is None:
@@ -243,10 +270,17 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                 printable(reply.message),
             )
 
-    def _answer(self, status: int, payload: bytes, headers: Optional[Dict[str, str]] = None) -> None:
+    def _answer(
+        self,
+        status: int,
+        payload: bytes,
+        headers: Optional[Dict[str, str]] = None,
+        *,
+        content_length: Optional[int] = None,
+    ) -> None:
         self.send_response(status)
         headers = {"Content-Type": "application/json", **(headers or {})}
-        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Length", str(len(payload) if content_length is None else content_length))
         for name, value in headers.items():
             self.send_header(name, value)
         if self.close_connection:

@@ -4,8 +4,10 @@ Every token issued by the OAuth endpoints descends from one authorization (one c
 one user to one client): the code, the first pair, and every pair a refresh made from it.
 Kenar's OAuth server is Ory Hydra, and the rules here are Hydra's defaults as Kenar
 documents them: both tokens rotate on refresh, the old pair keeps working for
-``ROTATION_GRACE`` seconds, and a rotated refresh token used after that revokes the whole
-chain, as does a second use of a code.
+``ROTATION_GRACE`` seconds (``rotation_grace`` of a book, to rehearse a shorter one), and a
+rotated refresh token used after that revokes the whole chain, as does a second use of a
+code. Every such reuse is recorded as a :class:`TokenReuse`, so a test can check that an
+app never replayed a spent refresh token after its grace.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Dict, FrozenSet, Iterable, List, NamedTuple, Optional, Tuple
 
-from kenar_api_client.sandbox._clock import SandboxClock
+from kenar_api_client.sandbox._clock import SandboxClock, as_utc
 from kenar_api_client.sandbox._oauth_errors import invalid_grant
 from kenar_api_client.sandbox._scopes import OFFLINE_ACCESS
 
@@ -56,6 +59,37 @@ class AccessToken:
         return (
             f"AccessToken(user_id={self.user_id!r}, scopes={sorted(self.scopes)}, posts={sorted(self.posts)})"
         )
+
+
+@dataclass(frozen=True)
+class TokenReuse:
+    """A refresh token or code used again after it was spent (never the token itself).
+
+    ``kind`` is ``"refresh_token"`` or ``"code"``; ``first_used_at`` when it was spent
+    (rotated, or redeemed), ``at`` when it came again. ``within_grace``: a refresh token
+    back within the rotation grace, which Kenar accepts (a retried refresh); otherwise
+    ``revoked_chain`` is True: every token of the user's authorization was revoked.
+    """
+
+    kind: str
+    client_id: str
+    user_id: str
+    first_used_at: datetime
+    at: datetime
+    within_grace: bool
+    revoked_chain: bool
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "kind": self.kind,
+            "client_id": self.client_id,
+            "user_id": self.user_id,
+            "first_used_at": self.first_used_at.isoformat(),
+            "at": self.at.isoformat(),
+            "within_grace": self.within_grace,
+            "revoked_chain": self.revoked_chain,
+        }
 
 
 class TokenStatus(NamedTuple):
@@ -113,6 +147,7 @@ class _Code:
     scopes: Tuple[str, ...]
     issued_at: float
     redeemed: Optional[_Authorization] = None
+    redeemed_at: float = 0.0
 
 
 class TokenBook:
@@ -124,6 +159,19 @@ class TokenBook:
         self._access: Dict[str, _Access] = {}
         self._refresh: Dict[str, _Refresh] = {}
         self._codes: Dict[str, _Code] = {}
+        self._reuses: List[TokenReuse] = []
+        #: Seconds a rotated refresh token (and its access token) keeps working: Kenar's 120.
+        self.rotation_grace: float = float(ROTATION_GRACE)
+
+    def reuses(self) -> List[TokenReuse]:
+        """Every spent refresh token or code used again, oldest first (a copy)."""
+        with self._lock:
+            return list(self._reuses)
+
+    def clear_reuses(self) -> None:
+        """Forget the recorded reuses."""
+        with self._lock:
+            self._reuses = []
 
     # -- tokens configured by hand ----------------------------------------------------------
 
@@ -155,7 +203,8 @@ class TokenBook:
                 return TokenStatus(None, "the access token has expired", until, False)
             return TokenStatus(
                 None,
-                f"the access token was replaced by a token refresh more than {ROTATION_GRACE} seconds ago",
+                "the access token was replaced by a token refresh more than "
+                f"{self.rotation_grace:g} seconds ago",
                 until,
                 False,
             )
@@ -184,6 +233,17 @@ class TokenBook:
                 raise invalid_grant(f"{_INVALID_GRANT} The authorization code is not known.")
             if entry.redeemed is not None:
                 entry.redeemed.revoked = True
+                self._reuses.append(
+                    TokenReuse(
+                        "code",
+                        client_id,
+                        entry.grant.user_id,
+                        as_utc(entry.redeemed_at),
+                        as_utc(self._clock.now()),
+                        within_grace=False,
+                        revoked_chain=True,
+                    )
+                )
                 raise invalid_grant(
                     f"{_INVALID_GRANT} The authorization code has already been used; "
                     "the tokens issued for it have been revoked."
@@ -201,6 +261,7 @@ class TokenBook:
                 )
             authorization = _Authorization(client_id, entry.redirect_uri, entry.grant, entry.scopes)
             entry.redeemed = authorization
+            entry.redeemed_at = self._clock.now()
             return self._issue_pair(authorization, ACCESS_TOKEN_LIFETIME)
 
     def issue(
@@ -235,12 +296,26 @@ class TokenBook:
                 raise invalid_grant(f"{_INVALID_GRANT} The refresh token has been revoked.")
             if authorization.client_id != client_id:
                 raise invalid_grant(f"{_INVALID_GRANT} The refresh token was issued to another client.")
-            if entry.rotated_at is not None and now >= entry.rotated_at + ROTATION_GRACE:
-                authorization.revoked = True
-                raise invalid_grant(
-                    f"{_INVALID_GRANT} The refresh token was already used more than {ROTATION_GRACE} "
-                    "seconds ago; every token of its authorization has been revoked."
+            if entry.rotated_at is not None:
+                within_grace = now < entry.rotated_at + self.rotation_grace
+                self._reuses.append(
+                    TokenReuse(
+                        "refresh_token",
+                        client_id,
+                        authorization.grant.user_id,
+                        as_utc(entry.rotated_at),
+                        as_utc(now),
+                        within_grace=within_grace,
+                        revoked_chain=not within_grace,
+                    )
                 )
+                if not within_grace:
+                    authorization.revoked = True
+                    raise invalid_grant(
+                        f"{_INVALID_GRANT} The refresh token was already used more than "
+                        f"{self.rotation_grace:g} seconds ago; every token of its authorization "
+                        "has been revoked."
+                    )
             if now >= entry.expires_at:
                 raise invalid_grant(
                     f"{_INVALID_GRANT} The refresh token has expired (refresh tokens are valid for "
@@ -257,7 +332,7 @@ class TokenBook:
                 )
             if entry.rotated_at is None:
                 entry.rotated_at = now
-                self._access[entry.access_token].grace_ends = now + ROTATION_GRACE
+                self._access[entry.access_token].grace_ends = now + self.rotation_grace
             return self._issue_pair(authorization, ACCESS_TOKEN_LIFETIME)
 
     # -- revocation -------------------------------------------------------------------------

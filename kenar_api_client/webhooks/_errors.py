@@ -32,3 +32,18 @@ class WebhookPayloadError(WebhookError):
     """The body is not a JSON object, or does not fit the event type it names."""
 
     http_status: ClassVar[int] = 400
+
+
+class DeliveryLogError(WebhookError):
+    """The delivery log could not be read or written; the backend's error is the ``__cause__``.
+
+    A receiver answers such a delivery 503 without calling the handler, so the sender
+    delivers it again rather than it being handled twice.
+    """
+
+    http_status: ClassVar[int] = 503
+
+
+def too_large(limit: int) -> WebhookPayloadTooLarge:
+    """The error for a body over ``limit`` bytes."""
+    return WebhookPayloadTooLarge(f"webhook body is larger than {limit} bytes")

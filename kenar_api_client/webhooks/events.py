@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Type, Union
 
@@ -316,6 +318,28 @@ class WebhookEvent(KenarModel):
         """The event's payload; each event class narrows the type."""
         return None
 
+    @property
+    def delivery_key(self) -> str:
+        """What tells a redelivery of this event apart from another event.
+
+        A chat message event's key is its type and message id (``NEW_MESSAGE:<id>``): every
+        delivery of one message has it, whatever its ``metadata``. Any other event (and a
+        message without an id) is keyed by the SHA-256 of its canonical JSON
+        (``sha256:<hex>`` of ``to_dict()`` with sorted keys, compact, UTF-8): a redelivery
+        of the same body matches whatever its key order or spacing, and an event rebuilt
+        from ``to_dict()`` (in a job queue's worker, say) has the same key.
+        """
+        return self._digest_key()
+
+    def _digest_key(self) -> str:
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def _message_key(self, message: ChatMessage) -> str:
+        if isinstance(message.id, str) and message.id:
+            return f"{self.type}:{message.id}"
+        return self._digest_key()
+
 
 class NewMessageEvent(WebhookEvent):
     """``NEW_MESSAGE``: a message in a post conversation the app subscribed to."""
@@ -328,6 +352,11 @@ class NewMessageEvent(WebhookEvent):
         """The same as ``new_message``."""
         return self.new_message
 
+    @property
+    def delivery_key(self) -> str:
+        """``NEW_MESSAGE:<message id>``; see :attr:`WebhookEvent.delivery_key`."""
+        return self._message_key(self.new_message)
+
 
 class NewChatbotMessageEvent(WebhookEvent):
     """``NEW_CHATBOT_MESSAGE``: a message to the app's chatbot (no subscription needed)."""
@@ -339,6 +368,11 @@ class NewChatbotMessageEvent(WebhookEvent):
     def payload(self) -> ChatMessage:
         """The same as ``new_chatbot_message``."""
         return self.new_chatbot_message
+
+    @property
+    def delivery_key(self) -> str:
+        """``NEW_CHATBOT_MESSAGE:<message id>``; see :attr:`WebhookEvent.delivery_key`."""
+        return self._message_key(self.new_chatbot_message)
 
 
 class UserAccessRevocationEvent(WebhookEvent):
@@ -437,7 +471,8 @@ class UnknownEvent(WebhookEvent):
         return self._raw.get(self.type.lower())
 
 
-_EVENT_CLASSES: Dict[str, Type[WebhookEvent]] = {
+#: The class of each documented event type.
+EVENT_CLASSES: Mapping[str, Type[WebhookEvent]] = {
     WebhookEventType.NEW_MESSAGE.value: NewMessageEvent,
     WebhookEventType.NEW_CHATBOT_MESSAGE.value: NewChatbotMessageEvent,
     WebhookEventType.USER_ACCESS_REVOCATION.value: UserAccessRevocationEvent,
@@ -468,8 +503,19 @@ def _nests_deeper_than(data: Mapping[str, Any], limit: int) -> bool:
         if depth > limit:
             return True
         children = value.values() if isinstance(value, Mapping) else value
-        pending.extend((child, depth + 1) for child in children if isinstance(child, (Mapping, list, tuple)))
+        pending.extend((child, depth + 1) for child in children if _is_container(child))
     return False
+
+
+def _is_container(value: Any) -> bool:
+    # Decoded JSON holds dicts and lists only: test their exact types first, which is cheap,
+    # and fall back to the abstract Mapping check (slow) for what callers built themselves.
+    kind = type(value)
+    if kind is dict or kind is list:
+        return True
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return False
+    return isinstance(value, (Mapping, list, tuple))
 
 
 def event_from_dict(data: Mapping[str, Any]) -> WebhookEvent:
@@ -485,7 +531,7 @@ def event_from_dict(data: Mapping[str, Any]) -> WebhookEvent:
         raise WebhookPayloadError("webhook body has no string 'type' field")
     if _nests_deeper_than(data, MAX_NESTING_DEPTH):
         raise WebhookPayloadError(TOO_DEEP_MESSAGE)
-    event_class = _EVENT_CLASSES.get(event_type, UnknownEvent)
+    event_class = EVENT_CLASSES.get(event_type, UnknownEvent)
     try:
         return event_class.model_validate(data)
     except ValidationError as exc:

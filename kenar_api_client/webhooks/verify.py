@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hmac
-import json
-from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from kenar_api_client.webhooks._errors import (
     WebhookPayloadError,
     WebhookPayloadTooLarge,
     WebhookVerificationError,
+    too_large,
 )
-from kenar_api_client.webhooks.events import TOO_DEEP_MESSAGE, WebhookEvent, event_from_dict
+from kenar_api_client.webhooks.decoding import event_from_body
+from kenar_api_client.webhooks.events import WebhookEvent
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "Body", "Headers", "WebhookVerifier", "parse_event"]
 
@@ -99,7 +100,14 @@ class WebhookVerifier:
         as is, a ``str`` as its UTF-8 encoding. Several ``Authorization`` headers are
         rejected, since it would be unclear which one to trust.
         """
-        values = _authorization_values(headers)
+        self.verify_authorization(_authorization_values(headers))
+
+    def verify_authorization(self, values: Sequence[object]) -> None:
+        """:meth:`verify` for the values of every ``Authorization`` header received, in a list.
+
+        For a server that has found the header already: a WSGI environ's
+        ``HTTP_AUTHORIZATION`` (as its latin-1 bytes), an ASGI scope's values.
+        """
         if not values:
             raise WebhookVerificationError("webhook Authorization header is missing")
         if len(values) > 1:
@@ -118,20 +126,7 @@ class WebhookVerifier:
         :class:`WebhookError`.
         """
         self.verify(headers)
-        return event_from_dict(self._decode(body))
-
-    def _decode(self, body: Body) -> Mapping[str, Any]:
-        """The body as a JSON object, after checking its size in bytes."""
-        raw = self._limited_bytes(body)
-        try:
-            document = json.loads(raw.decode("utf-8"))
-        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-            raise WebhookPayloadError("webhook body is not valid UTF-8 JSON") from exc
-        except RecursionError as exc:
-            raise WebhookPayloadError(TOO_DEEP_MESSAGE) from exc
-        if not isinstance(document, dict):
-            raise WebhookPayloadError("webhook body is not a JSON object")
-        return document
+        return event_from_body(self._limited_bytes(body))
 
     def _limited_bytes(self, body: Body) -> bytes:
         if isinstance(body, str):
@@ -153,7 +148,7 @@ class WebhookVerifier:
         return raw
 
     def _too_large(self) -> WebhookPayloadTooLarge:
-        return WebhookPayloadTooLarge(f"webhook body is larger than {self.max_body_bytes} bytes")
+        return too_large(self.max_body_bytes)
 
 
 def parse_event(

@@ -1,44 +1,30 @@
-"""A WSGI application that verifies deliveries and hands their typed events to a handler."""
+"""A WSGI application that verifies deliveries and hands their typed events to a handler.
+
+Only the WSGI side is here: reading the environ and the body, calling the handler,
+answering. What to answer is decided by the receivers' shared core (``_receiver``).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import socket
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional, Union
 
-from kenar_api_client._content_length import parse_content_length
-from kenar_api_client._printable import printable
-from kenar_api_client.webhooks._errors import (
-    WebhookError,
-    WebhookPayloadError,
-    WebhookPayloadTooLarge,
-    WebhookVerificationError,
-)
+from kenar_api_client.webhooks._receiver import LOGGER_NAME, NO_LENGTH, Answer, ReceiverCore, Stopped
+from kenar_api_client.webhooks.deliveries import DeliveryLog
 from kenar_api_client.webhooks.events import WebhookEvent
-from kenar_api_client.webhooks.verify import DEFAULT_MAX_BODY_BYTES, WebhookVerifier
+from kenar_api_client.webhooks.verify import DEFAULT_MAX_BODY_BYTES
 
 if TYPE_CHECKING:
+    import logging
+
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["LOGGER_NAME", "WebhookHandler", "make_wsgi_app"]
 
-LOGGER_NAME = "kenar_api_client.webhooks"
-
 WebhookHandler = Callable[[WebhookEvent], object]
 
 _CHUNK_BYTES = 64 * 1024
-_RESPONSE_BODIES: Dict[int, Dict[str, str]] = {
-    200: {"status": "ok"},
-    400: {"error": "bad payload"},
-    401: {"error": "unauthorized"},
-    405: {"error": "method not allowed"},
-    408: {"error": "request timeout"},
-    413: {"error": "payload too large"},
-    500: {"error": "internal error"},
-}
 
 
 def make_wsgi_app(
@@ -47,122 +33,84 @@ def make_wsgi_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     logger: Optional[logging.Logger] = None,
+    deliveries: Optional[DeliveryLog] = None,
 ) -> WSGIApplication:
     """A WSGI app receiving Kenar webhook deliveries at any path.
 
     For a POST it checks ``Authorization`` first (401, the body is not read), then the
     declared ``Content-Length`` (413, not read either), reads at most ``max_body_bytes``,
-    decodes the event (400 if it cannot; 408 if the server's read timeout cut the body short)
-    and calls ``handler(event)``: 200 once it returned, 500 without details if it raised.
-    Other methods get 405 with ``Allow: POST``.
+    decodes the event (400 if it cannot; 408 if the body did not arrive whole: the server's
+    read timeout expired or the connection ended) and calls ``handler(event)``: 200 once it
+    returned, 500 without details if it raised. Other methods get 405 with ``Allow: POST``.
+
+    With ``deliveries`` (a :class:`~kenar_api_client.webhooks.DeliveryLog`) the handler runs
+    once per ``event.delivery_key``: a delivery handled before is answered 200 without it,
+    one whose first copy is still being handled gets 503 with ``Retry-After``, and a handler
+    that raised leaves the key free for the next copy.
 
     Every request is logged once on ``logger`` (default: the ``kenar_api_client.webhooks``
     logger) with its outcome, status and event type; never with the key or the received
     ``Authorization`` value. A handler's exception is logged with its traceback.
     """
-    verifier = WebhookVerifier(identification_key, max_body_bytes)
-    log = logger if logger is not None else logging.getLogger(LOGGER_NAME)
+    core = ReceiverCore(identification_key, max_body_bytes, deliveries, logger)
 
     def kenar_webhook_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        status, extra_headers = _serve(environ, verifier, handler, log)
-        return _respond(start_response, status, extra_headers)
+        answer = _serve(environ, core, handler)
+        start_response(answer.status_line, list(answer.headers))
+        return [answer.body]
 
     return kenar_webhook_app
 
 
-def _serve(
-    environ: WSGIEnvironment,
-    verifier: WebhookVerifier,
-    handler: WebhookHandler,
-    log: logging.Logger,
-) -> Tuple[int, List[Tuple[str, str]]]:
-    """Handle one request; return its status and any extra response headers."""
-    remote = str(environ.get("REMOTE_ADDR") or "-")
-    method = str(environ.get("REQUEST_METHOD") or "")
-    if method != "POST":
-        _discard_body(environ, verifier.max_body_bytes)
-        _log(log, logging.WARNING, "refused", 405, None, remote, f"method {method!r}")
-        return 405, [("Allow", "POST")]
-
-    headers = _authorization_header(environ)
+def _serve(environ: WSGIEnvironment, core: ReceiverCore, handler: WebhookHandler) -> Answer:
+    """Handle one request; the answer to send."""
+    remote = environ.get("REMOTE_ADDR")
+    length_text = environ.get("CONTENT_LENGTH")
+    lengths = [length_text] if length_text and length_text.strip() else []
+    refusal, length = core.head(
+        str(environ.get("REQUEST_METHOD") or ""), _authorization(environ), lengths, remote
+    )
+    if refusal is not None:
+        if refusal.drain:
+            _drain(environ, length, core.max_body_bytes)
+        return refusal
     try:
-        verifier.verify(headers)
-    except WebhookVerificationError as exc:
-        # Read (bounded) what the sender already sent, so it gets the 401 and not a reset.
-        _discard_body(environ, verifier.max_body_bytes)
-        _log(log, logging.WARNING, "rejected", exc.http_status, None, remote, str(exc))
-        return exc.http_status, []
-    return _deliver(environ, headers, verifier, handler, log, remote), []
-
-
-def _deliver(
-    environ: WSGIEnvironment,
-    headers: List[Tuple[str, Union[str, bytes]]],
-    verifier: WebhookVerifier,
-    handler: WebhookHandler,
-    log: logging.Logger,
-    remote: str,
-) -> int:
-    """Read and parse a delivery whose header is verified, run the handler; the status."""
-    try:
-        event = verifier.parse_event(_read_body(environ, verifier.max_body_bytes), headers)
-    except WebhookError as exc:
-        _log(log, logging.WARNING, "rejected", exc.http_status, None, remote, str(exc))
-        return exc.http_status
+        body = read_body(environ, length, core.max_body_bytes)
     except socket.timeout:  # TimeoutError from Python 3.10: the server's read timeout
-        _log(log, logging.WARNING, "rejected", 408, None, remote, "the body did not arrive in time")
-        return 408
+        outcome = core.received(b"", length, remote, Stopped.TIMED_OUT)
     except Exception:
-        log.exception(
-            "webhook delivery failed: status=500 event_type=- remote=%s (reading the request)",
-            printable(remote),
-            extra=_log_extra("failed", 500, None),
-        )
-        return 500
-
+        return core.read_failed(remote)
+    else:
+        outcome = core.received(body, length, remote)
+    if isinstance(outcome, Answer):
+        return outcome
     try:
-        handler(event)
+        handler(outcome.event)
     except Exception:
-        log.exception(
-            "webhook delivery failed: status=500 event_type=%r remote=%s (the handler raised)",
-            event.type,
-            printable(remote),
-            extra=_log_extra("failed", 500, event.type),
-        )
-        return 500
-    _log(log, logging.INFO, "handled", 200, event.type, remote, None)
-    return 200
+        return core.failed(outcome)
+    return core.handled(outcome)
 
 
-def _authorization_header(environ: WSGIEnvironment) -> List[Tuple[str, Union[str, bytes]]]:
-    """The ``Authorization`` header as (name, value) pairs, in its original bytes if possible."""
+def _authorization(environ: WSGIEnvironment) -> List[Union[str, bytes]]:
+    """The ``Authorization`` header, in the bytes that were sent where possible."""
     value = environ.get("HTTP_AUTHORIZATION")
     if value is None:
         return []
     if isinstance(value, str):
         # PEP 3333 passes header bytes as latin-1 text; compare the bytes that were sent.
-        with contextlib.suppress(UnicodeEncodeError):
-            return [("Authorization", value.encode("latin-1"))]
-    return [("Authorization", value)]
+        try:
+            return [value.encode("latin-1")]
+        except UnicodeEncodeError:
+            pass
+    return [value]
 
 
-def _declared_length(environ: WSGIEnvironment, limit: int) -> Optional[int]:
-    """``CONTENT_LENGTH`` as an int, ``None`` if absent; raise if it is invalid or over ``limit``."""
-    raw = str(environ.get("CONTENT_LENGTH") or "").strip()
-    if not raw:
-        return None
-    length = parse_content_length(raw, limit)
-    if length is None:
-        raise WebhookPayloadError("webhook request has an invalid Content-Length")
-    if length > limit:
-        raise WebhookPayloadTooLarge(f"webhook body is larger than {limit} bytes")
-    return length
+def read_body(environ: WSGIEnvironment, length: int, limit: int) -> bytes:
+    """Read the body of ``length`` bytes (``NO_LENGTH``: unknown), never more than ``limit + 1`` bytes.
 
-
-def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:
-    """Read the body, never more than ``limit + 1`` bytes (one more shows it is too large)."""
-    length = _declared_length(environ, limit)
-    if length is None:
+    One byte more than ``limit`` shows the body is too large.
+    """
+    if length == NO_LENGTH:
         # Without a length, only a server that marks the input as terminated lets us read it.
         if not environ.get("wsgi.input_terminated"):
             return b""
@@ -171,8 +119,11 @@ def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:
 
 
 def _read_up_to(stream: Any, size: int) -> bytes:
-    chunks: List[bytes] = []
-    remaining = size
+    first = stream.read(min(size, _CHUNK_BYTES))
+    if len(first) >= size or not first:
+        return bytes(first)
+    chunks: List[bytes] = [first]
+    remaining = size - len(first)
     while remaining > 0:
         chunk = stream.read(min(remaining, _CHUNK_BYTES))
         if not chunk:
@@ -182,48 +133,7 @@ def _read_up_to(stream: Any, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _discard_body(environ: WSGIEnvironment, limit: int) -> None:
-    """Read and drop a body of at most ``limit`` bytes; a larger one is left unread."""
-    with contextlib.suppress(Exception):
-        _read_body(environ, limit)
-
-
-def _log_extra(outcome: str, status: int, event_type: Optional[str]) -> Dict[str, Any]:
-    return {
-        "webhook_outcome": outcome,
-        "webhook_status": status,
-        "webhook_event_type": event_type,
-    }
-
-
-def _log(
-    log: logging.Logger,
-    level: int,
-    outcome: str,
-    status: int,
-    event_type: Optional[str],
-    remote: str,
-    reason: Optional[str],
-) -> None:
-    """One line per request; ``reason`` is one of our own secret-free messages."""
-    log.log(
-        level,
-        "webhook delivery %s: status=%d event_type=%s remote=%s%s",
-        outcome,
-        status,
-        "-" if event_type is None else repr(event_type),
-        printable(remote),
-        "" if reason is None else f" reason={printable(reason)}",
-        extra=_log_extra(outcome, status, event_type),
-    )
-
-
-def _respond(start_response: StartResponse, status: int, extra_headers: List[Tuple[str, str]]) -> List[bytes]:
-    body = json.dumps(_RESPONSE_BODIES[status]).encode("utf-8")
-    headers = [
-        ("Content-Type", "application/json"),
-        ("Content-Length", str(len(body))),
-        *extra_headers,
-    ]
-    start_response(f"{status} {HTTPStatus(status).phrase}", headers)
-    return [body]
+def _drain(environ: WSGIEnvironment, length: int, limit: int) -> None:
+    """Read and drop a refused request's body of at most ``limit`` bytes."""
+    with contextlib.suppress(Exception):  # the answer is decided; a failing read changes nothing
+        read_body(environ, length, limit)
