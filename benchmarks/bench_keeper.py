@@ -41,6 +41,7 @@ import urllib3
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test"))
 
 import fake_kenar
+from _callgrind import instructions
 
 TARGET_USERS_PER_SECOND = 500.0
 TARGET_CPU_PER_USER = 0.0015
@@ -298,24 +299,8 @@ def instructions_per_user(base_url: str, work: str, counts: Tuple[int, int] = (1
     for count in counts:
         path = os.path.join(work, f"instructions-{count}.sqlite3")
         due_at = populate(open_store(("sqlite", path, "")), count, time.time())
-        result = subprocess.run(
-            [
-                shutil.which("valgrind") or "valgrind",
-                "--tool=callgrind",
-                "--callgrind-out-file=/dev/null",
-                sys.executable,
-                __file__,
-                "--run-round",
-                path,
-                base_url,
-                repr(due_at - time.time() + 1.0),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        collected = [line for line in result.stderr.splitlines() if "Collected :" in line]
-        totals.append(int(collected[-1].split(":")[-1]))
+        offset = repr(due_at - time.time() + 1.0)
+        totals.append(instructions([sys.executable, __file__, "--run-round", path, base_url, offset]))
     return (totals[1] - totals[0]) / (counts[1] - counts[0])
 
 
