@@ -18,12 +18,14 @@ REQUIRE_ENV = "KENAR_TEST_REQUIRE_REDIS"
 
 
 class RedisServer:
-    """``redis-server`` on a free loopback port, no persistence, in a temporary directory.
+    """``redis-server`` on a free loopback port, in a temporary directory.
 
-    With ``password``, clients must authenticate (``requirepass``).
+    With ``password``, clients must authenticate (``requirepass``). ``persistent=False`` runs
+    it as a cache (no AOF, no RDB save schedule), which the Redis token store warns about;
+    the default has an hourly RDB save schedule, which never fires during a test.
     """
 
-    def __init__(self, password: Optional[str] = None) -> None:
+    def __init__(self, password: Optional[str] = None, persistent: bool = True) -> None:
         self.password = password
         binary = shutil.which("redis-server")
         if binary is None:
@@ -51,7 +53,7 @@ class RedisServer:
                     "--bind",
                     "127.0.0.1",
                     "--save",
-                    "",
+                    "3600 1" if persistent else "",
                     "--appendonly",
                     "no",
                     "--dir",

@@ -221,9 +221,14 @@ def test_transport_failures_leave_it_pending_for_the_next_round(sandbox: Sandbox
         (pending,) = keeper.renew_due().pending
     assert pending.error is not None
     assert "connect" in pending.error
-    # The next round, from another process sharing the store, with Kenar reachable again.
+    assert pending.retries == 1
+    # Another process sharing the store, with Kenar reachable again: it waits out the retry delay.
     later = SubscriptionKeeper(TokenManager(oauth_client(sandbox), store), api_client)
-    assert len(later.renew_due().registered) == 1
+    assert later.renew_due().users == 0
+    assert sandbox.requests == []
+    sandbox.clock.advance(30)
+    (registered,) = later.renew_due().registered
+    assert registered.retries == 0
 
 
 def test_a_revocation_delivery_forgets_the_user(sandbox: Sandbox, api_client: Any) -> None:

@@ -219,7 +219,7 @@ def _store_flags(group: Any, *, user: bool = True) -> None:
     group.add_argument(
         "--store",
         metavar="PATH_OR_URL",
-        help="where tokens are kept: a SQLite file or a redis:// URL "
+        help="where tokens are kept: a SQLite file, a redis:// or a postgresql:// URL "
         "(default: $KENAR_TOKEN_STORE, else ~/.config/kenar-events/tokens.sqlite3)",
     )
     if user:
@@ -678,6 +678,17 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     _oauth_flags(renew, user=False)
     connection_flags(renew, token=False)
+    status = _command(
+        actions,
+        common,
+        "status",
+        "subscription_status:subscriptions_status",
+        "what the keepers did and what is due (for monitoring)",
+        "Users and kept subscriptions by state, the users due now and how late the most overdue "
+        "is, and each keeper process's latest round. Exits 1 when renewals run late or "
+        "subscriptions are not registered.",
+    )
+    _store_flags(status.add_argument_group("store"), user=False)
 
 
 def _add_demo(commands: Any, common: argparse.ArgumentParser) -> None:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 ENV_TOKEN_STORE = _env.TOKEN_STORE
 #: The URL schemes of a Redis store (redis-py's ``Redis.from_url``).
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: The URL schemes of a PostgreSQL store (libpq's connection URIs).
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 # A scheme, as in "rdis://": what a path never starts with (a Windows drive is one letter).
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 _SECRET_QUERY_NAMES = ("password", "username")
@@ -43,6 +45,8 @@ def open_store(spec: Optional[str], out: Output, *, create: bool) -> Tuple[Token
     spec = spec or os.environ.get(ENV_TOKEN_STORE, "").strip() or None
     scheme = _SCHEME.match(spec) if spec is not None else None
     if spec is not None and scheme is not None:
+        if scheme.group(1).lower() in POSTGRES_SCHEMES:
+            return _postgres_store(spec, out)
         return _redis_store(spec, scheme.group(1).lower(), out)
     return _sqlite_store(Path(spec) if spec else default_store_path(), create)
 
@@ -54,7 +58,7 @@ def _redis_store(url: str, scheme: str, out: Output) -> Tuple[TokenStore, str]:
     if scheme not in REDIS_SCHEMES:
         raise UsageError(
             f"the token store URL scheme {scheme!r} is unknown: give a SQLite file path, "
-            f"or a {', '.join(s + '://' for s in REDIS_SCHEMES)} URL"
+            f"or a {', '.join(s + '://' for s in REDIS_SCHEMES + POSTGRES_SCHEMES)} URL"
         )
     out.hide(*redis_secrets(url))
     where = shown_url(url)
@@ -64,6 +68,18 @@ def _redis_store(url: str, scheme: str, out: Output) -> Tuple[TokenStore, str]:
         raise UsageError(str(exc)) from exc
     except ValueError as exc:  # a URL redis-py cannot read
         raise UsageError(f"the token store URL {where} is malformed: {exc}") from exc
+
+
+def _postgres_store(url: str, out: Output) -> Tuple[TokenStore, str]:
+    from kenar_api_client.exceptions import ApiValueError
+    from kenar_api_client.oauth import PostgresTokenStore
+
+    out.hide(*redis_secrets(url))  # the same user info and ?password= as a Redis URL's
+    where = shown_url(url)
+    try:
+        return PostgresTokenStore(url), where
+    except ApiValueError as exc:  # psycopg is not installed, or the URL is malformed
+        raise UsageError(str(exc)) from exc
 
 
 def _sqlite_store(path: Path, create: bool) -> Tuple[TokenStore, str]:
@@ -93,7 +109,7 @@ def _sqlite_store(path: Path, create: bool) -> Tuple[TokenStore, str]:
 
 
 def redis_secrets(url: str) -> List[str]:
-    """The password (and user name) a Redis URL carries, in its user info or its query."""
+    """The password (and user name) a Redis or PostgreSQL URL carries, in its user info or its query."""
     parts = urlsplit(url)
     secrets = [value for value in (parts.password, parts.username) if value]
     secrets += [

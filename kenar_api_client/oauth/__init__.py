@@ -16,8 +16,8 @@
         SubscriptionKeeper(tokens, api_client).keep("user-42", {"event_type": "POST_UPDATE"})
 
 See docs/OAuth.md and docs/Subscriptions.md. No new dependency: ``RedisTokenStore``
-alone needs the ``redis`` extra. ``authorize_on_loopback`` (the whole flow for a script)
-loads ``http.server`` on first use only.
+alone needs the ``redis`` extra, ``PostgresTokenStore`` the ``postgres`` extra.
+``authorize_on_loopback`` (the whole flow for a script) loads ``http.server`` on first use only.
 """
 
 from typing import TYPE_CHECKING
@@ -40,14 +40,22 @@ from kenar_api_client.oauth.errors import (
     StateMismatchError,
     TokenStoreError,
 )
-from kenar_api_client.oauth.keeper import KeptSubscription, RenewalReport, SubscriptionKeeper
+from kenar_api_client.oauth.keeper import KeeperStatus, KeptSubscription, RenewalReport, SubscriptionKeeper
 from kenar_api_client.oauth.log_filter import OAuthCodeFilter
 from kenar_api_client.oauth.managed import ManagedApiClient, TokenAuth
 from kenar_api_client.oauth.manager import TokenManager
+from kenar_api_client.oauth.postgres_store import PostgresTokenStore
 from kenar_api_client.oauth.redis_store import RedisTokenStore
 from kenar_api_client.oauth.scopes import RESOURCE_SCOPES, Scope, scope, subscription_scopes
 from kenar_api_client.oauth.sqlite_store import SQLiteTokenStore
-from kenar_api_client.oauth.store import MemoryTokenStore, TokenStore, Versioned
+from kenar_api_client.oauth.store import (
+    DueIndex,
+    DueSummary,
+    MemoryTokenStore,
+    TokenStore,
+    Versioned,
+    VolatileStoreWarning,
+)
 from kenar_api_client.oauth.token import OAuthToken
 
 # Loaded on first use: the loopback flow serves HTTP and may start a browser; the async
@@ -68,8 +76,11 @@ __all__ = [
     "AsyncManagedApiClient",
     "AuthorizationRequest",
     "ConsentRequiredError",
+    "DueIndex",
+    "DueSummary",
     "InvalidClientError",
     "InvalidGrantError",
+    "KeeperStatus",
     "KeptSubscription",
     "ManagedApiClient",
     "MemoryTokenStore",
@@ -78,6 +89,7 @@ __all__ = [
     "OAuthError",
     "OAuthRedirectError",
     "OAuthToken",
+    "PostgresTokenStore",
     "RedisTokenStore",
     "RenewalReport",
     "SQLiteTokenStore",
@@ -89,6 +101,7 @@ __all__ = [
     "TokenStore",
     "TokenStoreError",
     "Versioned",
+    "VolatileStoreWarning",
     "authorize_on_loopback",
     "scope",
     "subscription_scopes",

@@ -2,136 +2,184 @@
 
 A Kenar subscription lives only as long as the access token it was registered with. The
 keeper remembers the subscriptions the app wants for each user (in the token store) and
-registers each again whenever that user's token changed (after every refresh, which the
-token manager does ahead of expiry), so deliveries never stop.
+registers each again whenever that user's token changed, so deliveries never stop. The
+store's due index says which users are due; a round claims them in batches and renews
+them concurrently on a bounded pool of threads (the decisions are in ``renewal``).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
+import queue
 import socket
 import threading
+import time
 import uuid
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from kenar_api_client.api_client import ApiClient
-from kenar_api_client.exceptions import ApiException, ApiValueError
-from kenar_api_client.oauth.errors import ConsentRequiredError
-from kenar_api_client.oauth.managed import ManagedApiClient
+from kenar_api_client.exceptions import ApiValueError
+from kenar_api_client.oauth.kept import (
+    CONSENT_REQUIRED,
+    FAILED,
+    PENDING,
+    REGISTERED,
+    STATES,
+    SUBSCRIPTIONS_KEY_PREFIX,
+    KeptSubscription,
+    RenewalReport,
+    apply,
+    declaration,
+    decode,
+    encode,
+    logger,
+    one_line,
+)
 from kenar_api_client.oauth.manager import TokenManager
+from kenar_api_client.oauth.renewal import (
+    ClaimLost,
+    ReadSubscriptions,
+    ReadToken,
+    Record,
+    RefreshToken,
+    Register,
+    RenewalPolicy,
+    Step,
+    UserRound,
+    drive,
+    user_round,
+)
+from kenar_api_client.oauth.schedule import RENEW_LEASE_PREFIX, due_index
+from kenar_api_client.oauth.store import DueIndex, DueSummary
 from kenar_api_client.oauth.token import OAuthToken
 from kenar_api_client.oauth.user_keys import check_user_key
 
-logger: logging.Logger = logging.getLogger(__name__)
+__all__ = [
+    "CONSENT_REQUIRED",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_INTERVAL",
+    "FAILED",
+    "PENDING",
+    "REGISTERED",
+    "RENEW_LEASE_PREFIX",
+    "ROUNDS_KEY",
+    "SUBSCRIPTIONS_KEY_PREFIX",
+    "KeeperStatus",
+    "KeptSubscription",
+    "RenewalReport",
+    "SubscriptionKeeper",
+]
 
-SUBSCRIPTIONS_KEY_PREFIX = "subscriptions:"
-RENEW_LEASE_PREFIX = "renew:"
 DEFAULT_INTERVAL = 60.0
+#: Users renewed at once by one process: their requests share the API client's pool.
+DEFAULT_CONCURRENCY = 16
+#: How long a claimed user stays with its keeper without news (extended as it goes).
+DEFAULT_CLAIM_TTL = 120.0
+#: Where rounds leave their figures for ``kenar-events subscriptions status``.
+ROUNDS_KEY = "keeper:rounds"
+_ROUNDS_KEPT_FOR = 3600.0
+#: An idle round is recorded at most this often (a busy one always): "alive, nothing due".
+_IDLE_RECORD_EVERY = 600.0
 
-PENDING, REGISTERED, FAILED, CONSENT_REQUIRED = "pending", "registered", "failed", "consent_required"
-# Statuses that say "do not send this again as it is": the request or the grant is wrong.
-_PERMANENT_STATUSES = frozenset({400, 403, 404, 409, 422})
+RoundListener = Callable[[RenewalReport], None]
 
 
-@dataclass(frozen=True)
-class KeptSubscription:
-    """A subscription the keeper keeps for a user, and where it stands.
+class KeeperStatus:
+    """Where every kept subscription stands, for operators (``kenar-events subscriptions status``).
 
-    ``state`` is ``"pending"`` (to be registered; ``error`` says why the last try failed,
-    it is retried next round), ``"registered"``, ``"failed"`` (Kenar refused it, e.g. a
-    scope is missing: ``error`` is Kenar's message; retried once the user's scopes
-    change) or ``"consent_required"`` (the user's token is gone: retried after they
-    authorize the app again). ``valid_until`` is when the token it was registered with
-    expires.
+    ``users``: users with kept subscriptions; ``states``: subscriptions per state;
+    ``due``: users due now; ``lag``: how overdue the most overdue of them is (seconds, 0
+    if none); ``rounds``: the latest round of each keeper process in the last hour, by
+    process (``host:pid``), as :meth:`RenewalReport.counts` plus ``at`` (when it ended).
     """
 
-    user_key: str
-    event_type: str
-    event_resource_id: str = ""
-    metadata: Dict[str, Any] = field(default_factory=dict)
-    state: str = PENDING
-    registered_at: Optional[float] = None
-    valid_until: Optional[float] = None
-    token_fingerprint: Optional[str] = None
-    error: Optional[str] = None
-    failed_scopes: Optional[List[str]] = None
+    def __init__(
+        self, users: int, states: Dict[str, int], due: int, lag: float, rounds: Dict[str, Dict[str, Any]]
+    ) -> None:
+        self.users = users
+        self.states = states
+        self.due = due
+        self.lag = lag
+        self.rounds = rounds
 
-    @property
-    def key(self) -> str:
-        """What identifies it for its user: event type and resource."""
-        return f"{self.event_type}|{self.event_resource_id}"
-
-    def request(self) -> Dict[str, Any]:
-        """The body of ``events_register_event_subscription``."""
-        body: Dict[str, Any] = {"event_type": self.event_type, "metadata": self.metadata}
-        if self.event_resource_id:
-            body["event_resource_id"] = self.event_resource_id
-        return body
-
-    def is_due(self, token: OAuthToken) -> bool:
-        """Whether it must be registered (again) for a user whose current token is ``token``."""
-        if self.state == REGISTERED:
-            return self.token_fingerprint != token.fingerprint
-        if self.state == FAILED:
-            return sorted(self.failed_scopes or []) != sorted(token.scopes)
-        return True
-
-
-@dataclass
-class RenewalReport:
-    """What one round of :meth:`SubscriptionKeeper.renew_due` did."""
-
-    registered: List[KeptSubscription] = field(default_factory=list)
-    failed: List[KeptSubscription] = field(default_factory=list)
-    pending: List[KeptSubscription] = field(default_factory=list)
-    consent_required: List[KeptSubscription] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Whether nothing failed or was left pending."""
-        return not (self.failed or self.pending or self.consent_required)
-
-    def add(self, subscription: KeptSubscription) -> None:
-        """File a subscription under its new state."""
-        {
-            REGISTERED: self.registered,
-            FAILED: self.failed,
-            PENDING: self.pending,
-            CONSENT_REQUIRED: self.consent_required,
-        }[subscription.state].append(subscription)
-
-    def __str__(self) -> str:
-        return (
-            f"{len(self.registered)} registered, {len(self.failed)} failed, "
-            f"{len(self.pending)} pending, {len(self.consent_required)} waiting for consent"
-        )
+    def __repr__(self) -> str:
+        return f"KeeperStatus(users={self.users}, states={self.states!r}, due={self.due}, lag={self.lag:.1f})"
 
 
 class SubscriptionKeeper:
     """Registers the subscriptions an app wants for each user, and again after every token refresh.
 
     Declare what you want with :meth:`keep`; then either call :meth:`renew_due` from cron
-    (every minute) or :meth:`start` a background thread. Several processes and machines
-    may run keepers on the same store: a lease per user makes one of them do each round.
-    ``api_client`` carries the API key and host (its access token is not used).
+    (every minute) or :meth:`start` a background thread. Any number of processes and
+    machines may run keepers on the same store: each round claims the due users in the
+    store, so each user's work is done by one of them. ``api_client`` carries the API key
+    and host (its access token is not used); give its configuration a
+    ``connection_pool_maxsize`` of at least ``concurrency``.
+
+    ``concurrency``: users renewed at once (threads; 1 renews them one by one).
+    ``claim_ttl``: seconds a claimed user stays with this keeper without news; a keeper
+    that dies leaves its users to the others after this. ``jitter``, ``retry_delay`` and
+    ``revisit``: see :class:`~kenar_api_client.oauth.renewal.RenewalPolicy`. ``on_round``
+    is called with each round's :class:`RenewalReport` (also logged, with its figures as
+    ``kenar_*`` fields of the log record).
     """
 
-    def __init__(self, tokens: TokenManager, api_client: Optional[ApiClient] = None) -> None:
+    def __init__(
+        self,
+        tokens: TokenManager,
+        api_client: Optional[ApiClient] = None,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        claim_ttl: float = DEFAULT_CLAIM_TTL,
+        jitter: float = 0.1,
+        retry_delay: float = 30.0,
+        revisit: float = 900.0,
+        on_round: Optional[RoundListener] = None,
+    ) -> None:
         if not isinstance(tokens, TokenManager):
             raise ApiValueError(f"tokens must be a TokenManager, not {type(tokens).__name__}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
+            raise ApiValueError(f"concurrency must be a whole number from 1 to 256, got {concurrency!r}")
+        if (
+            isinstance(claim_ttl, bool)
+            or not isinstance(claim_ttl, (int, float))
+            or not 1 <= claim_ttl <= 3600
+        ):
+            raise ApiValueError(f"claim_ttl must be a number of seconds from 1 to 3600, got {claim_ttl!r}")
+        if on_round is not None and not callable(on_round):
+            raise ApiValueError("on_round must be a function taking the round's RenewalReport")
         self.tokens = tokens
         self.api_client: ApiClient = api_client if api_client is not None else ApiClient.get_default()
+        self.concurrency: int = concurrency
+        self.claim_ttl: float = float(claim_ttl)
+        self.policy: RenewalPolicy = RenewalPolicy(
+            leeway=tokens.leeway, jitter=jitter, retry_delay=retry_delay, revisit=revisit
+        )
+        self.on_round: Optional[RoundListener] = on_round
+        self._indexed = isinstance(tokens.store, DueIndex)
+        pool = getattr(getattr(self.api_client, "configuration", None), "connection_pool_maxsize", None)
+        if isinstance(pool, int) and pool < concurrency:
+            logger.warning(
+                "the API client's pool holds %d connections: at most %d of the keeper's %d renewals "
+                "send at once (raise Configuration.connection_pool_maxsize to %d)",
+                pool,
+                pool,
+                concurrency,
+                concurrency,
+            )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        tokens.on_refresh(lambda user_key, token: self._wake.set())
+        self._renewing = threading.local()  # the user this thread is renewing, if any
+        self._recorded_at: Optional[float] = None  # monotonic time of the last round recorded
+        _listen_for_refreshes(tokens, self)
 
     def __repr__(self) -> str:
         running = "running" if self.running else "stopped"
-        return f"SubscriptionKeeper({running}, tokens={self.tokens!r})"
+        return f"SubscriptionKeeper({running}, tokens={self.tokens!r}, concurrency={self.concurrency})"
 
     # -- what to keep ---------------------------------------------------------------------
 
@@ -141,13 +189,15 @@ class SubscriptionKeeper:
         Declaring the same event type and resource again replaces the metadata. It is
         registered at the next round (at once when the background thread runs).
         """
-        wanted = _declaration(user_key, request)
+        wanted = declaration(user_key, request)
 
         def change(subscriptions: Dict[str, KeptSubscription]) -> None:
             current = subscriptions.get(wanted.key)
             if current is None or current.metadata != wanted.metadata or current.state == FAILED:
                 subscriptions[wanted.key] = wanted
 
+        # Due first, then declared: a crash in between leaves a due user with nothing to do.
+        self._index().schedule(user_key, self.tokens.clock())
         kept = self._update(user_key, change)[wanted.key]
         self._wake.set()
         return kept
@@ -169,10 +219,23 @@ class SubscriptionKeeper:
         prefix = SUBSCRIPTIONS_KEY_PREFIX
         return sorted(key[len(prefix) :] for key in self.tokens.store.keys(prefix))
 
+    def summary(self) -> KeeperStatus:
+        """Where everything stands: users, subscriptions per state, what is due and how late, rounds.
+
+        Reads every user's subscriptions (a pass over the store): for operators, not for rounds.
+        """
+        kept = self.status()
+        now = self.tokens.clock()
+        due: DueSummary = self._index().due_summary(now)
+        lag = max(0.0, now - due.oldest_due_at) if due.oldest_due_at is not None else 0.0
+        states = {state: sum(1 for s in kept if s.state == state) for state in STATES}
+        return KeeperStatus(len({s.user_key for s in kept}), states, due.due, lag, self._rounds()[0])
+
     def forget_user(self, user_key: str) -> None:
         """Forget ``user_key``'s tokens and subscriptions (they revoked the app's access)."""
         self.tokens.forget(user_key)
         self.tokens.store.delete(SUBSCRIPTIONS_KEY_PREFIX + user_key)
+        self._index().unschedule(user_key)
         logger.info("forgot the tokens and subscriptions of user %r", user_key)
 
     def handle_event(self, event: Any) -> List[str]:
@@ -196,90 +259,201 @@ class SubscriptionKeeper:
             self.forget_user(user_key)
         return forgotten
 
+    def reindex(self) -> int:
+        """Make every user with kept subscriptions due now; returns how many.
+
+        For subscriptions declared before the store had a due index, or written into the
+        store by other means. Reads every key once.
+        """
+        index, now = self._index(), self.tokens.clock()
+        users = self.users()
+        for user_key in users:
+            index.schedule(user_key, now)
+        return len(users)
+
     # -- renewing ---------------------------------------------------------------------------
 
     def renew_due(self) -> RenewalReport:
-        """Register every kept subscription that is due, for every user; one round, for cron."""
+        """One round: renew every user due now, ``concurrency`` at a time; for cron or the thread.
+
+        Users are claimed from the store in batches as threads free up, so keepers in other
+        processes take the others. A user's failure (even an unexpected exception) is
+        recorded and retried later; it never stops the round.
+        """
+        return self._round(threading.Event())
+
+    def _round(self, stop: threading.Event) -> RenewalReport:
+        """A round that claims no more users once ``stop`` is set."""
+        started, owner = time.monotonic(), _owner()
+        now = self.tokens.clock()
+        index = self._index()
         report = RenewalReport()
-        for user_key in self.users():
-            for subscription in self.renew_user(user_key):
-                report.add(subscription)
+        pool: Optional[ThreadPoolExecutor] = None
+        finished: queue.SimpleQueue[UserRound] = queue.SimpleQueue()
+        running = 0
+        more = True
+        try:
+            while True:
+                free = self.concurrency - running
+                # Claim in batches of at least half the threads: fewer store round trips.
+                if more and not stop.is_set() and (free * 2 >= self.concurrency or not running):
+                    claimed = index.claim_due(now, owner, self.claim_ttl, free)
+                    more = len(claimed) == free
+                    taken_up = self.tokens.clock()
+                    for due in claimed:
+                        report.lag = max(report.lag, taken_up - due.due_at)
+                        if self.concurrency == 1:  # in this thread, one after another
+                            self._file(report, self._renew_claimed(index, due.name, owner))
+                            continue
+                        if pool is None:
+                            pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="kenar-keeper")
+                        pool.submit(self._renew_into, finished, index, due.name, owner)
+                        running += 1
+                if not running:
+                    if more and self.concurrency == 1 and not stop.is_set():
+                        continue
+                    break
+                self._file(report, finished.get())
+                running -= 1
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        report.duration = time.monotonic() - started
+        self._round_done(report, owner)
         return report
 
-    def renew_user(self, user_key: str) -> List[KeptSubscription]:
-        """Register ``user_key``'s due subscriptions; returns those it acted on, in their new states."""
+    def _renew_into(
+        self, finished: queue.SimpleQueue[UserRound], index: DueIndex, user_key: str, owner: str
+    ) -> None:
+        """``_renew_claimed`` on a pool thread, its result handed back through ``finished``."""
+        try:
+            result = self._renew_claimed(index, user_key, owner)
+        except BaseException as error:  # never lose the count: the round waits for every user
+            result = UserRound(user_key, error=one_line(f"{type(error).__name__}: {error}"))
+        finished.put(result)
+
+    def renew_user(self, user_key: str, *, wait: float = 0.0) -> RenewalReport:
+        """Renew ``user_key`` now, due or not; a report of what was done.
+
+        If another keeper (this process's background thread, or another process) is
+        renewing the user at this moment, nothing is done and the report's ``busy`` lists
+        the user, unless ``wait`` (seconds) lets this call wait for that keeper to finish
+        first; it then renews what is still due (often nothing: the other keeper did it).
+        """
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 3600:
+            raise ApiValueError(f"wait must be a number of seconds from 0 to 3600, got {wait!r}")
         check_user_key(user_key)
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        lease = RENEW_LEASE_PREFIX + user_key
-        if not self.tokens.store.acquire_lease(lease, owner, self.tokens.lease_ttl):
-            return []  # another process is renewing this user right now
-        try:
-            outcomes = self._renew(user_key)
-        finally:
-            self.tokens.store.release_lease(lease, owner)
-        if outcomes:
-            self._update(user_key, lambda subscriptions: _apply(subscriptions, outcomes))
-        return list(outcomes.values())
+        started, owner = time.monotonic(), _owner()
+        index = self._index()
+        report = RenewalReport()
+        pause = 0.01
+        while not index.claim(user_key, owner, self.tokens.clock(), self.claim_ttl):
+            if time.monotonic() + pause > started + wait:
+                report.busy.append(user_key)
+                logger.info("user %r is being renewed by another keeper; not renewing it now", user_key)
+                return report
+            time.sleep(pause)
+            pause = min(0.25, pause * 2)
+        self._file(report, self._renew_claimed(index, user_key, owner))
+        report.duration = time.monotonic() - started
+        return report
 
-    def _renew(self, user_key: str) -> Dict[str, KeptSubscription]:
-        subscriptions = self._load(user_key)[0]
-        if not subscriptions:
-            return {}
+    def _renew_claimed(self, index: DueIndex, user_key: str, owner: str) -> UserRound:
+        """Renew a user this keeper claimed, then release it with its next due time."""
+        now = self.tokens.clock()
+        run = _UserRun(self, index, user_key, owner, now)
+        self._renewing.user = user_key
         try:
-            token = self.tokens.token(user_key, reload=True)
-        except ConsentRequiredError as error:
-            return _all_in(subscriptions, CONSENT_REQUIRED, error.why, only_changed=True)
-        except ApiException as error:
-            return _all_in(subscriptions, PENDING, _message(error), only_changed=False)
-        due = [s for s in subscriptions.values() if s.is_due(token)]
-        if not due:
-            return {}
-        from kenar_api_client.api.events_api import EventsApi
-
-        client = self.tokens.api_client_for(user_key, self.api_client)
-        events = EventsApi(client)
-        outcomes: Dict[str, KeptSubscription] = {}
-        for subscription in due:
-            outcome = self._register(events, client, subscription, token)
-            outcomes[subscription.key] = outcome
-            if outcome.state == CONSENT_REQUIRED:
-                outcomes.update(_all_in(subscriptions, CONSENT_REQUIRED, outcome.error, only_changed=True))
-                break
-        return outcomes
-
-    def _register(
-        self, events: Any, client: ManagedApiClient, subscription: KeptSubscription, token: OAuthToken
-    ) -> KeptSubscription:
-        try:
-            events.events_register_event_subscription(subscription.request())
-        except ConsentRequiredError as error:
-            logger.warning("subscription %s of user %r: %s", subscription.key, subscription.user_key, error)
-            return replace(subscription, state=CONSENT_REQUIRED, error=error.why)
-        except ApiException as error:
-            permanent = error.status in _PERMANENT_STATUSES
+            result = drive(user_round(user_key, self.policy, now), run.perform)
+        except ClaimLost:
             logger.warning(
-                "subscription %s of user %r %s: %s",
-                subscription.key,
-                subscription.user_key,
-                "refused" if permanent else "not registered, retrying next round",
-                _message(error),
+                "lost the claim on user %r to another keeper mid-round; leaving it to them", user_key
             )
-            if permanent:
-                return replace(
-                    subscription, state=FAILED, error=_message(error), failed_scopes=list(token.scopes)
-                )
-            return replace(subscription, state=PENDING, error=_message(error))
-        used = client.last_token or token
-        logger.info("registered subscription %s of user %r", subscription.key, subscription.user_key)
-        return replace(
-            subscription,
-            state=REGISTERED,
-            registered_at=self.tokens.clock(),
-            valid_until=used.expires_at,
-            token_fingerprint=used.fingerprint,
-            error=None,
-            failed_scopes=None,
-        )
+            return UserRound(user_key, busy=True)
+        except Exception as error:  # one user's trouble never stops the round
+            logger.exception("renewing the subscriptions of user %r failed; retrying later", user_key)
+            error_text = one_line(f"{type(error).__name__}: {error}")
+            result = UserRound(user_key, next_due=self.policy.retry_at(now, 1), error=error_text)
+        finally:
+            self._renewing.user = None
+        try:
+            index.release(user_key, owner, result.next_due)
+        except Exception:  # the claim runs out by itself; the user is retried after it
+            logger.exception("could not release the claim on user %r", user_key)
+        return result
+
+    @staticmethod
+    def _file(report: RenewalReport, result: UserRound) -> None:
+        if result.busy:
+            report.busy.append(result.user_key)
+            return
+        report.users += 1
+        if result.error is not None:
+            report.errors[result.user_key] = result.error
+        for subscription in result.outcomes:
+            report.add(subscription)
+
+    def _round_done(self, report: RenewalReport, owner: str) -> None:
+        """Tell operators: a log record with the figures, the listener, the store's round record."""
+        figures = report.counts()
+        busy = bool(report.users or report.busy or report.errors)
+        if busy:
+            log = logger.info if report.ok else logger.warning
+            log(
+                "subscription round: %d users, %s; lag %.1f s, %.2f s",
+                report.users,
+                report,
+                report.lag,
+                report.duration,
+                extra={f"kenar_{name}": value for name, value in figures.items()},
+            )
+        recorded_at = self._recorded_at
+        if busy or recorded_at is None or time.monotonic() - recorded_at >= _IDLE_RECORD_EVERY:
+            try:
+                self._record_round(owner.rsplit(":", 1)[0], figures)
+                self._recorded_at = time.monotonic()
+            except Exception:
+                logger.exception("could not record the round's figures in the store")
+        if self.on_round is not None:
+            try:
+                self.on_round(report)
+            except Exception:
+                logger.exception("the on_round listener failed")
+
+    def _record_round(self, process: str, figures: Dict[str, Any]) -> None:
+        now = time.time()
+        for _ in range(10):
+            rounds, version = self._rounds()
+            rounds = {name: r for name, r in rounds.items() if now - float(r.get("at", 0)) < _ROUNDS_KEPT_FOR}
+            rounds[process] = {**figures, "at": now}
+            if self.tokens.store.put(ROUNDS_KEY, json.dumps(rounds), version) is not None:
+                return
+
+    def _rounds(self) -> Tuple[Dict[str, Dict[str, Any]], int]:
+        stored = self.tokens.store.get(ROUNDS_KEY)
+        if stored is None:
+            return {}, 0
+        try:
+            rounds = json.loads(stored.value)
+        except ValueError:
+            return {}, stored.version
+        return (rounds if isinstance(rounds, dict) else {}), stored.version
+
+    def _index(self) -> DueIndex:
+        store = self.tokens.store
+        if self._indexed:
+            return store  # type: ignore[return-value]  # checked once in __init__
+        return due_index(store, self.users)
+
+    def _token_changed(self, user_key: str) -> None:
+        """A token was stored in this process (a refresh or a login): the user is due now."""
+        if getattr(self._renewing, "user", None) == user_key:
+            return  # this keeper's own refresh, inside the user's round
+        try:
+            self._index().schedule(user_key, self.tokens.clock())
+        except Exception:
+            logger.exception("could not mark user %r due after a token change", user_key)
+        self._wake.set()
 
     # -- in the background ------------------------------------------------------------------
 
@@ -302,23 +476,36 @@ class SubscriptionKeeper:
                 f"and than the rotation grace (120 s), got {interval:g}"
             )
         if self.running:
-            raise ApiValueError("the keeper is already running")
-        self._stop.clear()
+            raise ApiValueError(
+                "the keeper is already running" if not self._stop.is_set() else "the keeper is still stopping"
+            )
+        self._stop = threading.Event()  # a fresh one: a thread still stopping keeps its own
         self._thread = threading.Thread(
-            target=self._run, args=(float(interval),), name="kenar-subscription-keeper", daemon=True
+            target=self._run,
+            args=(float(interval), self._stop),
+            name="kenar-subscription-keeper",
+            daemon=True,
         )
         self._thread.start()
         return self
 
-    def stop(self, timeout: Optional[float] = None) -> None:
-        """Stop the background thread and wait for its current round to end."""
+    def stop(self, timeout: Optional[float] = None) -> bool:
+        """Stop the background thread and wait (up to ``timeout``) for its current round to end.
+
+        The round claims no more users once asked to stop. Returns whether the thread has
+        ended; if not, :meth:`start` refuses to run a second one until it has.
+        """
         thread = self._thread
         if thread is None:
-            return
+            return True
         self._stop.set()
         self._wake.set()
         thread.join(timeout)
+        if thread.is_alive():
+            logger.warning("the keeper's thread is still finishing its round after %s s", timeout)
+            return False
         self._thread = None
+        return True
 
     def __enter__(self) -> SubscriptionKeeper:
         return self if self.running else self.start()
@@ -326,13 +513,11 @@ class SubscriptionKeeper:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _run(self, interval: float) -> None:
-        while not self._stop.is_set():
+    def _run(self, interval: float, stop: threading.Event) -> None:
+        while not stop.is_set():
             self._wake.clear()
             try:
-                report = self.renew_due()
-                if not report.ok:
-                    logger.warning("subscription renewal: %s", report)
+                self._round(stop)
             except Exception:
                 logger.exception("subscription renewal failed; retrying in %g s", interval)
             self._wake.wait(interval)
@@ -343,70 +528,126 @@ class SubscriptionKeeper:
         stored = self.tokens.store.get(SUBSCRIPTIONS_KEY_PREFIX + user_key)
         if stored is None:
             return {}, 0
-        try:
-            document = json.loads(stored.value)
-            items = [KeptSubscription(**item) for item in document.get("subscriptions", [])]
-        except (ValueError, TypeError, AttributeError):
-            logger.error("the kept subscriptions of user %r are unreadable; starting afresh", user_key)
-            return {}, stored.version
-        return {item.key: item for item in items}, stored.version
+        return decode(user_key, stored.value), stored.version
 
-    def _update(self, user_key: str, change: Any) -> Dict[str, KeptSubscription]:
+    def _update(
+        self, user_key: str, change: Callable[[Dict[str, KeptSubscription]], Any]
+    ) -> Dict[str, KeptSubscription]:
         """Apply ``change`` to the user's subscriptions with compare-and-set, retrying on a race."""
+        return self._update_from(user_key, change, None)[0]
+
+    def _update_from(
+        self,
+        user_key: str,
+        change: Callable[[Dict[str, KeptSubscription]], Any],
+        known: Optional[Tuple[Dict[str, KeptSubscription], int]],
+    ) -> Tuple[Dict[str, KeptSubscription], int]:
+        """``_update`` starting from ``known`` (what was last read or written) if given; the new version."""
+        key = SUBSCRIPTIONS_KEY_PREFIX + user_key
         for _ in range(20):
-            subscriptions, version = self._load(user_key)
+            subscriptions, version = known if known is not None else self._load(user_key)
+            known = None
+            subscriptions = dict(subscriptions)
             change(subscriptions)
-            document = json.dumps({"subscriptions": [asdict(s) for s in subscriptions.values()]})
-            key = SUBSCRIPTIONS_KEY_PREFIX + user_key
             if not subscriptions:
                 self.tokens.store.delete(key)
-                return subscriptions
-            if self.tokens.store.put(key, document, version) is not None:
-                return subscriptions
+                return subscriptions, 0
+            written = self.tokens.store.put(key, encode(subscriptions), version)
+            if written is not None:
+                return subscriptions, written
         raise ApiValueError(f"the kept subscriptions of user {user_key!r} keep changing under us; try again")
 
 
-def _declaration(user_key: str, request: Any) -> KeptSubscription:
-    from kenar_api_client.models import EventsRegisterEventSubscriptionRequest
+class _UserRun:
+    """Performs one claimed user's round steps: the store, the token manager, the API."""
 
-    if isinstance(request, Mapping):
-        request = EventsRegisterEventSubscriptionRequest(**request)
-    if not isinstance(request, EventsRegisterEventSubscriptionRequest):
-        raise ApiValueError(
-            "keep() needs an EventsRegisterEventSubscriptionRequest or its dict, "
-            f"not {type(request).__name__}"
+    def __init__(
+        self, keeper: SubscriptionKeeper, index: DueIndex, user_key: str, owner: str, now: float
+    ) -> None:
+        self.keeper = keeper
+        self.index = index
+        self.user_key = user_key
+        self.owner = owner
+        self.claimed_until = now + keeper.claim_ttl
+        self.document: Optional[Tuple[Dict[str, KeptSubscription], int]] = None
+        self.client: Any = None
+
+    def perform(self, step: Step) -> Any:
+        keeper = self.keeper
+        if isinstance(step, ReadSubscriptions):
+            self.document = keeper._load(step.user_key)
+            return self.document[0]
+        if isinstance(step, ReadToken):
+            token = keeper.tokens.stored(step.user_key)
+            # None: no usable token; token() raises ConsentRequiredError saying why.
+            return token if token is not None else keeper.tokens.token(step.user_key, reload=True)
+        if isinstance(step, RefreshToken):
+            return self._refresh(step)
+        if isinstance(step, Register):
+            return self._register(step.subscription, step.token)
+        if isinstance(step, Record):
+            return self._record(step.outcomes)
+        raise ApiValueError(f"unknown renewal step {step!r}")
+
+    def _refresh(self, step: RefreshToken) -> OAuthToken:
+        self._keep_claim()
+        return self.keeper.tokens.refresh(step.user_key, stale=step.stale)
+
+    def _register(self, subscription: KeptSubscription, token: OAuthToken) -> OAuthToken:
+        from kenar_api_client.api.events_api import EventsApi
+
+        self._keep_claim()
+        if self.client is None:
+            self.client = self.keeper.tokens.api_client_for(self.user_key, self.keeper.api_client)
+        EventsApi(self.client).events_register_event_subscription(subscription.request())
+        used: OAuthToken = self.client.last_token or token
+        return used
+
+    def _record(self, outcomes: Dict[str, KeptSubscription]) -> None:
+        # What was last read or written is the compare-and-set's starting point: no reread
+        # unless someone changed the document meanwhile (keep() in another process).
+        self.document = self.keeper._update_from(
+            self.user_key, lambda current: apply(current, outcomes), self.document
         )
-    if request.event_type is None:
-        raise ApiValueError("a kept subscription needs an event_type (NEW_MESSAGE_ON_POST or POST_UPDATE)")
-    check_user_key(user_key)
-    body = request.model_dump(mode="json", by_alias=True, exclude_unset=True)  # JSON values, not enum members
-    return KeptSubscription(
-        user_key=user_key,
-        event_type=str(body["event_type"]),
-        event_resource_id=str(body.get("event_resource_id") or ""),
-        metadata=dict(body.get("metadata") or {}),
-    )
+
+    def _keep_claim(self) -> None:
+        """Extend the claim when half of it has run; raise ClaimLost if another keeper took it."""
+        now = self.keeper.tokens.clock()
+        if self.claimed_until - now > self.keeper.claim_ttl / 2:
+            return
+        if not self.index.claim(self.user_key, self.owner, now, self.keeper.claim_ttl):
+            raise ClaimLost(self.user_key)
+        self.claimed_until = now + self.keeper.claim_ttl
 
 
-def _all_in(
-    subscriptions: Mapping[str, KeptSubscription], state: str, error: Optional[str], *, only_changed: bool
-) -> Dict[str, KeptSubscription]:
-    return {
-        key: replace(s, state=state, error=error)
-        for key, s in subscriptions.items()
-        if not (only_changed and s.state == state)
-    }
+class _RefreshDispatcher:
+    """The one refresh listener a token manager gets, telling every live keeper over it.
+
+    Keepers are held weakly: a keeper that is gone stops being called, and however many
+    keepers come and go, the manager holds one listener.
+    """
+
+    def __init__(self) -> None:
+        self.keepers: weakref.WeakSet[SubscriptionKeeper] = weakref.WeakSet()
+
+    def __call__(self, user_key: str, token: OAuthToken) -> None:
+        for keeper in list(self.keepers):
+            keeper._token_changed(user_key)
 
 
-def _apply(subscriptions: Dict[str, KeptSubscription], outcomes: Mapping[str, KeptSubscription]) -> None:
-    """Store outcomes, unless the declaration changed meanwhile (then it stays due)."""
-    for key, outcome in outcomes.items():
-        current = subscriptions.get(key)
-        if current is not None and current.metadata == outcome.metadata:
-            subscriptions[key] = outcome
+_dispatchers: weakref.WeakKeyDictionary[TokenManager, _RefreshDispatcher] = weakref.WeakKeyDictionary()
+_dispatchers_lock = threading.Lock()
 
 
-def _message(error: ApiException) -> str:
-    message = getattr(error.data, "message", None)
-    text = f"{error.status} {message}" if message else str(error)
-    return " ".join(text.split())[:300]
+def _listen_for_refreshes(tokens: TokenManager, keeper: SubscriptionKeeper) -> None:
+    with _dispatchers_lock:
+        dispatcher = _dispatchers.get(tokens)
+        if dispatcher is None:
+            dispatcher = _dispatchers[tokens] = _RefreshDispatcher()
+            tokens.on_refresh(dispatcher)
+        dispatcher.keepers.add(keeper)
+
+
+def _owner() -> str:
+    """A name for one round's claims: the host and process, and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"

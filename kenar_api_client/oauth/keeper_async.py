@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, AsyncGenerator, List, Optional
+from typing import TYPE_CHECKING, AsyncGenerator, Optional
 
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Type
 
-    from kenar_api_client.oauth.keeper import KeptSubscription, RenewalReport, SubscriptionKeeper
+    from kenar_api_client.oauth.keeper import RenewalReport, SubscriptionKeeper
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -45,9 +45,12 @@ class AsyncSubscriptionKeeper:
         """One round (``SubscriptionKeeper.renew_due``), in a worker thread."""
         return await asyncio.to_thread(self.keeper.renew_due)
 
-    async def renew_user(self, user_key: str) -> List[KeptSubscription]:
-        """Renew one user's subscriptions now (``SubscriptionKeeper.renew_user``), in a worker thread."""
-        return await asyncio.to_thread(self.keeper.renew_user, user_key)
+    async def renew_user(self, user_key: str, *, wait: float = 0.0) -> RenewalReport:
+        """Renew one user's subscriptions now (``SubscriptionKeeper.renew_user``), in a worker thread.
+
+        The report's ``busy`` lists the user if another keeper was renewing it (see ``wait``).
+        """
+        return await asyncio.to_thread(self.keeper.renew_user, user_key, wait=wait)
 
     @property
     def running(self) -> bool:

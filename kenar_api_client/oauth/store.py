@@ -11,13 +11,16 @@ view of each user's tokens:
   by itself (``ttl``) if that process dies, and ``renew_lease`` tells its holder whether
   it still holds it (extending it if so).
 
-Implementing the seven methods below over an app's own database is enough to use it
-(docs/Subscriptions.md shows one over PostgreSQL).
+Implementing the seven methods of ``TokenStore`` over an app's own database is enough to use
+it (docs/Subscriptions.md shows one). The built-in stores also keep a due index
+(``DueIndex``): when each user's renewal is next due, and batch claims on the due ones, so
+a subscription keeper reads only what is due and several keepers split the work.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, TypeVar, cast
@@ -46,6 +49,10 @@ def translated(method: _Method) -> _Method:
             ) from error
 
     return cast(_Method, wrapper)
+
+
+class VolatileStoreWarning(RuntimeWarning):
+    """A token store that loses its contents on a restart (e.g. a Redis server without persistence)."""
 
 
 class Versioned(NamedTuple):
@@ -90,6 +97,103 @@ class TokenStore(Protocol):
         not run out); False if not: someone else may hold it now."""
 
 
+class Due(NamedTuple):
+    """A name :meth:`DueIndex.claim_due` claimed, and when it had fallen due."""
+
+    name: str
+    due_at: float
+
+
+class DueSummary(NamedTuple):
+    """The due index at a glance: names scheduled, how many are due, the oldest due time."""
+
+    scheduled: int
+    due: int
+    oldest_due_at: Optional[float]
+
+    @classmethod
+    def from_row(cls, row: Any) -> DueSummary:
+        """From a SQL row (count, due count, minimum due time)."""
+        return cls(int(row[0]), int(row[1] or 0), None if row[2] is None else float(row[2]))
+
+
+@runtime_checkable
+class DueIndex(Protocol):
+    """When each name (a user key) is next due, with claims that split due work between processes.
+
+    Times are seconds since the epoch on the caller's clock. A claim moves the name's due
+    time to the claim's end, so a claim left by a process that died falls due again by
+    itself once it runs out, and is then claimed by another process. Claims are fenced by
+    owner: only the owner's :meth:`release` counts. Every method is atomic in the store.
+    """
+
+    def schedule(self, name: str, due_at: float) -> None:
+        """Make ``name`` due at ``due_at`` at the latest (an earlier due time stays).
+
+        While ``name`` is claimed its due time is not touched (the claim keeps others away):
+        ``due_at`` is remembered and applies when the claim is released.
+        """
+
+    def unschedule(self, name: str) -> None:
+        """Remove ``name`` from the index, claimed or not."""
+
+    def claim_due(self, now: float, owner: str, ttl: float, limit: int) -> List[Due]:
+        """Claim up to ``limit`` names due at ``now``, the most overdue first, until ``now + ttl``.
+
+        Names claimed by another owner whose claim has not run out are skipped.
+        """
+
+    def claim(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        """Claim ``name`` until ``now + ttl``, due or not (and extend ``owner``'s own claim).
+
+        False if another owner's claim on it has not run out.
+        """
+
+    def release(self, name: str, owner: str, due_at: Optional[float]) -> bool:
+        """End ``owner``'s claim on ``name``: next due at ``due_at`` (None: unscheduled).
+
+        A due time given to :meth:`schedule` during the claim wins if earlier. False (and
+        nothing changes) if ``owner`` no longer holds the claim.
+        """
+
+    def due_summary(self, now: float) -> DueSummary:
+        """How many names are scheduled and due at ``now``, and the oldest due time."""
+
+
+class ThreadConnections:
+    """One database connection per thread, and new ones in a forked child: for SQL stores.
+
+    ``usable(connection)`` says whether a connection can still be used (else a new one is
+    opened in its place).
+    """
+
+    def __init__(self, open_connection: Callable[[], Any], usable: Callable[[Any], bool]) -> None:
+        self._open = open_connection
+        self._usable = usable
+        self._local = threading.local()
+
+    def get(self) -> Any:
+        """This thread's connection, opened if need be."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None or self._local.pid != os.getpid() or not self._usable(connection):
+            connection = self._open()
+            self._local.connection, self._local.pid = connection, os.getpid()
+        return connection
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
+def earliest(*times: Optional[float]) -> Optional[float]:
+    """The earliest of the times given that are not None (None if none is)."""
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
+
+
 class MemoryTokenStore:
     """A store in this process's memory: for scripts and tests; lost when the process ends."""
 
@@ -97,6 +201,8 @@ class MemoryTokenStore:
         self._lock = threading.Lock()
         self._values: Dict[str, Versioned] = {}
         self._leases: Dict[str, Tuple[str, float]] = {}
+        # name -> [due_at, owner or None, due time asked for during the claim or None]
+        self._due: Dict[str, List[Any]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryTokenStore({len(self._values)} keys)"
@@ -145,3 +251,52 @@ class MemoryTokenStore:
                 return False
             self._leases[name] = (owner, now + ttl)
             return True
+
+    # -- the due index (a scan: this store is for scripts and tests) -------------------------
+
+    def schedule(self, name: str, due_at: float) -> None:
+        with self._lock:
+            entry = self._due.get(name)
+            if entry is None:
+                self._due[name] = [due_at, None, None]
+            elif entry[1] is None:
+                entry[0] = min(entry[0], due_at)
+            else:
+                entry[2] = earliest(entry[2], due_at)
+
+    def unschedule(self, name: str) -> None:
+        with self._lock:
+            self._due.pop(name, None)
+
+    def claim_due(self, now: float, owner: str, ttl: float, limit: int) -> List[Due]:
+        with self._lock:
+            due = sorted((entry[0], name) for name, entry in self._due.items() if entry[0] <= now)
+            claimed = [Due(name, due_at) for due_at, name in due[: max(0, limit)]]
+            for item in claimed:
+                self._due[item.name][:2] = [now + ttl, owner]
+            return claimed
+
+    def claim(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        with self._lock:
+            entry = self._due.setdefault(name, [now, None, None])
+            if entry[1] not in (None, owner) and entry[0] > now:
+                return False
+            entry[:2] = [now + ttl, owner]
+            return True
+
+    def release(self, name: str, owner: str, due_at: Optional[float]) -> bool:
+        with self._lock:
+            entry = self._due.get(name)
+            if entry is None or entry[1] != owner:
+                return False
+            following = earliest(due_at, entry[2])
+            if following is None:
+                del self._due[name]
+            else:
+                self._due[name] = [following, None, None]
+            return True
+
+    def due_summary(self, now: float) -> DueSummary:
+        with self._lock:
+            times = [entry[0] for entry in self._due.values()]
+        return DueSummary(len(times), sum(1 for t in times if t <= now), min(times) if times else None)

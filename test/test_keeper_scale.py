@@ -1,0 +1,296 @@
+"""The keeper at scale: due index, concurrency, isolation of failures, claims, observability.
+
+Against the sandbox (real HTTP on 127.0.0.1) and real stores; one slow user is made slow by a
+proxy that holds its requests, so nothing here waits on wall time.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import threading
+import weakref
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+from keeper_helpers import HoldingProxy, add_sellers, post_of, refreshes, registrations
+from oauth_helpers import oauth_client
+
+import kenar_api_client
+from kenar_api_client.exceptions import ApiValueError
+from kenar_api_client.oauth import (
+    MemoryTokenStore,
+    OAuthToken,
+    SQLiteTokenStore,
+    SubscriptionKeeper,
+    TokenManager,
+    TokenStoreError,
+    Versioned,
+)
+from kenar_api_client.oauth.kept import SUBSCRIPTIONS_KEY_PREFIX, KeptSubscription, decode, encode
+from kenar_api_client.oauth.renewal import RenewalPolicy
+from kenar_api_client.sandbox import DEMO_API_KEY, Sandbox
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox() as running:
+        yield running
+
+
+def _client(url: str, pool: int = 16) -> kenar_api_client.ApiClient:
+    configuration = kenar_api_client.Configuration(host=url, api_key={"APIKey": DEMO_API_KEY})
+    configuration.connection_pool_maxsize = pool
+    return kenar_api_client.ApiClient(configuration)
+
+
+@pytest.fixture
+def api_client(sandbox: Sandbox) -> Iterator[kenar_api_client.ApiClient]:
+    with _client(sandbox.url) as client:
+        yield client
+
+
+def _keeper(sandbox: Sandbox, store: Any, api_client: Any, **kwargs: Any) -> SubscriptionKeeper:
+    return SubscriptionKeeper(TokenManager(oauth_client(sandbox), store), api_client, **kwargs)
+
+
+class CountingStore(MemoryTokenStore):
+    """The memory store, counting reads of kept-subscription documents (what a round pays per user)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.document_reads = 0
+
+    def get(self, key: str) -> Optional[Versioned]:
+        if key.startswith(SUBSCRIPTIONS_KEY_PREFIX):
+            self.document_reads += 1
+        return super().get(key)
+
+
+def test_a_round_reads_only_the_users_that_are_due(sandbox: Sandbox, api_client: Any) -> None:
+    store = CountingStore()
+    keeper = _keeper(sandbox, store, api_client)
+    add_sellers(sandbox, keeper.tokens, keeper, 30)
+    first = keeper.renew_due()
+    assert (first.users, len(first.registered)) == (30, 60)
+    store.document_reads = 0
+    idle = keeper.renew_due()
+    assert (idle.users, store.document_reads) == (0, 0)  # nothing due: no user is read
+    assert len(registrations(sandbox)) == 60
+    # An hour on, every token falls due (each at its own jittered moment, within the window).
+    sandbox.clock.advance(3600 - 300)
+    hourly = keeper.renew_due()
+    assert (hourly.users, len(hourly.registered)) == (30, 60)
+    assert refreshes(sandbox) == 30
+    assert store.document_reads == 30
+
+
+def test_refresh_times_are_spread_by_a_stable_jitter() -> None:
+    policy = RenewalPolicy(leeway=300, jitter=0.1)
+    token = OAuthToken("ory_at_x", "ory_rt_x", expires_at=10_000.0, scopes=[], obtained_at=6_400.0)
+    times = [policy.refresh_at(f"user-{index}", token) for index in range(1000)]
+    assert all(10_000 - 300 - 360 <= at <= 10_000 - 300 for at in times)  # leeway, plus up to 10 %
+    assert max(times) - min(times) > 300  # spread over the window, not in one second
+    assert len({round(at) for at in times}) > 250
+    assert policy.refresh_at("user-1", token) == times[1]  # every process computes the same time
+    assert RenewalPolicy(leeway=300, jitter=0).refresh_at("user-1", token) == 10_000 - 300
+    with pytest.raises(ApiValueError, match="jitter"):
+        RenewalPolicy(leeway=300, jitter=0.9)
+
+
+def test_a_refresh_comes_before_the_users_registrations(sandbox: Sandbox, api_client: Any) -> None:
+    keeper = _keeper(sandbox, MemoryTokenStore(), api_client)
+    add_sellers(sandbox, keeper.tokens, keeper, 3, expires_in=200)  # due for a refresh
+    report = keeper.renew_due()
+    assert len(report.registered) == 6
+    for subscription in report.registered:
+        current = keeper.tokens.stored(subscription.user_key)
+        assert current is not None
+        assert subscription.token_fingerprint == current.fingerprint  # registered with the new token
+    assert refreshes(sandbox) == 3
+
+
+def _unsendable(user_key: str) -> KeptSubscription:
+    """A declaration written by a newer version of the app: an event type this SDK cannot send."""
+    return KeptSubscription(user_key, "EVENT_FROM_A_NEWER_DEPLOY", "", {"new": True})
+
+
+def test_one_unsendable_subscription_stalls_neither_its_user_nor_the_others(
+    sandbox: Sandbox, api_client: Any, tmp_path: Path
+) -> None:
+    keeper = _keeper(sandbox, SQLiteTokenStore(tmp_path / "tokens.sqlite3"), api_client)
+    add_sellers(sandbox, keeper.tokens, keeper, 5)
+    key = SUBSCRIPTIONS_KEY_PREFIX + "seller-2"
+    stored = keeper.tokens.store.get(key)
+    assert stored is not None
+    kept = decode("seller-2", stored.value)
+    odd = _unsendable("seller-2")
+    kept[odd.key] = odd
+    keeper.tokens.store.put(key, encode(kept), stored.version)
+
+    report = keeper.renew_due()
+    assert len(report.registered) == 10  # every seller's two, seller 2's included
+    (pending,) = report.pending
+    assert pending.event_type == "EVENT_FROM_A_NEWER_DEPLOY"
+    assert pending.error is not None
+    assert "could not send it" in pending.error
+    assert report.errors == {}
+    shown = {s.key: s for s in keeper.status("seller-2")}
+    assert shown[odd.key].state == "pending"
+    assert shown[odd.key].error == pending.error  # where status() (and the CLI) show it
+    # Retried later with a growing delay, without holding anything up meanwhile.
+    assert keeper.renew_due().users == 0
+    sandbox.clock.advance(31)
+    (again,) = keeper.renew_due().pending
+    assert again.retries == 2
+
+
+class OneBrokenUserStore(MemoryTokenStore):
+    """A store whose writes of one user's document fail (a bad row, a constraint in the app's database)."""
+
+    backend_errors = (OSError,)
+
+    def put(self, key: str, value: str, expected_version: Optional[int] = None) -> Optional[int]:
+        if (
+            key == SUBSCRIPTIONS_KEY_PREFIX + "seller-1"
+            and json.loads(value)["subscriptions"][0]["state"] != "pending"
+        ):
+            raise TokenStoreError("the row of seller-1 cannot be written")
+        return super().put(key, value, expected_version)
+
+
+def test_a_user_whose_round_breaks_is_reported_and_the_round_goes_on(
+    sandbox: Sandbox, api_client: Any
+) -> None:
+    keeper = _keeper(sandbox, OneBrokenUserStore(), api_client)
+    add_sellers(sandbox, keeper.tokens, keeper, 4)
+    report = keeper.renew_due()
+    assert list(report.errors) == ["seller-1"]
+    assert "cannot be written" in report.errors["seller-1"]
+    assert not report.ok
+    assert len(report.registered) == 6  # the three others
+    assert keeper.renew_due().users == 0  # seller-1 is retried after a delay, not in a loop
+    sandbox.clock.advance(31)
+    assert list(keeper.renew_due().errors) == ["seller-1"]
+
+
+def test_one_slow_user_does_not_hold_up_the_others(sandbox: Sandbox) -> None:
+    proxy = HoldingProxy(sandbox.url, hold=lambda path, body: post_of(3).encode() in body)
+    try:
+        with _client(proxy.url) as client:
+            keeper = _keeper(sandbox, MemoryTokenStore(), client, concurrency=4)
+            add_sellers(sandbox, keeper.tokens, keeper, 12)
+            reports: List[Any] = []
+            round_ = threading.Thread(target=lambda: reports.append(keeper.renew_due()))
+            round_.start()
+            assert proxy.held.wait(30)
+            # While seller 3 hangs, every other seller is done.
+            assert _wait_for(lambda: len(registrations(sandbox)) == 23)
+            assert round_.is_alive()
+            proxy.release()
+            round_.join(30)
+    finally:
+        proxy.stop()
+    (report,) = reports
+    assert (report.users, len(report.registered)) == (12, 24)
+
+
+def test_renew_user_says_when_another_keeper_holds_the_user_or_waits_for_it(
+    sandbox: Sandbox, api_client: Any
+) -> None:
+    keeper = _keeper(sandbox, MemoryTokenStore(), api_client)
+    add_sellers(sandbox, keeper.tokens, keeper, 1)
+    store = keeper.tokens.store
+    assert store.claim("seller-0", "another-keeper", keeper.tokens.clock(), 60)
+    busy = keeper.renew_user("seller-0")
+    assert busy.busy == ["seller-0"]
+    assert (busy.users, busy.registered) == (0, [])
+    assert registrations(sandbox) == []
+
+    released = threading.Timer(0.05, lambda: store.release("seller-0", "another-keeper", None))
+    released.start()
+    waited = keeper.renew_user("seller-0", wait=30)
+    released.join()
+    assert waited.busy == []
+    assert len(waited.registered) == 2
+    assert keeper.renew_user("seller-0").registered == []  # nothing due any more
+    with pytest.raises(ApiValueError, match="wait"):
+        keeper.renew_user("seller-0", wait=-1)
+
+
+def test_dead_keepers_leave_no_listener_behind(sandbox: Sandbox, api_client: Any) -> None:
+    tokens = TokenManager(oauth_client(sandbox), MemoryTokenStore())
+    gone = [weakref.ref(SubscriptionKeeper(tokens, api_client)) for _ in range(200)]
+    gc.collect()
+    assert [ref for ref in gone if ref() is not None] == []  # the token manager holds none of them
+    live = SubscriptionKeeper(tokens, api_client)
+    add_sellers(sandbox, tokens, live, 1)
+    assert len(live.renew_due().registered) == 2  # a live keeper still hears of logins
+
+
+def test_a_stop_that_times_out_does_not_let_a_second_thread_start(sandbox: Sandbox) -> None:
+    proxy = HoldingProxy(sandbox.url, hold=lambda path, body: True)
+    try:
+        with _client(proxy.url) as client:
+            keeper = _keeper(sandbox, MemoryTokenStore(), client, concurrency=2)
+            add_sellers(sandbox, keeper.tokens, keeper, 1)
+            keeper.start(interval=30)
+            assert proxy.held.wait(30)  # its round is stuck on a registration
+            assert keeper.stop(timeout=0.01) is False
+            assert keeper.running
+            with pytest.raises(ApiValueError, match="still stopping"):
+                keeper.start(interval=30)
+            proxy.release()
+            assert keeper.stop(timeout=30) is True
+            assert not keeper.running
+            keeper.start(interval=30)
+            assert keeper.stop(timeout=30) is True
+    finally:
+        proxy.stop()
+    names = [thread.name for thread in threading.enumerate()]
+    assert "kenar-subscription-keeper" not in names
+
+
+def test_each_round_reports_its_figures_to_a_listener_the_log_and_the_store(
+    sandbox: Sandbox, api_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kenar_api_client.oauth.keeper")
+    rounds: List[Any] = []
+    keeper = _keeper(sandbox, MemoryTokenStore(), api_client, on_round=rounds.append)
+    add_sellers(sandbox, keeper.tokens, keeper, 3)
+    sandbox.clock.advance(45)  # they have been due for 45 s when the round takes them up
+    report = keeper.renew_due()
+    assert rounds == [report]
+    assert report.lag >= 45
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("subscription round")]
+    fields: Dict[str, Any] = {k: v for k, v in vars(record).items() if k.startswith("kenar_")}
+    assert fields["kenar_users"] == 3
+    assert fields["kenar_registered"] == 6
+    assert fields["kenar_failed"] == fields["kenar_pending"] == fields["kenar_consent_required"] == 0
+    assert fields["kenar_lag"] >= 45
+    status = keeper.summary()
+    assert status.users == 3
+    assert status.states == {"registered": 6, "pending": 0, "failed": 0, "consent_required": 0}
+    assert status.due == 0
+    (last,) = status.rounds.values()
+    assert (last["users"], last["registered"]) == (3, 6)
+
+
+def test_keeper_settings_are_checked(sandbox: Sandbox, api_client: Any) -> None:
+    tokens = TokenManager(oauth_client(sandbox), MemoryTokenStore())
+    for bad in ({"concurrency": 0}, {"concurrency": 1.5}, {"claim_ttl": 0}, {"retry_delay": -1}):
+        with pytest.raises(ApiValueError):
+            SubscriptionKeeper(tokens, api_client, **bad)
+
+
+def _wait_for(condition: Any, timeout: float = 30.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
