@@ -472,11 +472,10 @@ def _within(timeout: Timeout, deadline: float) -> Tuple[float, float]:
 def _read_within(response: rest.RESTResponse, deadline: float, url: str) -> bytes:
     """The answer's body, read by ``deadline``: a trickling answer is cut off there.
 
-    With urllib3 2.3 or later (``read1``) each read waits for one arrival of bytes, so the
-    deadline is checked as they trickle in; older urllib3 bounds each socket read only.
+    Each ``read1`` waits for one arrival of bytes (never for a whole buffer), so the deadline
+    is checked as they trickle in.
     """
     raw = response.response
-    read_some = getattr(raw, "read1", None)
     chunks: List[bytes] = []
     size = 0
     try:
@@ -489,7 +488,7 @@ def _read_within(response: rest.RESTResponse, deadline: float, url: str) -> byte
             sock = getattr(connection, "sock", None)
             if sock is not None:
                 sock.settimeout(min(left, sock.gettimeout() or left))
-            chunk = read_some(8192) if read_some is not None else raw.read()
+            chunk = raw.read1(8192)
             if not chunk:
                 break
             chunks.append(chunk)
@@ -500,8 +499,6 @@ def _read_within(response: rest.RESTResponse, deadline: float, url: str) -> byte
                     status=response.status,
                     reason=f"the token answer is larger than {MAX_TOKEN_ANSWER_BYTES} bytes; it was not read",
                 )
-            if read_some is None:
-                break
     except _READ_ERRORS as error:
         raw.close()
         if time.monotonic() >= deadline:  # the wait was cut to the time left, and it ran out
