@@ -1019,12 +1019,17 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+SHARED_SERVER_THREAD = "test-webhooks-shared-server"
+
+
 @pytest.fixture(scope="module")
 def wsgi_server() -> Iterator[Tuple[int, Recorder]]:
     """make_wsgi_app under wsgiref on a free loopback port, for the whole module."""
     recorder = Recorder()
     httpd: WSGIServer = make_server("127.0.0.1", 0, make_wsgi_app(KEY, recorder), handler_class=_QuietHandler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01})
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, name=SHARED_SERVER_THREAD
+    )
     thread.daemon = True
     thread.start()
     try:
@@ -1074,7 +1079,14 @@ def delivery_headers(key: Optional[str] = KEY) -> Dict[str, str]:
 
 
 def webhook_records(caplog: pytest.LogCaptureFixture) -> List[logging.LogRecord]:
-    return [record for record in caplog.records if record.name == "kenar_api_client.webhooks"]
+    """The shared server's log records: another test's server, still closing a connection, may
+    log on the same logger meanwhile (wsgiref answers in its serving thread, so its records
+    carry that thread's name)."""
+    return [
+        record
+        for record in caplog.records
+        if record.name == "kenar_api_client.webhooks" and record.threadName == SHARED_SERVER_THREAD
+    ]
 
 
 def assert_no_secret_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -1453,9 +1465,15 @@ def test_make_wsgi_app_rejects_an_empty_key() -> None:
 
 @pytest.fixture
 def served() -> Iterator[Tuple[Any, Recorder]]:
-    """make_wsgi_app on the package's threaded server, with its default read timeout."""
+    """make_wsgi_app on the package's threaded server, with its default read timeout.
+
+    Its app logs on a logger of its own: a connection it is still closing after the test
+    (a half-sent delivery ends in a 408) never logs into the next test's records.
+    """
     recorder = Recorder()
-    server = make_webhook_server("127.0.0.1", 0, make_wsgi_app(KEY, recorder)).start()
+    logger = logging.getLogger("test_webhooks.served")
+    app = make_wsgi_app(KEY, recorder, logger=logger)
+    server = make_webhook_server("127.0.0.1", 0, app).start()
     try:
         yield server, recorder
     finally:
