@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import List
 
 APP_TESTS = '''
 import os
@@ -119,6 +120,16 @@ def run_pytest(directory: Path, *extra: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def left_open(output: str) -> List[str]:
+    """The ResourceWarnings a pytest run printed, but for the event loops pytest-asyncio leaves on
+    Python 3.9 (its teardown installs a fresh loop it never closes; from 3.10 on it does not, so
+    a loop left open by the client or the plugin is still caught there)."""
+    warnings = [warning.split("-- Docs:")[0] for warning in output.split("ResourceWarning: ")[1:]]
+    if sys.version_info < (3, 10):
+        return [warning for warning in warnings if not warning.startswith("unclosed event loop")]
+    return warnings
+
+
 def test_an_app_s_tests_use_the_fixtures_without_a_conftest(tmp_path: Path) -> None:
     (tmp_path / "test_app.py").write_text(textwrap.dedent(APP_TESTS), encoding="utf-8")
 
@@ -194,4 +205,5 @@ def test_the_async_client_fixture_works_under_pytest_asyncio_and_anyio(tmp_path:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
-    assert "ResourceWarning" not in result.stdout + result.stderr  # no connection left open
+    # No connection, session or loop left open by the client or the plugin.
+    assert left_open(result.stdout + result.stderr) == []
