@@ -545,3 +545,38 @@ def test_postgres_uses_the_apps_own_connections(postgres_server: PostgresServer)
     assert len(opened) == 1
     assert opened[0].autocommit
     assert "connect=" in repr(store)
+
+
+def test_postgres_closes_what_it_opened_when_a_thread_ends_or_a_connection_dies(
+    postgres_server: PostgresServer,
+) -> None:
+    import gc
+    import warnings
+
+    import psycopg
+
+    opened: List[Any] = []
+
+    def connect() -> Any:
+        connection = psycopg.connect(postgres_server.url)
+        opened.append(connection)
+        return connection
+
+    store = PostgresTokenStore(connect=connect, table_prefix="closing_")
+    store.put("token:a", "x")
+    worker = threading.Thread(target=store.get, args=("token:a",))
+    worker.start()
+    worker.join()
+    assert len(opened) == 2
+    assert opened[1].closed  # the worker's connection, closed as its thread ended
+    assert not opened[0].closed  # this thread's, still in use
+    opened[0].close()  # as if the server had dropped it: the next call opens another
+    assert store.get("token:a") == ("x", 1)
+    assert len(opened) == 3
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        store.close()
+        del store
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert all(connection.closed for connection in opened)

@@ -19,6 +19,7 @@ a subscription keeper reads only what is due and several keepers split the work.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -160,11 +161,31 @@ class DueIndex(Protocol):
         """How many names are scheduled and due at ``now``, and the oldest due time."""
 
 
+class _Held:
+    """A thread's connection, closed when the thread ends (its thread-local slot is dropped).
+
+    Left to the garbage collector instead, a psycopg connection warns that it was deleted
+    while open (and Python 3.13's sqlite3 does too).
+    """
+
+    __slots__ = ("connection", "pid")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid != os.getpid():
+            return  # a forked child's copy of the parent's connection: the parent's to close
+        with contextlib.suppress(Exception):  # a thread ending: nothing to tell anyone
+            self.connection.close()
+
+
 class ThreadConnections:
     """One database connection per thread, and new ones in a forked child: for SQL stores.
 
     ``usable(connection)`` says whether a connection can still be used (else a new one is
-    opened in its place).
+    opened in its place). A thread's connection is closed when the thread ends.
     """
 
     def __init__(self, open_connection: Callable[[], Any], usable: Callable[[Any], bool]) -> None:
@@ -174,18 +195,22 @@ class ThreadConnections:
 
     def get(self) -> Any:
         """This thread's connection, opened if need be."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None or self._local.pid != os.getpid() or not self._usable(connection):
-            connection = self._open()
-            self._local.connection, self._local.pid = connection, os.getpid()
-        return connection
+        held: Optional[_Held] = getattr(self._local, "held", None)
+        if held is None or held.pid != os.getpid() or not self._usable(held.connection):
+            if held is not None and held.pid == os.getpid():
+                self._local.held = None  # an unusable connection: closed now, not at thread end
+            held = _Held(self._open())
+            self._local.held = held
+        return held.connection
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+        held: Optional[_Held] = getattr(self._local, "held", None)
+        if held is not None:
+            self._local.held = None
+            if held.pid == os.getpid():
+                held.pid = -1  # closed here, not again by the collector
+                held.connection.close()
 
 
 def earliest(*times: Optional[float]) -> Optional[float]:
