@@ -6,6 +6,8 @@ from typing import Any, Callable, Iterator, List
 
 import pytest
 from checkout_tools import load_generator
+from postgres_server import PostgresServer, start_or_skip
+from redis_server import RedisServer
 from servers import RecordingServer
 
 import kenar_api_client
@@ -82,3 +84,19 @@ def make_api() -> Iterator[Callable[..., EventsApi]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of the module's own, on a free loopback port (stopped after the module)."""
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the module's own (skipped where none is installed and none is required)."""
+    server = start_or_skip()
+    yield server
+    server.stop()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator, Tuple
 
 import pytest
-from postgres_server import PostgresServer, start_or_skip
+from postgres_server import PostgresServer
 
 from kenar_api_client.cli import main
 from kenar_api_client.oauth import SQLiteTokenStore
@@ -25,13 +25,6 @@ from kenar_api_client.sandbox import (
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox() as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = start_or_skip()
-    yield server
-    server.stop()
 
 
 def _environment(sandbox: Sandbox, store: str, monkeypatch: pytest.MonkeyPatch) -> None:

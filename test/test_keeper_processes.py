@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Any, Iterator, List, Tuple
+from typing import Any, List, Tuple
 
 import pytest
 from keeper_helpers import (
@@ -23,27 +23,11 @@ from keeper_helpers import (
     run_child,
 )
 from oauth_helpers import oauth_client
-from postgres_server import PostgresServer, start_or_skip
-from redis_server import RedisServer
 
 import kenar_api_client
 from kenar_api_client.oauth import RedisTokenStore, SQLiteTokenStore, SubscriptionKeeper, TokenManager
 from kenar_api_client.oauth.postgres_store import PostgresTokenStore
 from kenar_api_client.sandbox import DEMO_API_KEY, Sandbox
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = start_or_skip()
-    yield server
-    server.stop()
 
 
 def _shared_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Tuple[Any, List[str]]:

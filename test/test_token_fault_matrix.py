@@ -231,13 +231,6 @@ class SharedStore:
             self._admin.close()
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox() as running:

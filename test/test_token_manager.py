@@ -52,13 +52,6 @@ def sandbox() -> Iterator[Sandbox]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    yield server
-    server.stop()
-
-
 def _api_client(sandbox: Sandbox) -> kenar_api_client.ApiClient:
     return kenar_api_client.ApiClient(
         kenar_api_client.Configuration(host=sandbox.url, api_key={"APIKey": DEMO_API_KEY})

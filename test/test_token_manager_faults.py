@@ -339,13 +339,6 @@ def test_a_code_is_sent_once_across_processes(sandbox: Sandbox, tmp_path: Path) 
 # -- the memory a manager keeps -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    yield server
-    server.stop()
-
-
 def _store_reads(redis_url: str) -> int:
     import redis
 

@@ -15,10 +15,10 @@ import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, List, Tuple
+from typing import Any, List, Tuple
 
 import pytest
-from postgres_server import PostgresServer, start_or_skip
+from postgres_server import PostgresServer
 from redis_server import RedisServer
 from servers import refused_port
 
@@ -34,20 +34,6 @@ from kenar_api_client.oauth.postgres_store import PostgresTokenStore
 from kenar_api_client.oauth.store import Due, DueIndex, VolatileStoreWarning
 
 STORES = ["memory", "sqlite", "redis", "postgres"]
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[PostgresServer]:
-    server = start_or_skip()
-    yield server
-    server.stop()
 
 
 def _open(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Any:

@@ -16,7 +16,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -157,13 +157,6 @@ def test_decoding_from_bytes_gives_what_the_json_loads_path_gives(body: Dict[str
 
 
 # -- the logs themselves -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
