@@ -12,6 +12,7 @@ from servers import RecordingServer
 
 import kenar_api_client
 from kenar_api_client import ApiClient, Configuration, EventsApi
+from kenar_api_client.sandbox import Sandbox
 
 load_generator()
 
@@ -100,3 +101,10 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = start_or_skip()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """A sandbox with its defaults for one test (modules that need another define their own)."""
+    with Sandbox() as running:
+        yield running

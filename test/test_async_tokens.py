@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Iterator, List, Optional
+from typing import Any, List, Optional
 
 import pytest
 from oauth_helpers import manager_with_user, refresh_requests
@@ -30,12 +30,6 @@ from kenar_api_client.sandbox import DEMO_API_KEY, DEMO_POST_TOKEN, Sandbox
 
 USER = "user-42"
 SEND = {"message": "hi", "target_type": "POST", "target_resource_id": DEMO_POST_TOKEN}
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
 
 
 def configuration(url: str, api_key: str = DEMO_API_KEY) -> Configuration:

@@ -6,7 +6,7 @@ import json
 import socket
 import threading
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import List, Tuple
 
 import pytest
 import urllib3
@@ -25,12 +25,6 @@ from kenar_api_client.sandbox import (
     DEMO_REDIRECT_URI,
     Sandbox,
 )
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
 
 
 @pytest.fixture

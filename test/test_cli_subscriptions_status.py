@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterator, Tuple
+from typing import Tuple
 
 import pytest
 from postgres_server import PostgresServer
@@ -19,12 +19,6 @@ from kenar_api_client.sandbox import (
     DEMO_REDIRECT_URI,
     Sandbox,
 )
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
 
 
 def _environment(sandbox: Sandbox, store: str, monkeypatch: pytest.MonkeyPatch) -> None:

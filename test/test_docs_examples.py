@@ -210,12 +210,6 @@ def _report(request: pytest.FixtureRequest) -> None:
 # -- running blocks -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
-
-
 def block_env(sandbox: Sandbox, port: int) -> Dict[str, str]:
     env = {
         k: v

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from fault_servers import wait_until
@@ -17,12 +16,6 @@ from kenar_api_client.oauth import MemoryTokenStore, TokenManager
 from kenar_api_client.sandbox import DEMO_API_KEY, DEMO_POST_TOKEN, DEMO_USER_ID, Sandbox, consent
 
 SCOPES = ["SEND_EVENT", "USER_POSTS_GET", "USER_ID"]
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
 
 
 def make_app(sandbox: Sandbox, **login: Any) -> tuple[FastAPI, KenarFastAPI]:

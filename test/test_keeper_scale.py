@@ -34,12 +34,6 @@ from kenar_api_client.oauth.renewal import RenewalPolicy
 from kenar_api_client.sandbox import DEMO_API_KEY, Sandbox
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
-
-
 def _client(url: str, pool: int = 16) -> kenar_api_client.ApiClient:
     configuration = kenar_api_client.Configuration(host=url, api_key={"APIKey": DEMO_API_KEY})
     configuration.connection_pool_maxsize = pool

@@ -37,12 +37,6 @@ from kenar_api_client.sandbox import (
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
-
-
-@pytest.fixture
 def oauth(sandbox: Sandbox) -> Iterator[OAuthClient]:
     with oauth_client(sandbox) as client:
         yield client

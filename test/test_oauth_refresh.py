@@ -35,12 +35,6 @@ USER = "user-42"
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
-
-
-@pytest.fixture
 def fake_kenar() -> Iterator[RecordingServer]:
     """A token endpoint whose answers the test writes; by default a good refresh answer."""
     server = RecordingServer(lambda request: Reply(200, _token_answer())).start()

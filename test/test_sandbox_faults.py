@@ -38,12 +38,6 @@ SUBSCRIPTION = {"event_type": "POST_UPDATE", "event_resource_id": DEMO_POST_TOKE
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
-
-
-@pytest.fixture
 def api_client(sandbox: Sandbox) -> Iterator[kenar_api_client.ApiClient]:
     configuration = kenar_api_client.Configuration(
         host=sandbox.url, api_key={"APIKey": DEMO_API_KEY}, access_token=DEMO_ACCESS_TOKEN

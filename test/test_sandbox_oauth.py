@@ -48,12 +48,6 @@ FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
-
-
-@pytest.fixture
 def webhook(sandbox: Sandbox) -> Iterator[RecordingServer]:
     receiver = RecordingServer().start()
     sandbox.set_webhook(f"{receiver.url}/kenar")

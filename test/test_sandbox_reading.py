@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Iterator
-
-import pytest
 
 from kenar_api_client.sandbox import DEMO_ACCESS_TOKEN, DEMO_API_KEY, Sandbox
 
@@ -17,12 +14,6 @@ HEAD = (
     f"POST {SUBSCRIBE} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {DEMO_API_KEY}\r\n"
     f"Authorization: Bearer {DEMO_ACCESS_TOKEN}\r\nContent-Type: application/json\r\n"
 )
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
 
 
 def send_then_half_close(sandbox: Sandbox, data: bytes) -> bytes:

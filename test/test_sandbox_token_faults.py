@@ -9,7 +9,7 @@ import http.client
 import json
 import socket
 import threading
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, List, Tuple
 from urllib.parse import urlencode
 
 import pytest
@@ -24,12 +24,6 @@ from kenar_api_client.sandbox import (
 )
 
 TOKEN_PATH = "/oauth2/token"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
 
 
 def refresh_form(pair: Dict[str, Any]) -> bytes:

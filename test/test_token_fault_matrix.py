@@ -29,7 +29,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 import token_fault_worker
@@ -229,12 +229,6 @@ class SharedStore:
             self._locker.close()
         else:
             self._admin.close()
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
 
 
 # -- one cell -------------------------------------------------------------------------------------

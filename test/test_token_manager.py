@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, List, Tuple
+from typing import Any, List, Tuple
 
 import pytest
 from oauth_helpers import (
@@ -44,12 +44,6 @@ from kenar_api_client.sandbox import (
 )
 
 USER = "user-42"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
 
 
 def _api_client(sandbox: Sandbox) -> kenar_api_client.ApiClient:

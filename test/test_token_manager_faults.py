@@ -47,12 +47,6 @@ USER = "user-42"
 MANAGER_LOGGER = "kenar_api_client.oauth.manager"
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
-
-
 class AtStep(logging.Handler):
     """Runs ``action`` in the refreshing thread when the manager logs ``step`` (a ``kenar_step``)."""
 
