@@ -1,7 +1,8 @@
 """The async driver of a request pipeline: performs its steps on the running event loop.
 
 Blocking steps (a token store, the OAuth server) go to a worker thread, so the loop never
-waits on them.
+waits on them; the synchronous work before sending and after the answer takes a ticket of
+the loop's pacer, so hundreds of calls started or answered together spread over turns.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, Hashable, TypeVar
 
+from kenar_api_client._loop_pacer import pacer
 from kenar_api_client._request import Request
 from kenar_api_client._steps import Blocking, Flow, Release, Sleep
 
@@ -28,12 +30,21 @@ _flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dict[Hashable, as
 async def arun(flow: Flow[T], transport: AsyncTransport) -> T:
     """Drive ``flow`` to its result on the running event loop; blocking calls go to a thread."""
     value: Any = None
+    turns = pacer(asyncio.get_running_loop())
     try:
+        wait = turns.ready()
+        if wait is not None:
+            await wait
         step = next(flow)
         while True:
             try:
                 if type(step) is Request:
                     value = await transport.send(step)
+                    # Only a read answer waits for its turn: an unread one holds a connection,
+                    # which a call cancelled while waiting would never give back.
+                    wait = turns.ready() if step.preload else None
+                    if wait is not None:
+                        await wait
                 elif type(step) is Sleep:
                     await asyncio.sleep(step.seconds)
                     value = None
