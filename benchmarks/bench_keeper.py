@@ -209,7 +209,7 @@ def _child(
     keeper = keeper_for(open_store(where), base_url, Clock(offset), concurrency, pool)
     warm_up()
     go.wait()
-    cpu = time.process_time()
+    cpu, kernel = time.process_time(), os.times().system
     users = rounds = errors = 0
     lag = 0.0
     while True:
@@ -220,8 +220,10 @@ def _child(
         lag = max(lag, report.lag)
         if not report.users and not report.busy:
             break
-    spent = time.process_time() - cpu
-    results.put({"users": users, "errors": errors, "cpu": spent, "lag": lag, "ended": time.time()})
+    spent, in_kernel = time.process_time() - cpu, os.times().system - kernel
+    results.put(
+        {"users": users, "errors": errors, "cpu": spent, "sys": in_kernel, "lag": lag, "ended": time.time()}
+    )
 
 
 def run(
@@ -260,6 +262,8 @@ def run(
         "wall": wall,
         "users_per_s": done / wall if wall else 0.0,
         "cpu_per_user": sum(o["cpu"] for o in outcomes) / max(1, done),
+        # The part of it spent in the kernel (system calls: sockets, the store's files, locks).
+        "sys_per_user": sum(o["sys"] for o in outcomes) / max(1, done),
         # How late the last user was taken up, from the moment the keepers were let go.
         "lag": max(o["lag"] for o in outcomes) - (began + offset - due_at),
         "idle_round": idle,
@@ -321,7 +325,8 @@ def _timed(function: Callable[[], Any]) -> float:
 def _line(result: Dict[str, Any]) -> str:
     return (
         f"{result['store']:8} {result['users']:7} users {result['processes']} proc: "
-        f"{result['users_per_s']:7.0f} users/s, {result['cpu_per_user'] * 1000:5.2f} ms CPU/user, "
+        f"{result['users_per_s']:7.0f} users/s, {result['cpu_per_user'] * 1000:5.2f} ms CPU/user "
+        f"({result['sys_per_user'] * 1000:.2f} in the kernel), "
         f"lag {result['lag']:6.1f} s, idle round {result['idle_round'] * 1000:6.2f} ms, "
         f"duplicates {result['duplicate_refreshes']} refreshes / {result['duplicate_registrations']} "
         f"registrations, {result['missing']} users missed ({result['errors']} rounds broke off), "
