@@ -6,7 +6,8 @@ library's bookkeeping up to the socket, reading and typing the answer) is short,
 all of it in one turn of the loop, and every other task on the loop (a health check, a
 webhook delivery) waits for the whole turn. A call asks for a ticket at each of those
 points: up to ``per_turn`` tickets are handed out in a turn at once; the rest wait, in
-order, for later turns. Alone on a loop, a call never waits: the ticket costs a counter.
+order, for later turns. A call alone on a loop does not wait (at most a turn, right after
+another call): the ticket costs a counter.
 """
 
 from __future__ import annotations
@@ -23,20 +24,28 @@ DEFAULT_PER_TURN = 8
 
 
 class LoopPacer:
-    """The tickets of one event loop; make it with :func:`pacer`."""
+    """The tickets of one event loop; make it with :func:`pacer`.
 
-    __slots__ = ("__weakref__", "_given", "_loop", "_per_turn", "_reset_scheduled", "_waiting")
+    Tickets are counted per period, from one run of ``_next_turn`` (a callback run once per
+    turn while there is work) to the next. A period's tickets go to waiters (who run in the
+    next turn) or, only when the period before handed out none, to callers at once. So the
+    pieces of work run in any one turn of the loop, from two periods at most, never number
+    more than ``per_turn``.
+    """
+
+    __slots__ = ("__weakref__", "_carried", "_given", "_loop", "_per_turn", "_reset_scheduled", "_waiting")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, per_turn: int = DEFAULT_PER_TURN) -> None:
         self._loop = loop
         self._per_turn = per_turn
-        self._given = 0
+        self._given = 0  # tickets of this period
+        self._carried = 0  # tickets of the period before, some of them used in this turn
         self._waiting: Deque[asyncio.Future[None]] = collections.deque()
         self._reset_scheduled = False
 
     def ready(self) -> Optional[asyncio.Future[None]]:
         """None if the caller may go on in this turn; else a future to await (its turn to come)."""
-        if self._given < self._per_turn and not self._waiting:
+        if not self._carried and self._given < self._per_turn and not self._waiting:
             self._given += 1
             self._schedule_reset()
             return None
@@ -46,21 +55,21 @@ class LoopPacer:
         return waiter
 
     def _schedule_reset(self) -> None:
-        # Called in a turn, call_soon runs in the next one: the count is per turn.
+        # Called in a turn, call_soon runs in the next one.
         if not self._reset_scheduled:
             self._reset_scheduled = True
             self._loop.call_soon(self._next_turn)
 
     def _next_turn(self) -> None:
         self._reset_scheduled = False
-        self._given = 0
+        self._carried, self._given = self._given, 0
         waiting = self._waiting
         while waiting and self._given < self._per_turn:
             waiter = waiting.popleft()
             if not waiter.done():  # a cancelled call gives its ticket up
                 waiter.set_result(None)
                 self._given += 1
-        if waiting or self._given:
+        if waiting or self._given or self._carried:
             self._schedule_reset()
 
 

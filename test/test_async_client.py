@@ -355,7 +355,15 @@ def test_an_answer_over_max_response_bytes_is_refused(
 def test_the_default_pool_carries_hundreds_of_calls_at_once(
     make_client: Callable[..., AsyncApiClient],
 ) -> None:
-    slow = RecordingServer(lambda request: Reply(200, {}, delay=0.5)).start()
+    # No answer leaves the server before all 200 requests have arrived: they can only all
+    # arrive if the pool opened a connection for each, whatever the machine's speed.
+    all_arrived = threading.Barrier(200, timeout=120)
+
+    def when_all_arrived(request: Any) -> Reply:
+        all_arrived.wait()
+        return Reply(200, {})
+
+    slow = RecordingServer(when_all_arrived).start()
     try:
 
         async def call() -> List[Any]:
