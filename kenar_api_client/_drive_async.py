@@ -30,9 +30,10 @@ _flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dict[Hashable, as
 async def arun(flow: Flow[T], transport: AsyncTransport) -> T:
     """Drive ``flow`` to its result on the running event loop; blocking calls go to a thread."""
     value: Any = None
-    turns = pacer(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    turns = pacer(loop)
     try:
-        wait = turns.ready()
+        wait = turns.ready(loop)
         if wait is not None:
             await wait
         step = next(flow)
@@ -42,7 +43,7 @@ async def arun(flow: Flow[T], transport: AsyncTransport) -> T:
                     value = await transport.send(step)
                     # Only a read answer waits for its turn: an unread one holds a connection,
                     # which a call cancelled while waiting would never give back.
-                    wait = turns.ready() if step.preload else None
+                    wait = turns.ready(loop) if step.preload else None
                     if wait is not None:
                         await wait
                 elif type(step) is Sleep:

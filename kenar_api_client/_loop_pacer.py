@@ -33,34 +33,34 @@ class LoopPacer:
     more than ``per_turn``.
     """
 
-    __slots__ = ("__weakref__", "_carried", "_given", "_loop", "_per_turn", "_reset_scheduled", "_waiting")
+    # No reference to the loop: the pacers are values of a weak dictionary keyed by it.
+    __slots__ = ("_carried", "_given", "_per_turn", "_reset_scheduled", "_waiting")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, per_turn: int = DEFAULT_PER_TURN) -> None:
-        self._loop = loop
+    def __init__(self, per_turn: int = DEFAULT_PER_TURN) -> None:
         self._per_turn = per_turn
         self._given = 0  # tickets of this period
         self._carried = 0  # tickets of the period before, some of them used in this turn
         self._waiting: Deque[asyncio.Future[None]] = collections.deque()
         self._reset_scheduled = False
 
-    def ready(self) -> Optional[asyncio.Future[None]]:
-        """None if the caller may go on in this turn; else a future to await (its turn to come)."""
+    def ready(self, loop: asyncio.AbstractEventLoop) -> Optional[asyncio.Future[None]]:
+        """None if the caller may go on in this turn of ``loop`` (this pacer's); else a future to await."""
         if not self._carried and self._given < self._per_turn and not self._waiting:
             self._given += 1
-            self._schedule_reset()
+            self._schedule_reset(loop)
             return None
-        waiter: asyncio.Future[None] = self._loop.create_future()
+        waiter: asyncio.Future[None] = loop.create_future()
         self._waiting.append(waiter)
-        self._schedule_reset()
+        self._schedule_reset(loop)
         return waiter
 
-    def _schedule_reset(self) -> None:
+    def _schedule_reset(self, loop: asyncio.AbstractEventLoop) -> None:
         # Called in a turn, call_soon runs in the next one.
         if not self._reset_scheduled:
             self._reset_scheduled = True
-            self._loop.call_soon(self._next_turn)
+            loop.call_soon(self._next_turn, loop)
 
-    def _next_turn(self) -> None:
+    def _next_turn(self, loop: asyncio.AbstractEventLoop) -> None:
         self._reset_scheduled = False
         self._carried, self._given = self._given, 0
         waiting = self._waiting
@@ -70,7 +70,7 @@ class LoopPacer:
                 waiter.set_result(None)
                 self._given += 1
         if waiting or self._given or self._carried:
-            self._schedule_reset()
+            self._schedule_reset(loop)
 
 
 _pacers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPacer] = weakref.WeakKeyDictionary()
@@ -80,5 +80,5 @@ def pacer(loop: asyncio.AbstractEventLoop) -> LoopPacer:
     """The pacer of ``loop``, shared by every client on it (they share its turns)."""
     found = _pacers.get(loop)
     if found is None:
-        found = _pacers[loop] = LoopPacer(loop)
+        found = _pacers[loop] = LoopPacer()
     return found

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import random
 import threading
+import weakref
 from typing import Any, Coroutine, Dict, Iterator, List, TypeVar
 
 import pytest
@@ -23,6 +25,7 @@ from kenar_api_client._loop_pacer import DEFAULT_PER_TURN, LoopPacer, pacer
 from kenar_api_client.auth import Auth, SendFlow
 
 CALLS = 120
+SEND = {"message": "hello", "target_type": "POST", "target_resource_id": "wZ3kT9pQ"}
 T = TypeVar("T")
 
 
@@ -95,8 +98,7 @@ def calls_at_once(url: str, library: str, count: int) -> RecordingTurns:
         recorder = RecordingTurns()
         async with AsyncApiClient(configuration, transport=library, auth=recorder) as client:  # type: ignore[arg-type]
             events = AsyncEventsApi(client)
-            send = {"message": "hello", "target_type": "POST", "target_resource_id": "wZ3kT9pQ"}
-            calls = [events.events_send_event(**send) for _ in range(count)]
+            calls = [events.events_send_event(**SEND) for _ in range(count)]
             results = await asyncio.wait_for(asyncio.gather(*calls), 120)
         assert len(results) == count
         return recorder
@@ -127,10 +129,10 @@ def test_answers_arriving_together_are_read_a_few_per_turn(
 
 def test_calls_one_after_another_never_wait_for_a_ticket() -> None:
     async def main() -> List[bool]:
-        pacer = LoopPacer(asyncio.get_running_loop(), per_turn=2)
+        pacer = LoopPacer(per_turn=2)
         waited = []
         for _ in range(20):
-            wait = pacer.ready()
+            wait = pacer.ready(asyncio.get_running_loop())
             waited.append(wait is not None)
             if wait is not None:
                 await wait
@@ -146,14 +148,14 @@ def test_pieces_of_one_turn_never_exceed_the_tickets_whatever_the_order_of_arriv
     # 500 such patterns, fixed by their seeds. In no turn do more than per_turn go on.
     async def pattern(seed: int) -> Dict[int, int]:
         chance = random.Random(seed)  # noqa: S311 - a reproducible pattern, not a secret
-        pacer = LoopPacer(asyncio.get_running_loop(), per_turn=3)
+        pacer = LoopPacer(per_turn=3)
         went_on: Dict[int, int] = collections.defaultdict(int)
 
         async def caller(pauses: List[int]) -> None:
             for pause in pauses:
                 for _ in range(pause):
                     await asyncio.sleep(0)
-                wait = pacer.ready()
+                wait = pacer.ready(asyncio.get_running_loop())
                 if wait is not None:
                     await wait
                 went_on[turn()] += 1
@@ -172,12 +174,11 @@ def test_pieces_of_one_turn_never_exceed_the_tickets_whatever_the_order_of_arriv
 
 def test_cancelled_waiting_calls_give_their_tickets_up() -> None:
     async def main() -> List[str]:
-        loop = asyncio.get_running_loop()
-        pacer = LoopPacer(loop, per_turn=2)
+        pacer = LoopPacer(per_turn=2)
         order: List[str] = []
 
         async def call(name: str) -> None:
-            wait = pacer.ready()
+            wait = pacer.ready(asyncio.get_running_loop())
             if wait is not None:
                 await wait
             order.append(name)
@@ -202,3 +203,24 @@ def test_clients_on_one_loop_share_its_tickets_and_each_loop_has_its_own() -> No
         return pacer(loop)
 
     assert asyncio.run(main()) is not asyncio.run(main())
+
+
+def test_a_finished_loop_is_not_kept_alive_by_its_pacer(library: str) -> None:
+    # Apps and tests run many short loops (asyncio.run per job, a loop per test): a loop
+    # whose calls went through the pacer is freed once it is closed and dropped.
+    server = RecordingServer().start()
+    configuration = Configuration(host=server.url, api_key={"APIKey": API_KEY}, access_token=ACCESS_TOKEN)
+    loops: List[weakref.ReferenceType[asyncio.AbstractEventLoop]] = []
+
+    async def main() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        async with AsyncApiClient(configuration, transport=library) as client:  # type: ignore[arg-type]
+            await asyncio.gather(*(AsyncEventsApi(client).events_send_event(**SEND) for _ in range(20)))
+
+    try:
+        for _ in range(3):
+            asyncio.run(main())
+    finally:
+        server.stop()
+    gc.collect()
+    assert [loop() for loop in loops] == [None, None, None]
