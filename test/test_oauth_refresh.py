@@ -4,6 +4,7 @@ token may hold, and no secret in the local variables of a failure's traceback.""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ from frame_locals import failure_of, frame_names, traceback_locals
 from oauth_helpers import SCOPES, browser_consent, issued_token, oauth_client, send_event
 from servers import RecordedRequest, RecordingServer, Reply
 
+from kenar_api_client import AsyncApiClient, Configuration
 from kenar_api_client.exceptions import ApiConnectionError, ApiException, ApiTimeoutError, ApiValueError
 from kenar_api_client.oauth import (
     InvalidGrantError,
@@ -70,6 +72,25 @@ def _old_token(now: Optional[float] = None) -> OAuthToken:
     )
 
 
+@pytest.fixture(params=["sync", "aiohttp", "httpx"])
+def refresh_via(request: pytest.FixtureRequest) -> str:
+    """How a test refreshes: ``OAuthClient.refresh``, or ``refresh_async`` through an async transport."""
+    return str(request.param)
+
+
+def refresh_with(client: OAuthClient, token: OAuthToken, via: str, **options: Any) -> OAuthToken:
+    """``client.refresh(token, **options)``, or the same through ``refresh_async`` over ``via``."""
+    if via == "sync":
+        return client.refresh(token, **options)
+
+    async def refresh() -> OAuthToken:
+        configuration = Configuration(host=client.oauth_url)
+        async with AsyncApiClient(configuration, transport=via) as api_client:  # type: ignore[arg-type]
+            return await client.refresh_async(token, transport=api_client.transport, **options)
+
+    return asyncio.run(refresh())
+
+
 def _refresh_tokens_sent(requests: List[RecordedRequest]) -> List[str]:
     return [parse_qs(request.body.decode())["refresh_token"][0] for request in requests]
 
@@ -82,14 +103,17 @@ def _refresh_tokens_sent(requests: List[RecordedRequest]) -> List[str]:
     [(500, "server_error"), (503, "temporarily_unavailable"), (429, "temporarily_unavailable")],
 )
 def test_hydras_json_5xx_and_429_are_sent_again_after_retry_after(
-    fake_kenar: RecordingServer, status: int, error: str
+    fake_kenar: RecordingServer,
+    status: int,
+    error: str,
+    refresh_via: str,
 ) -> None:
     fake_kenar.queue_reply(
         Reply(status, {"error": error, "error_description": "try later"}, {"Retry-After": "1"})
     )
     started = time.monotonic()
     with _client(fake_kenar.url) as client:
-        refreshed = client.refresh(_old_token())
+        refreshed = refresh_with(client, _old_token(), refresh_via)
     assert time.monotonic() - started >= 1.0  # Retry-After was waited (a lower bound only)
     assert refreshed.access_token == "ory_at_fresh-access-token-0123456789"
     assert _refresh_tokens_sent(fake_kenar.requests) == ["ory_rt_old-refresh-token-0123456789"] * 2
@@ -97,10 +121,11 @@ def test_hydras_json_5xx_and_429_are_sent_again_after_retry_after(
 
 def test_a_retry_after_beyond_the_deadline_is_raised_at_once_with_its_seconds(
     fake_kenar: RecordingServer,
+    refresh_via: str,
 ) -> None:
     fake_kenar.queue_reply(Reply(503, {"error": "temporarily_unavailable"}, {"Retry-After": "600"}))
     with _client(fake_kenar.url) as client, pytest.raises(OAuthServerError) as caught:
-        client.refresh(_old_token(), timeout=5)
+        refresh_with(client, _old_token(), refresh_via, timeout=5)
     assert (caught.value.status, caught.value.error, caught.value.retry_after) == (
         503,
         "temporarily_unavailable",
@@ -109,28 +134,31 @@ def test_a_retry_after_beyond_the_deadline_is_raised_at_once_with_its_seconds(
     assert len(fake_kenar.requests) == 1
 
 
-def test_a_plain_429_carries_its_retry_after_and_is_sent_again(fake_kenar: RecordingServer) -> None:
+def test_a_plain_429_carries_its_retry_after_and_is_sent_again(
+    fake_kenar: RecordingServer, refresh_via: str
+) -> None:
     fake_kenar.queue_reply(Reply(429, b"slow down", {"Content-Type": "text/plain", "Retry-After": "0"}))
     with _client(fake_kenar.url) as client:
-        client.refresh(_old_token())
+        refresh_with(client, _old_token(), refresh_via)
     assert len(fake_kenar.requests) == 2
 
 
 @pytest.mark.parametrize("error", ["invalid_grant", "invalid_client", "invalid_request"])
-def test_a_refusal_is_not_sent_again(fake_kenar: RecordingServer, error: str) -> None:
+def test_a_refusal_is_not_sent_again(fake_kenar: RecordingServer, error: str, refresh_via: str) -> None:
     fake_kenar.queue_reply(Reply(400 if error != "invalid_client" else 401, {"error": error}))
     with _client(fake_kenar.url) as client, pytest.raises(ApiException):
-        client.refresh(_old_token())
+        refresh_with(client, _old_token(), refresh_via)
     assert len(fake_kenar.requests) == 1
 
 
 def test_kenar_processed_the_refresh_then_answered_500_and_the_retry_within_the_grace_works(
     sandbox: Sandbox,
+    refresh_via: str,
 ) -> None:
     token = issued_token(sandbox)
     sandbox.inject_fault("oauth2_token", 500)  # the refresh takes effect, then 500
     with oauth_client(sandbox) as client:
-        refreshed = client.refresh(token)
+        refreshed = refresh_with(client, token, refresh_via)
     # Kenar processed both; the client saw the first answered 500.
     assert [r.status for r in sandbox.token_requests] == [200, 200]
     assert [(f.took_effect, f.status) for f in sandbox.injected_faults] == [(True, 500)]
@@ -138,16 +166,18 @@ def test_kenar_processed_the_refresh_then_answered_500_and_the_retry_within_the_
     assert send_event(sandbox, refreshed.access_token) == {}
 
 
-def test_a_2xx_whose_body_is_cut_short_is_sent_again_within_the_grace(sandbox: Sandbox) -> None:
+def test_a_2xx_whose_body_is_cut_short_is_sent_again_within_the_grace(
+    sandbox: Sandbox, refresh_via: str
+) -> None:
     token = issued_token(sandbox)
     sandbox.inject_fault("oauth2_token", "malformed")
     with oauth_client(sandbox) as client:
-        refreshed = client.refresh(token)
+        refreshed = refresh_with(client, token, refresh_via)
     assert [(r.within_grace, r.revoked_chain) for r in sandbox.token_reuses] == [(True, False)]
     assert send_event(sandbox, refreshed.access_token) == {}
 
 
-def test_a_trickling_answer_is_cut_off_at_the_refresh_deadline(sandbox: Sandbox) -> None:
+def test_a_trickling_answer_is_cut_off_at_the_refresh_deadline(sandbox: Sandbox, refresh_via: str) -> None:
     token = issued_token(sandbox)
     sandbox.inject_fault("oauth2_token", "trickle", delay=120)
     outcome: List[BaseException] = []
@@ -155,7 +185,7 @@ def test_a_trickling_answer_is_cut_off_at_the_refresh_deadline(sandbox: Sandbox)
     def refresh() -> None:
         with oauth_client(sandbox) as client:
             try:
-                client.refresh(token, timeout=2)
+                refresh_with(client, token, refresh_via, timeout=2)
             except BaseException as error:
                 outcome.append(error)
 
@@ -168,16 +198,17 @@ def test_a_trickling_answer_is_cut_off_at_the_refresh_deadline(sandbox: Sandbox)
     assert "deadline" in str(error)
     # Kenar did rotate the tokens: the same refresh token, within the grace, gets a new pair.
     with oauth_client(sandbox) as client:
-        again = client.refresh(token)
+        again = refresh_with(client, token, refresh_via)
     assert [(r.within_grace, r.revoked_chain) for r in sandbox.token_reuses] == [(True, False)]
     assert send_event(sandbox, again.access_token) == {}
 
 
 def test_a_refresh_timeout_beyond_the_resend_window_is_refused_before_sending(
     fake_kenar: RecordingServer,
+    refresh_via: str,
 ) -> None:
     with _client(fake_kenar.url) as client, pytest.raises(ApiValueError, match="timeout"):
-        client.refresh(_old_token(), timeout=500)
+        refresh_with(client, _old_token(), refresh_via, timeout=500)
     assert fake_kenar.requests == []
 
 
@@ -254,25 +285,29 @@ def test_the_sandbox_clock_and_tokens_refuse_times_past_the_year_9999(sandbox: S
 # -- no secret in a failure's local variables ------------------------------------------------------
 
 
-def test_a_refused_refresh_leaves_no_secret_in_its_traceback_locals(sandbox: Sandbox) -> None:
+def test_a_refused_refresh_leaves_no_secret_in_its_traceback_locals(
+    sandbox: Sandbox, refresh_via: str
+) -> None:
     token = issued_token(sandbox)
     sandbox.revoke_consent(DEMO_USER_ID)
     with oauth_client(sandbox) as client:
-        error = failure_of(lambda: client.refresh(token))
+        error = failure_of(lambda: refresh_with(client, token, refresh_via))
     assert isinstance(error, InvalidGrantError)
     shown = traceback_locals(error, skip_file="test_oauth_refresh.py")
-    assert "_token_request" in frame_names(error)  # the real frames were walked
+    assert {"_token_request", "_token_request_async"} & set(frame_names(error))  # the real frames walked
     for secret in (DEMO_CLIENT_SECRET, str(token.refresh_token), token.access_token):
         assert secret not in shown
 
 
-def test_a_refresh_that_gets_no_answer_leaves_no_secret_in_its_traceback_locals(sandbox: Sandbox) -> None:
+def test_a_refresh_that_gets_no_answer_leaves_no_secret_in_its_traceback_locals(
+    sandbox: Sandbox, refresh_via: str
+) -> None:
     token = issued_token(sandbox)
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{unused.getsockname()[1]}"
     with oauth_client(sandbox, dead) as client:
-        error = failure_of(lambda: client.refresh(token, timeout=2))
+        error = failure_of(lambda: refresh_with(client, token, refresh_via, timeout=2))
     assert isinstance(error, ApiConnectionError)
     shown = traceback_locals(error, skip_file="test_oauth_refresh.py")
     for secret in (DEMO_CLIENT_SECRET, str(token.refresh_token), token.access_token):
@@ -281,11 +316,12 @@ def test_a_refresh_that_gets_no_answer_leaves_no_secret_in_its_traceback_locals(
 
 def test_a_refresh_that_keeps_failing_with_500_leaves_no_secret_in_its_traceback_locals(
     sandbox: Sandbox,
+    refresh_via: str,
 ) -> None:
     token = issued_token(sandbox)
     sandbox.inject_fault("oauth2_token", 503, times=10)
     with oauth_client(sandbox) as client:
-        error = failure_of(lambda: client.refresh(token, timeout=3))
+        error = failure_of(lambda: refresh_with(client, token, refresh_via, timeout=3))
     assert isinstance(error, OAuthServerError)
     shown = traceback_locals(error, skip_file="test_oauth_refresh.py")
     for secret in (DEMO_CLIENT_SECRET, str(token.refresh_token), token.access_token):

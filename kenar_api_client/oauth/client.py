@@ -12,13 +12,26 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Generator,
+    Iterable,
+    List,
+    NamedTuple,
+    Optional,
+    Tuple,
+    Union,
+)
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import urllib3
 from urllib3.util import Retry, Timeout
 
 from kenar_api_client import _clock, _env, rest
+from kenar_api_client._steps import Sleep
 from kenar_api_client._transport_settings import to_timeout
 from kenar_api_client._version import __version__
 from kenar_api_client.configuration import Configuration, normalize_host
@@ -28,6 +41,9 @@ from kenar_api_client.oauth.answers import interpret_token_answer, refresh_retry
 from kenar_api_client.oauth.errors import AccessDeniedError, OAuthRedirectError, StateMismatchError
 from kenar_api_client.oauth.scopes import Scope, scope_list
 from kenar_api_client.oauth.token import OAuthToken
+
+if TYPE_CHECKING:
+    from kenar_api_client._transport import AsyncTransport
 
 logger: logging.Logger = logging.getLogger(__name__)
 
@@ -128,6 +144,14 @@ class _Answer:
 
     def __repr__(self) -> str:
         return f"_Answer(status={self.status}, {len(self.body)} bytes)"
+
+
+class TokenPost(NamedTuple):
+    """Step: one POST of ``form`` to the token endpoint, its answer read by ``deadline`` (monotonic)."""
+
+    form: _TokenForm
+    deadline: float
+    previous: Optional[OAuthToken]
 
 
 class OAuthClient:
@@ -340,16 +364,12 @@ class OAuthClient:
 
     # -- step 5: refresh --------------------------------------------------------------------
 
-    def refresh(self, token: OAuthToken, *, timeout: Optional[float] = None) -> OAuthToken:
-        """A new token pair for ``token`` (both tokens rotate; the old pair dies two minutes later).
+    def refresh_steps(
+        self, token: OAuthToken, *, timeout: Optional[float] = None
+    ) -> Generator[Union[TokenPost, Sleep], Any, OAuthToken]:
+        """:meth:`refresh` as steps (``TokenPost``, ``Sleep``) for a driver to perform: checked at once.
 
-        Sends Kenar's fields: the refresh token, the current access token as ``code``, and
-        ``redirect_uri`` (the token's own, else this client's). A lost or refused-for-now
-        answer (no answer, a 5xx, a 429, ``server_error``, ``temporarily_unavailable``, a 2xx
-        that cannot be read) is retried with the same refresh token, which Kenar still
-        accepts within its grace period, honouring ``Retry-After`` (up to 30 s). ``timeout``
-        bounds the whole refresh, retries included (default: a minute, and always well
-        inside the grace period). ``InvalidGrantError`` means the user must consent again.
+        What :meth:`refresh` and :meth:`refresh_async` share: the request and its retries.
         """
         if not isinstance(token, OAuthToken):
             raise ApiValueError(f"refresh() needs an OAuthToken, not {type(token).__name__}")
@@ -371,18 +391,82 @@ class OAuthClient:
             client_id=self._require(self.client_id, "client_id", ENV_APP_SLUG),
             client_secret=self._secret(),
         )
-        deadline = time.monotonic() + timeout
+        return self._refresh_attempts(form, time.monotonic() + timeout, token)
+
+    def refresh(self, token: OAuthToken, *, timeout: Optional[float] = None) -> OAuthToken:
+        """A new token pair for ``token`` (both tokens rotate; the old pair dies two minutes later).
+
+        Sends Kenar's fields: the refresh token, the current access token as ``code``, and
+        ``redirect_uri`` (the token's own, else this client's). A lost or refused-for-now
+        answer (no answer, a 5xx, a 429, ``server_error``, ``temporarily_unavailable``, a 2xx
+        that cannot be read) is retried with the same refresh token, which Kenar still
+        accepts within its grace period, honouring ``Retry-After`` (up to 30 s). ``timeout``
+        bounds the whole refresh, retries included (default: a minute, and always well
+        inside the grace period). ``InvalidGrantError`` means the user must consent again.
+        """
+        flow = self.refresh_steps(token, timeout=timeout)
+        value: Any = None
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Sleep):
+                    time.sleep(step.seconds)
+                    value = None
+                else:
+                    try:
+                        value = self._token_request(step.form, step.deadline, previous=step.previous)
+                    except ApiException as error:
+                        step = flow.throw(error)
+                        continue
+                step = flow.send(value)
+        except StopIteration as done:
+            refreshed: OAuthToken = done.value
+            return refreshed
+
+    async def refresh_async(
+        self, token: OAuthToken, *, transport: AsyncTransport, timeout: Optional[float] = None
+    ) -> OAuthToken:
+        """:meth:`refresh` on the running event loop, sent through ``transport`` (an ``AsyncApiClient``'s).
+
+        The same request, retries and errors; nothing blocks the loop but the CPU work.
+        """
+        import asyncio
+
+        flow = self.refresh_steps(token, timeout=timeout)
+        value: Any = None
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Sleep):
+                    await asyncio.sleep(step.seconds)
+                    value = None
+                else:
+                    try:
+                        value = await self._token_request_async(step, transport)
+                    except ApiException as error:
+                        step = flow.throw(error)
+                        continue
+                step = flow.send(value)
+        except StopIteration as done:
+            refreshed: OAuthToken = done.value
+            return refreshed
+
+    @staticmethod
+    def _refresh_attempts(
+        form: _TokenForm, deadline: float, token: OAuthToken
+    ) -> Generator[Union[TokenPost, Sleep], Any, OAuthToken]:
         attempt = 1
         while True:
             try:
-                return self._token_request(form, deadline, previous=token)
+                refreshed: OAuthToken = yield TokenPost(form, deadline, token)
+                return refreshed
             except ApiException as error:
                 failure = error
             delay = refresh_retry_delay(failure, attempt, deadline - time.monotonic())
             if delay is None:
                 raise failure
             logger.warning("token refresh failed (%s); retrying in %.1f s", _one_line(failure), delay)
-            time.sleep(delay)
+            yield Sleep(delay)
             attempt += 1
 
     # -- the token endpoint -----------------------------------------------------------------
@@ -406,6 +490,55 @@ class OAuthClient:
             failure = None
         if failure is not None:
             raise _detached(failure)
+        return self._token_from(answer, form, url, started, previous)
+
+    async def _token_request_async(self, step: TokenPost, transport: AsyncTransport) -> OAuthToken:
+        """``_token_request`` through an async transport: the whole exchange bounded by the deadline."""
+        import asyncio
+
+        from kenar_api_client._request import Request
+
+        url = self.oauth_url + TOKEN_PATH
+        started = time.monotonic()
+        connect, read = _within(self._timeout, step.deadline)
+        try:
+            # The form is encoded straight into the request: no local variable holds it.
+            sent = await asyncio.wait_for(
+                transport.send(
+                    Request(
+                        "POST",
+                        url,
+                        dict(_TOKEN_HEADERS),
+                        step.form.encode(),
+                        Timeout(connect=connect, read=read),
+                        connect,
+                    )
+                ),
+                max(0.05, step.deadline - started),
+            )
+        except asyncio.TimeoutError:
+            failure: Optional[ApiException] = ApiTimeoutError(
+                f"POST {url}: no whole answer by the deadline; cut off"
+            )
+        except ApiException as error:
+            failure = error
+        else:
+            failure = None
+        if failure is not None:
+            raise _detached(failure)
+        body = sent.data if sent.data is not None else b""
+        if len(body) > MAX_TOKEN_ANSWER_BYTES:
+            raise ApiException(
+                status=sent.status,
+                reason=f"the token answer is larger than {MAX_TOKEN_ANSWER_BYTES} bytes; it was not read",
+            )
+        answer = _Answer(sent.status, sent.reason or "", dict(sent.getheaders().items()), body)
+        return self._token_from(answer, step.form, url, started, step.previous)
+
+    def _token_from(
+        self, answer: _Answer, form: _TokenForm, url: str, started: float, previous: Optional[OAuthToken]
+    ) -> OAuthToken:
+        """The token a read answer gives (or the typed error it means), logged without its body."""
         received_at = self.clock()
         logger.info(
             "POST %s grant_type=%s -> %d in %.0f ms",
