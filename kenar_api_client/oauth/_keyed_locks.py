@@ -42,6 +42,28 @@ class KeyedLocks:
                 if slot.users == 0:
                     del self._slots[key]
 
+    def try_hold(self, key: str) -> bool:
+        """Take ``key``'s lock if it is free, without waiting; then :meth:`release` it."""
+        with self._guard:
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = self._slots[key] = _Slot()
+            if not slot.lock.acquire(blocking=False):
+                if slot.users == 0:
+                    del self._slots[key]
+                return False
+            slot.users += 1
+            return True
+
+    def release(self, key: str) -> None:
+        """Let go of a lock taken with :meth:`try_hold`."""
+        with self._guard:
+            slot = self._slots[key]
+            slot.lock.release()
+            slot.users -= 1
+            if slot.users == 0:
+                del self._slots[key]
+
     def __len__(self) -> int:
         with self._guard:
             return len(self._slots)

@@ -42,8 +42,9 @@ import time
 import uuid
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Union, overload
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, List, NamedTuple, Optional, Union, overload
 
+from kenar_api_client._steps import Sleep
 from kenar_api_client.api_client import ApiClient
 from kenar_api_client.exceptions import ApiException, ApiTimeoutError, ApiValueError
 from kenar_api_client.oauth._background import BackgroundTasks
@@ -63,6 +64,7 @@ from kenar_api_client.oauth.token import OAuthToken
 from kenar_api_client.oauth.user_keys import check_user_key
 
 if TYPE_CHECKING:
+    from kenar_api_client._transport import AsyncTransport
     from kenar_api_client.async_api_client import AsyncApiClient
     from kenar_api_client.oauth.managed import ManagedApiClient
     from kenar_api_client.oauth.managed_async import AsyncManagedApiClient
@@ -107,6 +109,17 @@ class _Failure(NamedTuple):
     why: str
     attempts: int
     retry_at: float  # time.monotonic()
+
+
+class SendRefresh(NamedTuple):
+    """Step: ``OAuthClient.refresh(token, timeout=timeout)``, sync or on the event loop."""
+
+    token: OAuthToken
+    timeout: float
+
+
+#: A refresh as steps: the store is used as it goes; the waits and the request are yielded.
+RefreshFlow = Generator[Union[SendRefresh, Sleep], Any, OAuthToken]
 
 
 class _LeaseBusy(Exception):
@@ -341,12 +354,45 @@ class TokenManager:
         if stale is not None and not isinstance(stale, OAuthToken):
             raise ApiValueError(f"stale must be an OAuthToken, not {type(stale).__name__}")
         with self._locks.hold(user_key):
-            if stale is None:
-                stale = self._read(user_key, fallback=True).token
-            stale_token = stale.access_token
-            token = self._refresh(user_key, lambda token: token.access_token == stale_token, wait=True)
+            token = _perform(self._refresh_unless_newer(user_key, stale), self.oauth)
         self._failures.pop(user_key, None)
         return token
+
+    async def refresh_async(
+        self, user_key: str, *, transport: AsyncTransport, stale: Optional[OAuthToken] = None
+    ) -> OAuthToken:
+        """:meth:`refresh` on the running event loop, the request sent through ``transport``.
+
+        For code that runs many users' refreshes on one loop (the subscription keeper's
+        rounds): the store is called on the loop (a local store answers in microseconds),
+        the OAuth request and every wait are awaited. Another thread refreshing the same
+        user is waited for without blocking the loop.
+        """
+        import asyncio
+
+        check_user_key(user_key)
+        if stale is not None and not isinstance(stale, OAuthToken):
+            raise ApiValueError(f"stale must be an OAuthToken, not {type(stale).__name__}")
+        pause = 0.001
+        while not self._locks.try_hold(user_key):
+            await asyncio.sleep(pause)
+            pause = min(0.05, pause * 2)
+        try:
+            token = await _perform_async(self._refresh_unless_newer(user_key, stale), self.oauth, transport)
+        finally:
+            self._locks.release(user_key)
+        self._failures.pop(user_key, None)
+        return token
+
+    def _refresh_unless_newer(self, user_key: str, stale: Optional[OAuthToken]) -> RefreshFlow:
+        """Refresh ``stale`` (default: the current token) unless a newer one is already current."""
+        if stale is None:
+            stale = self._read(user_key, fallback=True).token
+        stale_token = stale.access_token
+        refreshed = yield from self._refresh_steps(
+            user_key, lambda token: token.access_token == stale_token, wait=True
+        )
+        return refreshed
 
     @overload
     def api_client_for(self, user_key: str, api_client: Optional[ApiClient] = None) -> ManagedApiClient: ...
@@ -606,6 +652,12 @@ class TokenManager:
         Called holding ``user_key``'s lock. Another process holding the lease is waited for
         (``wait``; at most one lease and one refresh long) or ``_LeaseBusy`` raised.
         """
+        return _perform(self._refresh_steps(user_key, must_refresh, wait=wait), self.oauth)
+
+    def _refresh_steps(
+        self, user_key: str, must_refresh: Callable[[OAuthToken], bool], *, wait: bool
+    ) -> RefreshFlow:
+        """``_refresh`` as steps: the store is used here, the waits and the request are yielded."""
         give_up = time.monotonic() + self.lease_ttl * (1 + _REQUEST_SHARE) + 5.0
         pause = 0.005
         lease = REFRESH_LEASE_PREFIX + user_key
@@ -616,7 +668,7 @@ class TokenManager:
             owner = _owner()
             if self.store.acquire_lease(lease, owner, self.lease_ttl):
                 try:
-                    refreshed = self._refresh_holding(user_key, must_refresh, lease, owner)
+                    refreshed = yield from self._refresh_holding(user_key, must_refresh, lease, owner)
                 finally:
                     self._release(lease, owner, user_key)
                 if refreshed is not None:
@@ -628,12 +680,12 @@ class TokenManager:
                 raise ApiTimeoutError(
                     f"gave up waiting for another process to refresh the token of user {user_key!r}"
                 )
-            time.sleep(pause)
+            yield Sleep(pause)
             pause = min(0.1, pause * 2)
 
     def _refresh_holding(
         self, user_key: str, must_refresh: Callable[[OAuthToken], bool], lease: str, owner: str
-    ) -> Optional[OAuthToken]:
+    ) -> Generator[Union[SendRefresh, Sleep], Any, Optional[OAuthToken]]:
         """Refresh, holding the lease; None if the record changed before anything was sent."""
         _step("refresh-leased", "took the refresh lease of user %r", user_key)
         entry = self._read(user_key, fallback=False)  # read again, now that no one else refreshes
@@ -663,7 +715,7 @@ class TokenManager:
             raise RefreshTokenSpentError(user_key, _iso(sent_at))
         _step("refresh-request", "refreshing the token of user %r", user_key)
         try:
-            new = self.oauth.refresh(token, timeout=min(self.lease_ttl * _REQUEST_SHARE, window_left))
+            new: OAuthToken = yield SendRefresh(token, min(self.lease_ttl * _REQUEST_SHARE, window_left))
         except InvalidGrantError as error:
             self._record_refusal(user_key, entry, error)
             raise ConsentRequiredError(
@@ -791,6 +843,50 @@ class TokenManager:
 
 _REFRESH_JOB = "refresh:"
 _WRITE_JOB = "write:"
+
+
+def _perform(flow: RefreshFlow, oauth: OAuthClient) -> OAuthToken:
+    """Drive a refresh in this thread: sleep, send with the OAuth client's own transport."""
+    value: Any = None
+    try:
+        step = next(flow)
+        while True:
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                value = None
+            else:
+                try:
+                    value = oauth.refresh(step.token, timeout=step.timeout)
+                except Exception as failure:  # the flow decides what it means
+                    step = flow.throw(failure)
+                    continue
+            step = flow.send(value)
+    except StopIteration as done:
+        token: OAuthToken = done.value
+        return token
+
+
+async def _perform_async(flow: RefreshFlow, oauth: OAuthClient, transport: AsyncTransport) -> OAuthToken:
+    """Drive a refresh on the running event loop, sending through ``transport``."""
+    import asyncio
+
+    value: Any = None
+    try:
+        step = next(flow)
+        while True:
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                value = None
+            else:
+                try:
+                    value = await oauth.refresh_async(step.token, timeout=step.timeout, transport=transport)
+                except Exception as failure:  # the flow decides what it means
+                    step = flow.throw(failure)
+                    continue
+            step = flow.send(value)
+    except StopIteration as done:
+        token: OAuthToken = done.value
+        return token
 
 
 def _token_key(user_key: str) -> str:
