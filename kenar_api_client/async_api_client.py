@@ -12,8 +12,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar, Dict, Mapping, Optional, Union
 
-from typing_extensions import Literal
-
+from kenar_api_client._async_libraries import EXTRA_OF, AsyncLibrary
 from kenar_api_client._client_core import ClientCore, Result
 from kenar_api_client._drive_async import arun
 from kenar_api_client._transport import DEFAULT_MAX_CONNECTIONS, AsyncTransport
@@ -28,8 +27,6 @@ if TYPE_CHECKING:
     from kenar_api_client.configuration import Configuration
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "AsyncApiClient"]
-
-_EXTRA = {"httpx": "async", "aiohttp": "aiohttp"}
 
 
 class AsyncApiClient(ClientCore):
@@ -56,7 +53,7 @@ class AsyncApiClient(ClientCore):
         header_value: Optional[str] = None,
         cookie: Optional[str] = None,
         *,
-        transport: Union[Literal["httpx", "aiohttp"], AsyncTransport] = "httpx",
+        transport: Union[AsyncLibrary, AsyncTransport] = "httpx",
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         keepalive: bool = True,
         auth: Optional[Auth] = None,
@@ -127,7 +124,7 @@ class AsyncApiClient(ClientCore):
 
 def _new_transport(library: str, client: ClientCore, max_connections: int, keepalive: bool) -> AsyncTransport:
     """The transport over ``library``, imported now (so a missing extra is named where it is needed)."""
-    if library not in _EXTRA:
+    if library not in EXTRA_OF:
         raise ApiValueError(
             f"transport must be 'httpx' or 'aiohttp' (or a client's transport), not {library!r}"
         )
@@ -137,7 +134,7 @@ def _new_transport(library: str, client: ClientCore, max_connections: int, keepa
         else:
             from kenar_api_client._httpx_transport import HttpxTransport as Transport  # type: ignore[assignment]
     except ImportError as missing:
-        extra = _EXTRA[library]
+        extra = EXTRA_OF[library]
         raise ImportError(
             f'AsyncApiClient(transport="{library}") needs {library}: pip install "kenar-api-client[{extra}]"'
         ) from missing

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
 from checkout_tools import load_generator
@@ -108,3 +108,9 @@ def sandbox() -> Iterator[Sandbox]:
     """A sandbox with its defaults for one test (modules that need another define their own)."""
     with Sandbox() as running:
         yield running
+
+
+@pytest.fixture(params=["threads", "aiohttp"])
+def keeper_transport(request: pytest.FixtureRequest) -> Optional[str]:
+    """How a subscription keeper under test runs its rounds: threads, or an event loop over aiohttp."""
+    return None if request.param == "threads" else str(request.param)

@@ -1,7 +1,8 @@
 """A keeper process for the multi-process tests: ``python keeper_child.py '<settings JSON>'``.
 
 Opens the shared store named in the settings, waits for a line on stdin if ``wait_for_go``
-(so that every child starts its rounds at once), then runs rounds until one finds nothing
+(so that every child starts its rounds at once), then runs rounds (on threads, or on an
+event loop when the settings name a ``transport``) until one finds nothing
 to do; prints one JSON line with what it did. The demo app's OAuth client talks to the
 sandbox's ``oauth_url``, the API client to ``api_url`` (the sandbox, or a proxy before it).
 """
@@ -42,7 +43,13 @@ def main() -> None:
     configuration.connection_pool_maxsize = settings.get("concurrency", 4)
     with kenar_api_client.ApiClient(configuration) as api_client:
         concurrency, claim_ttl = settings.get("concurrency", 4), settings.get("claim_ttl", 120)
-        keeper = SubscriptionKeeper(tokens, api_client, concurrency=concurrency, claim_ttl=claim_ttl)
+        keeper = SubscriptionKeeper(
+            tokens,
+            api_client,
+            concurrency=concurrency,
+            claim_ttl=claim_ttl,
+            transport=settings.get("transport"),
+        )
         if settings.get("wait_for_go"):
             sys.stdin.readline()
         totals: Dict[str, Any] = {"users": 0, "registered": 0, "busy_rounds": 0, "rounds": 0}

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pydantic
@@ -73,8 +73,10 @@ def _states(keeper: SubscriptionKeeper) -> Dict[str, str]:
     return {s.key: s.state for s in keeper.status(USER)}
 
 
-def test_kept_subscriptions_are_registered_with_their_metadata(sandbox: Sandbox, api_client: Any) -> None:
-    keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client)
+def test_kept_subscriptions_are_registered_with_their_metadata(
+    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+) -> None:
+    keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client, transport=keeper_transport)
     kept = keeper.keep(USER, ON_POST)
     assert (kept.state, kept.user_key, kept.metadata) == ("pending", USER, {"kept": "chat"})
     report = keeper.renew_due()
@@ -93,12 +95,16 @@ def test_kept_subscriptions_are_registered_with_their_metadata(sandbox: Sandbox,
 
 
 def test_a_simulated_day_of_hourly_expiries_keeps_every_kept_subscription_delivering(
-    sandbox: Sandbox, api_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    sandbox: Sandbox,
+    api_client: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    keeper_transport: Optional[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     started = time.perf_counter()
     tokens = manager_with_user(sandbox, SQLiteTokenStore(tmp_path / "tokens.sqlite3"), leeway=300)
-    keeper = SubscriptionKeeper(tokens, api_client)
+    keeper = SubscriptionKeeper(tokens, api_client, transport=keeper_transport)
     keeper.keep(USER, ON_POST)
     keeper.keep(USER, POST_UPDATES)
     keeper.renew_due()
@@ -162,9 +168,11 @@ def test_a_simulated_day_of_hourly_expiries_keeps_every_kept_subscription_delive
 
 
 def test_a_missing_scope_fails_the_subscription_and_stops_retrying_it(
-    sandbox: Sandbox, api_client: Any
+    sandbox: Sandbox,
+    api_client: Any,
+    keeper_transport: Optional[str],
 ) -> None:
-    keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client)
+    keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client, transport=keeper_transport)
     keeper.keep(
         USER, {"event_type": "NEW_MESSAGE_ON_POST", "metadata": {"all": "posts"}}
     )  # needs the all-chats scope
@@ -190,8 +198,10 @@ def test_a_missing_scope_fails_the_subscription_and_stops_retrying_it(
     assert _states(keeper) == {"NEW_MESSAGE_ON_POST|": "registered", "POST_UPDATE|": "registered"}
 
 
-def test_a_revoked_grant_marks_the_user_as_needing_consent(sandbox: Sandbox, api_client: Any) -> None:
-    keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client)
+def test_a_revoked_grant_marks_the_user_as_needing_consent(
+    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+) -> None:
+    keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client, transport=keeper_transport)
     keeper.keep(USER, ON_POST)
     keeper.renew_due()
     sandbox.revoke_consent(DEMO_USER_ID)
@@ -208,15 +218,19 @@ def test_a_revoked_grant_marks_the_user_as_needing_consent(sandbox: Sandbox, api
     assert len(keeper.renew_due().registered) == 1
 
 
-def test_transport_failures_leave_it_pending_for_the_next_round(sandbox: Sandbox, api_client: Any) -> None:
+def test_transport_failures_leave_it_pending_for_the_next_round(
+    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+) -> None:
     store = MemoryTokenStore()
     tokens = manager_with_user(sandbox, store)
     unreachable = kenar_api_client.Configuration(host="http://127.0.0.1:9", api_key={"APIKey": DEMO_API_KEY})
     unreachable.retries = 0
     with kenar_api_client.ApiClient(unreachable) as down:
-        report = SubscriptionKeeper(tokens, down).renew_due()  # nothing declared yet
+        report = SubscriptionKeeper(
+            tokens, down, transport=keeper_transport
+        ).renew_due()  # nothing declared yet
         assert report.ok
-        keeper = SubscriptionKeeper(tokens, down)
+        keeper = SubscriptionKeeper(tokens, down, transport=keeper_transport)
         keeper.keep(USER, ON_POST)
         (pending,) = keeper.renew_due().pending
     assert pending.error is not None
@@ -231,10 +245,12 @@ def test_transport_failures_leave_it_pending_for_the_next_round(sandbox: Sandbox
     assert registered.retries == 0
 
 
-def test_a_revocation_delivery_forgets_the_user(sandbox: Sandbox, api_client: Any) -> None:
+def test_a_revocation_delivery_forgets_the_user(
+    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+) -> None:
     tokens = TokenManager(oauth_client(sandbox), MemoryTokenStore())
     tokens.save(USER, issued_token(sandbox), divar_user_id=DEMO_USER_ID)
-    keeper = SubscriptionKeeper(tokens, api_client)
+    keeper = SubscriptionKeeper(tokens, api_client, transport=keeper_transport)
     keeper.keep(USER, ON_POST)
     keeper.renew_due()
 
@@ -261,9 +277,11 @@ def test_a_revocation_delivery_forgets_the_user(sandbox: Sandbox, api_client: An
     assert keeper.users() == []
 
 
-def test_the_background_thread_renews_by_itself(sandbox: Sandbox, api_client: Any) -> None:
+def test_the_background_thread_renews_by_itself(
+    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+) -> None:
     tokens = manager_with_user(sandbox, leeway=300)
-    with SubscriptionKeeper(tokens, api_client) as keeper:
+    with SubscriptionKeeper(tokens, api_client, transport=keeper_transport) as keeper:
         keeper.keep(USER, ON_POST)
         assert _wait_for(lambda: _states(keeper) == {f"NEW_MESSAGE_ON_POST|{DEMO_POST_TOKEN}": "registered"})
         first = keeper.status(USER)[0].token_fingerprint
@@ -273,8 +291,10 @@ def test_the_background_thread_renews_by_itself(sandbox: Sandbox, api_client: An
     assert not keeper.running
 
 
-def test_keep_refuses_bad_declarations(sandbox: Sandbox, api_client: Any) -> None:
-    keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client)
+def test_keep_refuses_bad_declarations(
+    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+) -> None:
+    keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client, transport=keeper_transport)
     with pytest.raises(pydantic.ValidationError, match="evnt_resource_id"):
         keeper.keep(USER, {"event_type": "POST_UPDATE", "evnt_resource_id": "x"})
     with pytest.raises(ApiValueError, match="event_type"):
@@ -284,8 +304,8 @@ def test_keep_refuses_bad_declarations(sandbox: Sandbox, api_client: Any) -> Non
     assert keeper.status() == []
 
 
-def test_status_and_drop(sandbox: Sandbox, api_client: Any) -> None:
-    keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client)
+def test_status_and_drop(sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]) -> None:
+    keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client, transport=keeper_transport)
     keeper.keep(USER, ON_POST)
     keeper.keep(USER, POST_UPDATES)
     keeper.renew_due()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import pytest
 from keeper_helpers import (
@@ -69,7 +69,7 @@ def _assert_every_seller_kept_once(sandbox: Sandbox, keeper: SubscriptionKeeper,
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis", "postgres"])
 def test_four_keeper_processes_refresh_and_register_each_user_once(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+    kind: str, keeper_transport: Optional[str], request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     sellers = 48
     store, where = _shared_store(kind, request, tmp_path)
@@ -77,7 +77,7 @@ def test_four_keeper_processes_refresh_and_register_each_user_once(
         tokens, keeper, client = _app(sandbox, store)
         add_sellers(sandbox, tokens, keeper, sellers, expires_in=200)  # every token due for its refresh
         settings = {"store": where, "oauth_url": sandbox.oauth_url, "api_url": sandbox.url}
-        settings["wait_for_go"] = True
+        settings.update(wait_for_go=True, transport=keeper_transport)
         children = [run_child({**settings, "concurrency": 4}, stdin=-1) for _ in range(4)]
         for child in children:  # all started: let them go at once
             assert child.stdin is not None
@@ -92,7 +92,7 @@ def test_four_keeper_processes_refresh_and_register_each_user_once(
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
 def test_a_keeper_killed_mid_round_leaves_its_users_to_the_others_after_its_claim(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+    kind: str, keeper_transport: Optional[str], request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     sellers = 16
     store, where = _shared_store(kind, request, tmp_path)
@@ -102,7 +102,12 @@ def test_a_keeper_killed_mid_round_leaves_its_users_to_the_others_after_its_clai
         # Seller 7's second registration never reaches Kenar: the first keeper is killed waiting for it,
         # with seller 7's token refreshed and their first subscription registered and recorded.
         proxy = HoldingProxy(sandbox.url, hold=lambda path, body: post_of(7).encode() in body)
-        settings = {"store": where, "oauth_url": sandbox.oauth_url, "claim_ttl": 4}
+        settings = {
+            "store": where,
+            "oauth_url": sandbox.oauth_url,
+            "claim_ttl": 4,
+            "transport": keeper_transport,
+        }
         first = run_child({**settings, "api_url": proxy.url, "concurrency": 1})
         try:
             assert proxy.held.wait(60), "the first keeper never reached seller 7's second registration"

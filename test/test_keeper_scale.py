@@ -6,6 +6,7 @@ proxy that holds its requests, so nothing here waits on wall time.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -63,9 +64,11 @@ class CountingStore(MemoryTokenStore):
         return super().get(key)
 
 
-def test_a_round_reads_only_the_users_that_are_due(sandbox: Sandbox, api_client: Any) -> None:
+def test_a_round_reads_only_the_users_that_are_due(
+    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+) -> None:
     store = CountingStore()
-    keeper = _keeper(sandbox, store, api_client)
+    keeper = _keeper(sandbox, store, api_client, transport=keeper_transport)
     add_sellers(sandbox, keeper.tokens, keeper, 30)
     first = keeper.renew_due()
     assert (first.users, len(first.registered)) == (30, 60)
@@ -94,8 +97,10 @@ def test_refresh_times_are_spread_by_a_stable_jitter() -> None:
         RenewalPolicy(leeway=300, jitter=0.9)
 
 
-def test_a_refresh_comes_before_the_users_registrations(sandbox: Sandbox, api_client: Any) -> None:
-    keeper = _keeper(sandbox, MemoryTokenStore(), api_client)
+def test_a_refresh_comes_before_the_users_registrations(
+    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+) -> None:
+    keeper = _keeper(sandbox, MemoryTokenStore(), api_client, transport=keeper_transport)
     add_sellers(sandbox, keeper.tokens, keeper, 3, expires_in=200)  # due for a refresh
     report = keeper.renew_due()
     assert len(report.registered) == 6
@@ -112,9 +117,14 @@ def _unsendable(user_key: str) -> KeptSubscription:
 
 
 def test_one_unsendable_subscription_stalls_neither_its_user_nor_the_others(
-    sandbox: Sandbox, api_client: Any, tmp_path: Path
+    sandbox: Sandbox,
+    api_client: Any,
+    tmp_path: Path,
+    keeper_transport: Optional[str],
 ) -> None:
-    keeper = _keeper(sandbox, SQLiteTokenStore(tmp_path / "tokens.sqlite3"), api_client)
+    keeper = _keeper(
+        sandbox, SQLiteTokenStore(tmp_path / "tokens.sqlite3"), api_client, transport=keeper_transport
+    )
     add_sellers(sandbox, keeper.tokens, keeper, 5)
     key = SUBSCRIPTIONS_KEY_PREFIX + "seller-2"
     stored = keeper.tokens.store.get(key)
@@ -156,9 +166,11 @@ class OneBrokenUserStore(MemoryTokenStore):
 
 
 def test_a_user_whose_round_breaks_is_reported_and_the_round_goes_on(
-    sandbox: Sandbox, api_client: Any
+    sandbox: Sandbox,
+    api_client: Any,
+    keeper_transport: Optional[str],
 ) -> None:
-    keeper = _keeper(sandbox, OneBrokenUserStore(), api_client)
+    keeper = _keeper(sandbox, OneBrokenUserStore(), api_client, transport=keeper_transport)
     add_sellers(sandbox, keeper.tokens, keeper, 4)
     report = keeper.renew_due()
     assert list(report.errors) == ["seller-1"]
@@ -170,11 +182,11 @@ def test_a_user_whose_round_breaks_is_reported_and_the_round_goes_on(
     assert list(keeper.renew_due().errors) == ["seller-1"]
 
 
-def test_one_slow_user_does_not_hold_up_the_others(sandbox: Sandbox) -> None:
+def test_one_slow_user_does_not_hold_up_the_others(sandbox: Sandbox, keeper_transport: Optional[str]) -> None:
     proxy = HoldingProxy(sandbox.url, hold=lambda path, body: post_of(3).encode() in body)
     try:
         with _client(proxy.url) as client:
-            keeper = _keeper(sandbox, MemoryTokenStore(), client, concurrency=4)
+            keeper = _keeper(sandbox, MemoryTokenStore(), client, concurrency=4, transport=keeper_transport)
             add_sellers(sandbox, keeper.tokens, keeper, 12)
             reports: List[Any] = []
             round_ = threading.Thread(target=lambda: reports.append(keeper.renew_due()))
@@ -192,9 +204,11 @@ def test_one_slow_user_does_not_hold_up_the_others(sandbox: Sandbox) -> None:
 
 
 def test_renew_user_says_when_another_keeper_holds_the_user_or_waits_for_it(
-    sandbox: Sandbox, api_client: Any
+    sandbox: Sandbox,
+    api_client: Any,
+    keeper_transport: Optional[str],
 ) -> None:
-    keeper = _keeper(sandbox, MemoryTokenStore(), api_client)
+    keeper = _keeper(sandbox, MemoryTokenStore(), api_client, transport=keeper_transport)
     add_sellers(sandbox, keeper.tokens, keeper, 1)
     store = keeper.tokens.store
     assert store.claim("seller-0", "another-keeper", keeper.tokens.clock(), 60)
@@ -224,11 +238,13 @@ def test_dead_keepers_leave_no_listener_behind(sandbox: Sandbox, api_client: Any
     assert len(live.renew_due().registered) == 2  # a live keeper still hears of logins
 
 
-def test_a_stop_that_times_out_does_not_let_a_second_thread_start(sandbox: Sandbox) -> None:
+def test_a_stop_that_times_out_does_not_let_a_second_thread_start(
+    sandbox: Sandbox, keeper_transport: Optional[str]
+) -> None:
     proxy = HoldingProxy(sandbox.url, hold=lambda path, body: True)
     try:
         with _client(proxy.url) as client:
-            keeper = _keeper(sandbox, MemoryTokenStore(), client, concurrency=2)
+            keeper = _keeper(sandbox, MemoryTokenStore(), client, concurrency=2, transport=keeper_transport)
             add_sellers(sandbox, keeper.tokens, keeper, 1)
             keeper.start(interval=30)
             assert proxy.held.wait(30)  # its round is stuck on a registration
@@ -248,11 +264,16 @@ def test_a_stop_that_times_out_does_not_let_a_second_thread_start(sandbox: Sandb
 
 
 def test_each_round_reports_its_figures_to_a_listener_the_log_and_the_store(
-    sandbox: Sandbox, api_client: Any, caplog: pytest.LogCaptureFixture
+    sandbox: Sandbox,
+    api_client: Any,
+    caplog: pytest.LogCaptureFixture,
+    keeper_transport: Optional[str],
 ) -> None:
     caplog.set_level(logging.INFO, logger="kenar_api_client.oauth.keeper")
     rounds: List[Any] = []
-    keeper = _keeper(sandbox, MemoryTokenStore(), api_client, on_round=rounds.append)
+    keeper = _keeper(
+        sandbox, MemoryTokenStore(), api_client, on_round=rounds.append, transport=keeper_transport
+    )
     add_sellers(sandbox, keeper.tokens, keeper, 3)
     sandbox.clock.advance(45)  # they have been due for 45 s when the round takes them up
     report = keeper.renew_due()
@@ -277,6 +298,10 @@ def test_keeper_settings_are_checked(sandbox: Sandbox, api_client: Any) -> None:
     for bad in ({"concurrency": 0}, {"concurrency": 1.5}, {"claim_ttl": 0}, {"retry_delay": -1}):
         with pytest.raises(ApiValueError):
             SubscriptionKeeper(tokens, api_client, **bad)
+    with pytest.raises(ApiValueError, match=r"transport must be None \(threads\), 'aiohttp' or 'httpx'"):
+        SubscriptionKeeper(tokens, api_client, transport="requests")  # type: ignore[arg-type]
+    assert SubscriptionKeeper(tokens, api_client).concurrency == 16  # threads
+    assert SubscriptionKeeper(tokens, api_client, transport="aiohttp").concurrency == 64  # an event loop
 
 
 def _wait_for(condition: Any, timeout: float = 30.0) -> bool:
@@ -288,3 +313,16 @@ def _wait_for(condition: Any, timeout: float = 30.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def test_a_round_on_an_event_loop_runs_from_async_code_too(sandbox: Sandbox, api_client: Any) -> None:
+    """``renew_due()`` called where a loop already runs (an async app) takes a thread for its own loop."""
+    keeper = _keeper(sandbox, MemoryTokenStore(), api_client, transport="aiohttp")
+    add_sellers(sandbox, keeper.tokens, keeper, 3)
+
+    async def in_an_async_app() -> Any:
+        return keeper.renew_due()
+
+    report = asyncio.run(in_an_async_app())
+    assert (report.users, len(report.registered)) == (3, 6)
+    assert len(registrations(sandbox)) == 6

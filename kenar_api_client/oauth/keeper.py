@@ -9,6 +9,7 @@ them concurrently on a bounded pool of threads (the decisions are in ``renewal``
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import queue
@@ -18,8 +19,9 @@ import time
 import uuid
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, List, Mapping, Optional, Set, Tuple, Union
 
+from kenar_api_client._async_libraries import EXTRA_OF, AsyncLibrary
 from kenar_api_client.api_client import ApiClient
 from kenar_api_client.exceptions import ApiValueError
 from kenar_api_client.oauth.kept import (
@@ -50,12 +52,16 @@ from kenar_api_client.oauth.renewal import (
     Step,
     UserRound,
     drive,
+    drive_async,
     user_round,
 )
 from kenar_api_client.oauth.schedule import RENEW_LEASE_PREFIX, due_index
 from kenar_api_client.oauth.store import DueIndex, DueSummary
 from kenar_api_client.oauth.token import OAuthToken
 from kenar_api_client.oauth.user_keys import check_user_key
+
+if TYPE_CHECKING:
+    from kenar_api_client.async_api_client import AsyncApiClient
 
 __all__ = [
     "CONSENT_REQUIRED",
@@ -76,6 +82,8 @@ __all__ = [
 DEFAULT_INTERVAL = 60.0
 #: Users renewed at once by one process: their requests share the API client's pool.
 DEFAULT_CONCURRENCY = 16
+#: The same on an event loop (``transport=``): a user waiting on the network costs no thread.
+DEFAULT_LOOP_CONCURRENCY = 64
 #: How long a claimed user stays with its keeper without news (extended as it goes).
 DEFAULT_CLAIM_TTL = 120.0
 #: Where rounds leave their figures for ``kenar-events subscriptions status``.
@@ -85,6 +93,10 @@ _ROUNDS_KEPT_FOR = 3600.0
 _IDLE_RECORD_EVERY = 600.0
 
 RoundListener = Callable[[RenewalReport], None]
+#: The keeper and user whose round runs in this thread or task: its own refreshes are not news.
+_RENEWING: contextvars.ContextVar[Optional[Tuple[int, str]]] = contextvars.ContextVar(
+    "kenar_keeper_renewing", default=None
+)
 
 
 class KeeperStatus:
@@ -119,7 +131,11 @@ class SubscriptionKeeper:
     and host (its access token is not used); give its configuration a
     ``connection_pool_maxsize`` of at least ``concurrency``.
 
-    ``concurrency``: users renewed at once (threads; 1 renews them one by one).
+    ``concurrency``: users renewed at once (default 16 threads; 1 renews them one by one).
+    ``transport``: ``"aiohttp"`` or ``"httpx"`` (the ``aiohttp`` or ``async`` extra) runs
+    each round on an event loop in the calling thread instead of on threads: the token
+    refreshes and registrations are sent through that library, 64 users at once by default,
+    for a fraction of the CPU (docs/Subscriptions.md, "Many users").
     ``claim_ttl``: seconds a claimed user stays with this keeper without news; a keeper
     that dies leaves its users to the others after this. ``jitter``, ``retry_delay`` and
     ``revisit``: see :class:`~kenar_api_client.oauth.renewal.RenewalPolicy`. ``on_round``
@@ -132,7 +148,8 @@ class SubscriptionKeeper:
         tokens: TokenManager,
         api_client: Optional[ApiClient] = None,
         *,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: Optional[int] = None,
+        transport: Optional[AsyncLibrary] = None,
         claim_ttl: float = DEFAULT_CLAIM_TTL,
         jitter: float = 0.1,
         retry_delay: float = 30.0,
@@ -141,8 +158,12 @@ class SubscriptionKeeper:
     ) -> None:
         if not isinstance(tokens, TokenManager):
             raise ApiValueError(f"tokens must be a TokenManager, not {type(tokens).__name__}")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
-            raise ApiValueError(f"concurrency must be a whole number from 1 to 256, got {concurrency!r}")
+        if transport is not None and transport not in EXTRA_OF:
+            raise ApiValueError(f"transport must be None (threads), 'aiohttp' or 'httpx', got {transport!r}")
+        if concurrency is None:
+            concurrency = DEFAULT_CONCURRENCY if transport is None else DEFAULT_LOOP_CONCURRENCY
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 1024:
+            raise ApiValueError(f"concurrency must be a whole number from 1 to 1024, got {concurrency!r}")
         if (
             isinstance(claim_ttl, bool)
             or not isinstance(claim_ttl, (int, float))
@@ -154,6 +175,9 @@ class SubscriptionKeeper:
         self.tokens = tokens
         self.api_client: ApiClient = api_client if api_client is not None else ApiClient.get_default()
         self.concurrency: int = concurrency
+        self.transport: Optional[AsyncLibrary] = transport
+        if transport is not None:
+            _check_loop_transport(transport)
         self.claim_ttl: float = float(claim_ttl)
         self.policy: RenewalPolicy = RenewalPolicy(
             leeway=tokens.leeway, jitter=jitter, retry_delay=retry_delay, revisit=revisit
@@ -161,7 +185,7 @@ class SubscriptionKeeper:
         self.on_round: Optional[RoundListener] = on_round
         self._indexed = isinstance(tokens.store, DueIndex)
         pool = getattr(getattr(self.api_client, "configuration", None), "connection_pool_maxsize", None)
-        if isinstance(pool, int) and pool < concurrency:
+        if transport is None and isinstance(pool, int) and pool < concurrency:
             logger.warning(
                 "the API client's pool holds %d connections: at most %d of the keeper's %d renewals "
                 "send at once (raise Configuration.connection_pool_maxsize to %d)",
@@ -173,13 +197,13 @@ class SubscriptionKeeper:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._renewing = threading.local()  # the user this thread is renewing, if any
         self._recorded_at: Optional[float] = None  # monotonic time of the last round recorded
         _listen_for_refreshes(tokens, self)
 
     def __repr__(self) -> str:
         running = "running" if self.running else "stopped"
-        return f"SubscriptionKeeper({running}, tokens={self.tokens!r}, concurrency={self.concurrency})"
+        on = f", transport={self.transport!r}" if self.transport is not None else ""
+        return f"SubscriptionKeeper({running}, tokens={self.tokens!r}, concurrency={self.concurrency}{on})"
 
     # -- what to keep ---------------------------------------------------------------------
 
@@ -288,6 +312,19 @@ class SubscriptionKeeper:
         now = self.tokens.clock()
         index = self._index()
         report = RenewalReport()
+        if self.transport is not None:
+            first = index.claim_due(now, owner, self.claim_ttl, self.concurrency)
+            if first:
+                _run_on_own_loop(lambda: self._round_on_loop(stop, index, owner, now, first, report))
+        else:
+            self._round_on_threads(stop, index, owner, now, report)
+        report.duration = time.monotonic() - started
+        self._round_done(report, owner)
+        return report
+
+    def _round_on_threads(
+        self, stop: threading.Event, index: DueIndex, owner: str, now: float, report: RenewalReport
+    ) -> None:
         pool: Optional[ThreadPoolExecutor] = None
         finished: queue.SimpleQueue[UserRound] = queue.SimpleQueue()
         running = 0
@@ -318,9 +355,60 @@ class SubscriptionKeeper:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
-        report.duration = time.monotonic() - started
-        self._round_done(report, owner)
-        return report
+
+    async def _round_on_loop(
+        self,
+        stop: threading.Event,
+        index: DueIndex,
+        owner: str,
+        now: float,
+        claimed: List[Any],
+        report: RenewalReport,
+    ) -> None:
+        """The round on this thread's own event loop: a task per claimed user, ``concurrency`` at once."""
+        import asyncio
+
+        from kenar_api_client.async_api_client import AsyncApiClient
+
+        loop = asyncio.get_running_loop()
+        library: AsyncLibrary = self.transport or "httpx"
+        client = AsyncApiClient(
+            self.api_client.configuration, transport=library, max_connections=self.concurrency * 2
+        )
+        client.default_headers = dict(self.api_client.default_headers)
+        finished: asyncio.Queue[UserRound] = asyncio.Queue()
+
+        async def renew(user_key: str) -> None:
+            try:
+                result = await self._renew_claimed_async(index, user_key, owner, client)
+            except Exception as error:  # never lose the count: the round waits for every user
+                result = UserRound(user_key, error=one_line(f"{type(error).__name__}: {error}"))
+            finished.put_nowait(result)
+
+        tasks: Set[asyncio.Task[None]] = set()  # held until done: the loop keeps only weak references
+        running = 0  # users whose result is not in yet
+        more = len(claimed) == self.concurrency
+        try:
+            while True:
+                taken_up = self.tokens.clock()
+                for due in claimed:
+                    report.lag = max(report.lag, taken_up - due.due_at)
+                    task = loop.create_task(renew(due.name))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                    running += 1
+                claimed = []
+                if not running:
+                    break
+                self._file(report, await finished.get())
+                running -= 1
+                free = self.concurrency - running
+                # Claim in batches of at least half the concurrency: fewer store round trips.
+                if more and not stop.is_set() and free * 2 >= self.concurrency:
+                    claimed = index.claim_due(now, owner, self.claim_ttl, free)
+                    more = len(claimed) == free
+        finally:
+            await client.close()
 
     def _renew_into(
         self, finished: queue.SimpleQueue[UserRound], index: DueIndex, user_key: str, owner: str
@@ -362,9 +450,23 @@ class SubscriptionKeeper:
         """Renew a user this keeper claimed, then release it with its next due time."""
         now = self.tokens.clock()
         run = _UserRun(self, index, user_key, owner, now)
-        self._renewing.user = user_key
+        return drive(self._claimed_round(index, user_key, owner, now), run.perform)
+
+    async def _renew_claimed_async(
+        self, index: DueIndex, user_key: str, owner: str, client: AsyncApiClient
+    ) -> UserRound:
+        """``_renew_claimed`` on the event loop, its requests sent through ``client``."""
+        now = self.tokens.clock()
+        run = _UserRun(self, index, user_key, owner, now, client)
+        return await drive_async(self._claimed_round(index, user_key, owner, now), run.perform_async)
+
+    def _claimed_round(
+        self, index: DueIndex, user_key: str, owner: str, now: float
+    ) -> Generator[Step, Any, UserRound]:
+        """A claimed user's round (``user_round``), its failure caught, then the claim released."""
+        renewing = _RENEWING.set((id(self), user_key))
         try:
-            result = drive(user_round(user_key, self.policy, now), run.perform)
+            result = yield from user_round(user_key, self.policy, now)
         except ClaimLost:
             logger.warning(
                 "lost the claim on user %r to another keeper mid-round; leaving it to them", user_key
@@ -375,7 +477,7 @@ class SubscriptionKeeper:
             error_text = one_line(f"{type(error).__name__}: {error}")
             result = UserRound(user_key, next_due=self.policy.retry_at(now, 1), error=error_text)
         finally:
-            self._renewing.user = None
+            _RENEWING.reset(renewing)
         try:
             index.release(user_key, owner, result.next_due)
         except Exception:  # the claim runs out by itself; the user is retried after it
@@ -447,7 +549,7 @@ class SubscriptionKeeper:
 
     def _token_changed(self, user_key: str) -> None:
         """A token was stored in this process (a refresh or a login): the user is due now."""
-        if getattr(self._renewing, "user", None) == user_key:
+        if _RENEWING.get() == (id(self), user_key):
             return  # this keeper's own refresh, inside the user's round
         try:
             self._index().schedule(user_key, self.tokens.clock())
@@ -562,9 +664,16 @@ class _UserRun:
     """Performs one claimed user's round steps: the store, the token manager, the API."""
 
     def __init__(
-        self, keeper: SubscriptionKeeper, index: DueIndex, user_key: str, owner: str, now: float
+        self,
+        keeper: SubscriptionKeeper,
+        index: DueIndex,
+        user_key: str,
+        owner: str,
+        now: float,
+        async_client: Optional[AsyncApiClient] = None,
     ) -> None:
         self.keeper = keeper
+        self.async_client = async_client
         self.index = index
         self.user_key = user_key
         self.owner = owner
@@ -588,6 +697,25 @@ class _UserRun:
         if isinstance(step, Record):
             return self._record(step.outcomes)
         raise ApiValueError(f"unknown renewal step {step!r}")
+
+    async def perform_async(self, step: Step) -> Any:
+        """``perform`` on the event loop: the refresh and the registrations awaited, the store here."""
+        assert self.async_client is not None  # noqa: S101 - made with one by the loop's round
+        if type(step) is RefreshToken:
+            self._keep_claim()
+            return await self.keeper.tokens.refresh_async(
+                step.user_key, stale=step.stale, transport=self.async_client.transport
+            )
+        if type(step) is Register:
+            from kenar_api_client.api.events_api import AsyncEventsApi
+
+            self._keep_claim()
+            if self.client is None:
+                self.client = self.keeper.tokens.api_client_for(self.user_key, self.async_client)
+            await AsyncEventsApi(self.client).events_register_event_subscription(step.subscription.request())
+            used: OAuthToken = self.client.last_token or step.token
+            return used
+        return self.perform(step)
 
     def _refresh(self, step: RefreshToken) -> OAuthToken:
         self._keep_claim()
@@ -646,6 +774,34 @@ def _listen_for_refreshes(tokens: TokenManager, keeper: SubscriptionKeeper) -> N
             dispatcher = _dispatchers[tokens] = _RefreshDispatcher()
             tokens.on_refresh(dispatcher)
         dispatcher.keepers.add(keeper)
+
+
+def _check_loop_transport(transport: str) -> None:
+    """Fail at once, naming the extra, when the library of ``transport`` is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(transport) is None:
+        extra = EXTRA_OF[transport]
+        raise ApiValueError(
+            f'transport={transport!r} needs {transport}: pip install "kenar-api-client[{extra}]"'
+        )
+
+
+def _run_on_own_loop(round_: Callable[[], Any]) -> None:
+    """Run the coroutine ``round_()`` makes on a new event loop in this thread (or, if this thread
+    already runs one, in a thread of its own, waited for)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(round_())
+        return
+    worker = ThreadPoolExecutor(1, thread_name_prefix="kenar-keeper-loop")
+    try:
+        worker.submit(lambda: asyncio.run(round_())).result()
+    finally:
+        worker.shutdown(wait=True)
 
 
 def _owner() -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, Generator, Iterable, List, NamedTuple, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, Generator, Iterable, List, NamedTuple, Optional, Union
 
 from kenar_api_client.exceptions import ApiException, ApiValueError
 from kenar_api_client.oauth.errors import ConsentRequiredError
@@ -272,6 +272,24 @@ def drive(round_: Generator[Step, Any, UserRound], perform: Callable[[Step], Any
         while True:
             try:
                 result = perform(step)
+            except Exception as error:  # the round decides what a failed step means
+                step = round_.throw(error)
+            else:
+                step = round_.send(result)
+    except StopIteration as stop:
+        done: UserRound = stop.value
+        return done
+
+
+async def drive_async(
+    round_: Generator[Step, Any, UserRound], perform: Callable[[Step], Awaitable[Any]]
+) -> UserRound:
+    """``drive`` on an event loop: ``await perform(step)`` does each step's I/O."""
+    try:
+        step = next(round_)
+        while True:
+            try:
+                result = await perform(step)
             except Exception as error:  # the round decides what a failed step means
                 step = round_.throw(error)
             else:
