@@ -144,7 +144,9 @@ class Clock:
         return time.time() + self.offset
 
 
-def keeper_for(store: Any, base_url: str, clock: Callable[[], float], concurrency: int, pool: int) -> Any:
+def keeper_for(
+    store: Any, base_url: str, clock: Callable[[], float], concurrency: int, pool: int, transport: str = ""
+) -> Any:
     import kenar_api_client
     from kenar_api_client.oauth import OAuthClient, SubscriptionKeeper, TokenManager
 
@@ -156,7 +158,13 @@ def keeper_for(store: Any, base_url: str, clock: Callable[[], float], concurrenc
     )
     tokens = TokenManager(oauth, store, leeway=LEEWAY)
     api_client = kenar_api_client.ApiClient(configuration)
-    return SubscriptionKeeper(tokens, api_client, concurrency=concurrency, jitter=0.0)
+    return SubscriptionKeeper(
+        tokens,
+        api_client,
+        concurrency=concurrency or None,
+        jitter=0.0,
+        transport=transport or None,  # type: ignore[arg-type]  # the command line's choice
+    )
 
 
 def warm_up() -> None:
@@ -203,10 +211,11 @@ def _child(
     offset: float,
     concurrency: int,
     pool: int,
+    transport: str,
     go: Any,
     results: Any,
 ) -> None:
-    keeper = keeper_for(open_store(where), base_url, Clock(offset), concurrency, pool)
+    keeper = keeper_for(open_store(where), base_url, Clock(offset), concurrency, pool, transport)
     warm_up()
     go.wait()
     cpu, kernel = time.process_time(), os.times().system
@@ -227,7 +236,14 @@ def _child(
 
 
 def run(
-    stores: Stores, kind: str, users: int, processes: int, base_url: str, concurrency: int, pool: int
+    stores: Stores,
+    kind: str,
+    users: int,
+    processes: int,
+    base_url: str,
+    concurrency: int,
+    pool: int,
+    transport: str = "",
 ) -> Dict[str, Any]:
     _http.request("POST", base_url + "/_reset")
     store, where = stores.open(kind)
@@ -237,7 +253,8 @@ def run(
     context = multiprocessing.get_context("spawn")
     go, results = context.Event(), context.Queue()
     children = [
-        context.Process(target=_child, args=(where, base_url, offset, concurrency, pool, go, results))
+        context.Process(target=_child, args=(where, base_url, offset, concurrency, pool, transport, go, results),
+        )
         for _ in range(processes)
     ]
     for child in children:
@@ -251,10 +268,11 @@ def run(
     wall = max(o["ended"] for o in outcomes) - began
     done = sum(o["users"] for o in outcomes)
     stats = json.loads(_http.request("GET", base_url + "/_stats").data)
-    keeper = keeper_for(store, base_url, Clock(offset + 5), concurrency, pool)
+    keeper = keeper_for(store, base_url, Clock(offset + 5), concurrency, pool, transport)
     idle = min(_timed(keeper.renew_due) for _ in range(5))
     return {
         "store": kind,
+        "transport": transport or "threads",
         "users": users,
         "processes": processes,
         "renewed": done,
@@ -293,7 +311,9 @@ def _result_of(results: Any, children: List[Any]) -> Dict[str, Any]:
 CALIBRATION_INSTRUCTIONS, CALIBRATION_SECONDS = 787_266, 243.3e-6
 
 
-def instructions_per_user(base_url: str, work: str, counts: Tuple[int, int] = (100, 300)) -> float:
+def instructions_per_user(
+    base_url: str, work: str, transport: str = "", counts: Tuple[int, int] = (100, 300)
+) -> float:
     """Instructions one process executes per due user (one keeper thread; valgrind counts).
 
     Two rounds that differ only in their number of users; the difference cancels start-up,
@@ -304,12 +324,14 @@ def instructions_per_user(base_url: str, work: str, counts: Tuple[int, int] = (1
         path = os.path.join(work, f"instructions-{count}.sqlite3")
         due_at = populate(open_store(("sqlite", path, "")), count, time.time())
         offset = repr(due_at - time.time() + 1.0)
-        totals.append(instructions([sys.executable, __file__, "--run-round", path, base_url, offset]))
+        totals.append(instructions([sys.executable, __file__, "--run-round", path, base_url, offset, transport or "threads"]))
     return (totals[1] - totals[0]) / (counts[1] - counts[0])
 
 
-def run_round(path: str, base_url: str, offset: float) -> None:
-    keeper = keeper_for(open_store(("sqlite", path, "")), base_url, Clock(offset), 1, 0)
+def run_round(path: str, base_url: str, offset: float, transport: str) -> None:
+    library = "" if transport == "threads" else transport
+    # Threads: one, so that valgrind counts no thread handoffs; a loop: its default concurrency.
+    keeper = keeper_for(open_store(("sqlite", path, "")), base_url, Clock(offset), 0 if library else 1, 0, library)
     warm_up()
     report = keeper.renew_due()
     if report.users == 0 or not report.ok:
@@ -324,7 +346,7 @@ def _timed(function: Callable[[], Any]) -> float:
 
 def _line(result: Dict[str, Any]) -> str:
     return (
-        f"{result['store']:8} {result['users']:7} users {result['processes']} proc: "
+        f"{result['store']:8} {result['transport']:7} {result['users']:7} users {result['processes']} proc: "
         f"{result['users_per_s']:7.0f} users/s, {result['cpu_per_user'] * 1000:5.2f} ms CPU/user "
         f"({result['sys_per_user'] * 1000:.2f} in the kernel), "
         f"lag {result['lag']:6.1f} s, idle round {result['idle_round'] * 1000:6.2f} ms, "
@@ -340,9 +362,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--stores", default="sqlite", help="sqlite, redis, postgres (comma-separated)")
     parser.add_argument("--processes", default="1", help="comma-separated process counts")
     parser.add_argument("--delay", type=float, default=0.010, help="seconds the fake takes per request")
-    parser.add_argument("--concurrency", type=int, default=32, help="the keeper's concurrency")
     parser.add_argument(
-        "--pool", type=int, default=32, help="connection_pool_maxsize (0: the Configuration default)"
+        "--concurrency", type=int, default=0, help="the keeper's concurrency (0: its default)"
+    )
+    parser.add_argument(
+        "--transport",
+        default="threads",
+        help="threads, aiohttp, httpx (comma-separated): how the keeper sends (its transport=)",
+    )
+    parser.add_argument(
+        "--pool", type=int, default=64, help="connection_pool_maxsize (0: the Configuration default)"
     )
     parser.add_argument("--quick", action="store_true", help="small counts (a smoke run)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
@@ -351,14 +380,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--idle-only", action="store_true", help="only time a round with nothing due over each user count"
     )
-    parser.add_argument("--run-round", nargs=3, metavar=("STORE", "URL", "OFFSET"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--run-round", nargs=4, metavar=("STORE", "URL", "OFFSET", "TRANSPORT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.run_round:
-        run_round(args.run_round[0], args.run_round[1], float(args.run_round[2]))
+        run_round(args.run_round[0], args.run_round[1], float(args.run_round[2]), args.run_round[3])
         return 0
     counts = [200] if args.quick else [int(n) for n in args.users.split(",")]
     kinds = args.stores.split(",")
     process_counts = [int(n) for n in args.processes.split(",")]
+    transports = ["" if name == "threads" else name for name in args.transport.split(",")]
 
     server, base_url = fake_kenar.start(args.delay)
     work = tempfile.mkdtemp(prefix="kenar-bench-keeper-")
@@ -377,14 +409,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"{kind:8} {users:7} users: a round with nothing due: {idle * 1000:.2f} ms", flush=True)
             for users in [] if args.idle_only else counts:
                 for processes in process_counts:
-                    result = run(stores, kind, users, processes, base_url, args.concurrency, args.pool)
-                    results.append(result)
-                    print(_line(result), flush=True)
-        if args.instructions:
-            counted = instructions_per_user(base_url, work)
+                    for transport in transports:
+                        result = run(
+                            stores, kind, users, processes, base_url, args.concurrency, args.pool, transport
+                        )
+                        results.append(result)
+                        print(_line(result), flush=True)
+        for transport in transports if args.instructions else []:
+            counted = instructions_per_user(base_url, work, transport)
             quiet = counted * CALIBRATION_SECONDS / CALIBRATION_INSTRUCTIONS
+            how = "one thread" if not transport else f"an event loop over {transport}"
             print(
-                f"instructions per due user (SQLite, one thread): {counted:,.0f}, "
+                f"instructions per due user (SQLite, {how}): {counted:,.0f}, "
                 f"{quiet * 1000:.2f} ms of CPU at the rate of bench.py's quiet-machine figures",
                 flush=True,
             )

@@ -112,8 +112,9 @@ def test_token_show_without_a_login_says_what_to_do(
     assert "run kenar-events login" in err
 
 
+@pytest.mark.parametrize("transport", ["threads", "aiohttp", "httpx"])
 def test_kept_subscriptions_from_the_command_line(
-    env: Sandbox, store_path: Path, capsys: pytest.CaptureFixture[str]
+    env: Sandbox, store_path: Path, capsys: pytest.CaptureFixture[str], transport: str
 ) -> None:
     assert run(capsys, store_path, "login", "--scope", "USER_POSTS_GET")[0] == 0
     status, out, _ = run(
@@ -128,7 +129,7 @@ def test_kept_subscriptions_from_the_command_line(
     )
     assert status == 0
     assert "keeping POST_UPDATE (all posts) for user 'default'" in out
-    status, out, _ = run(capsys, store_path, "subscriptions", "renew")
+    status, out, _ = run(capsys, store_path, "subscriptions", "renew", "--transport", transport)
     assert status == 0, out
     assert "1 registered" in out
     assert env.subscriptions[0].metadata == {"shop": "42"}
@@ -142,7 +143,7 @@ def test_kept_subscriptions_from_the_command_line(
 
     # A subscription the token has no scope for fails, visibly, and renew says so.
     run(capsys, store_path, "subscriptions", "keep", "--event-type", "NEW_MESSAGE_ON_POST")
-    status, out, err = run(capsys, store_path, "subscriptions", "renew")
+    status, out, err = run(capsys, store_path, "subscriptions", "renew", "--transport", transport)
     assert status == 1
     assert "NEW_MESSAGE_ON_POST (all posts)  failed: 403" in out
     assert "renewal incomplete" in err

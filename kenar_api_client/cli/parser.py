@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from kenar_api_client._async_libraries import EXTRA_OF
+
 PROG = "kenar-events"
 DEFAULT_SANDBOX_PORT = 8765
 DEFAULT_LISTEN_PORT = 8000
@@ -678,6 +680,13 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     _oauth_flags(renew, user=False)
     connection_flags(renew, token=False)
+    renew.add_argument(
+        "--transport",
+        choices=("threads", *EXTRA_OF),
+        default="threads",
+        help="send on a pool of threads (default), or on an event loop over aiohttp or httpx: "
+        "aiohttp takes a third of the CPU per user (docs/Subscriptions.md, 'Many users')",
+    )
     status = _command(
         actions,
         common,
