@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/bench_keeper.py                          # 1k and 10k users, SQLite, 1 process
+    python benchmarks/bench_keeper.py --transport threads,aiohttp,httpx  # how the keeper sends
     python benchmarks/bench_keeper.py --users 100000           # the 100,000-user hour
     python benchmarks/bench_keeper.py --stores sqlite,redis,postgres --processes 1,2,4,8
     python benchmarks/bench_keeper.py --delay 0.010 --concurrency 32
@@ -9,7 +10,8 @@ Usage:
     python benchmarks/bench_keeper.py --check                  # exit 1 if a target is missed
 
 Each run puts N users in a fresh store, each with a token and two kept subscriptions
-registered with it, as after a first round; then moves the keeper's clock to the moment
+registered with it, as after a first round (``--transport``: the keeper's rounds on threads,
+or on an event loop over aiohttp or httpx); then moves the keeper's clock to the moment
 every token is due for its refresh (jitter off, so all N fall due at once: the worst
 case), and runs keepers in P processes until no user is due. Every user then needs one
 refresh and two registrations, each answered by the fake Kenar (benchmarks/fake_kenar.py,
@@ -253,7 +255,9 @@ def run(
     context = multiprocessing.get_context("spawn")
     go, results = context.Event(), context.Queue()
     children = [
-        context.Process(target=_child, args=(where, base_url, offset, concurrency, pool, transport, go, results),
+        context.Process(
+            target=_child,
+            args=(where, base_url, offset, concurrency, pool, transport, go, results),
         )
         for _ in range(processes)
     ]
@@ -324,14 +328,20 @@ def instructions_per_user(
         path = os.path.join(work, f"instructions-{count}.sqlite3")
         due_at = populate(open_store(("sqlite", path, "")), count, time.time())
         offset = repr(due_at - time.time() + 1.0)
-        totals.append(instructions([sys.executable, __file__, "--run-round", path, base_url, offset, transport or "threads"]))
+        totals.append(
+            instructions(
+                [sys.executable, __file__, "--run-round", path, base_url, offset, transport or "threads"]
+            )
+        )
     return (totals[1] - totals[0]) / (counts[1] - counts[0])
 
 
 def run_round(path: str, base_url: str, offset: float, transport: str) -> None:
     library = "" if transport == "threads" else transport
     # Threads: one, so that valgrind counts no thread handoffs; a loop: its default concurrency.
-    keeper = keeper_for(open_store(("sqlite", path, "")), base_url, Clock(offset), 0 if library else 1, 0, library)
+    keeper = keeper_for(
+        open_store(("sqlite", path, "")), base_url, Clock(offset), 0 if library else 1, 0, library
+    )
     warm_up()
     report = keeper.renew_due()
     if report.users == 0 or not report.ok:
@@ -367,8 +377,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     parser.add_argument(
         "--transport",
-        default="threads",
-        help="threads, aiohttp, httpx (comma-separated): how the keeper sends (its transport=)",
+        default="threads,aiohttp",
+        help="threads, aiohttp, httpx (comma-separated): how the keeper sends (its transport=); "
+        "the speed targets are checked on aiohttp runs",
     )
     parser.add_argument(
         "--pool", type=int, default=64, help="connection_pool_maxsize (0: the Configuration default)"
@@ -440,12 +451,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _missed(results: List[Dict[str, Any]]) -> List[str]:
     missed = []
     for r in results:
-        name = f"{r['store']} {r['users']} users {r['processes']} proc"
+        name = f"{r['store']} {r['transport']} {r['users']} users {r['processes']} proc"
         if r["duplicate_refreshes"] or r["duplicate_registrations"] or r["missing"]:
             missed.append(f"{name}: duplicates or missed users")
         if r["idle_round"] > TARGET_IDLE_ROUND and r["users"] <= 10000:
             missed.append(f"{name}: idle round {r['idle_round'] * 1000:.0f} ms")
-        if r["processes"] == 1 and r["users"] >= 1000:
+        # The speed targets are the event loop's over aiohttp: threads are there to compare.
+        if r["processes"] == 1 and r["users"] >= 1000 and r["transport"] == "aiohttp":
             if r["users_per_s"] < TARGET_USERS_PER_SECOND:
                 missed.append(f"{name}: {r['users_per_s']:.0f} users/s")
             if r["cpu_per_user"] > TARGET_CPU_PER_USER:

@@ -326,3 +326,32 @@ def test_a_round_on_an_event_loop_runs_from_async_code_too(sandbox: Sandbox, api
     report = asyncio.run(in_an_async_app())
     assert (report.users, len(report.registered)) == (3, 6)
     assert len(registrations(sandbox)) == 6
+
+
+class ClaimsFailAfterTheFirst(MemoryTokenStore):
+    """The memory store whose due index stops answering after the round's first claim."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claims = 0
+
+    def claim_due(self, now: float, owner: str, ttl: float, limit: int) -> List[Any]:
+        self.claims += 1
+        if self.claims > 1:
+            raise TokenStoreError("the store went away")
+        return super().claim_due(now, owner, ttl, limit)
+
+
+def test_a_claim_that_fails_mid_round_lets_the_users_under_way_finish(
+    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+) -> None:
+    store = ClaimsFailAfterTheFirst()
+    keeper = _keeper(sandbox, store, api_client, concurrency=2, transport=keeper_transport)
+    add_sellers(sandbox, keeper.tokens, keeper, 6)
+    store.claims = 0
+    with pytest.raises(TokenStoreError, match="went away"):
+        keeper.renew_due()
+    # The two users claimed first were renewed to the end and recorded, not cut off mid-way.
+    registered = [s for s in keeper.status() if s.state == "registered"]
+    assert len(registered) == 4
+    assert len(registrations(sandbox)) == 4

@@ -388,6 +388,7 @@ class SubscriptionKeeper:
         tasks: Set[asyncio.Task[None]] = set()  # held until done: the loop keeps only weak references
         running = 0  # users whose result is not in yet
         more = len(claimed) == self.concurrency
+        failure: Optional[Exception] = None
         try:
             while True:
                 taken_up = self.tokens.clock()
@@ -405,10 +406,16 @@ class SubscriptionKeeper:
                 free = self.concurrency - running
                 # Claim in batches of at least half the concurrency: fewer store round trips.
                 if more and not stop.is_set() and free * 2 >= self.concurrency:
-                    claimed = index.claim_due(now, owner, self.claim_ttl, free)
-                    more = len(claimed) == free
+                    try:
+                        claimed = index.claim_due(now, owner, self.claim_ttl, free)
+                    except Exception as error:  # as on threads: the users under way finish first
+                        failure, more = error, False
+                    else:
+                        more = len(claimed) == free
         finally:
             await client.close()
+        if failure is not None:
+            raise failure
 
     def _renew_into(
         self, finished: queue.SimpleQueue[UserRound], index: DueIndex, user_key: str, owner: str
