@@ -1,8 +1,9 @@
 """``AsyncSubscriptionKeeper``: the subscription keeper for asyncio apps, its rounds off the event loop.
 
-A round is store and network work done by the keeper's own (thread-safe, pooled) sync
-client: here it runs in a worker thread, so the event loop never waits on it, and the
-periodic rounds are a task an app starts in its lifespan.
+A round is store and network work done by the keeper itself: here it runs in a worker
+thread, so the app's event loop never waits on it (with the keeper's ``transport=`` set,
+that thread runs the round on an event loop of its own), and the periodic rounds are a task
+an app starts in its lifespan.
 """
 
 from __future__ import annotations
