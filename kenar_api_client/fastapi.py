@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
-from kenar_api_client._async_libraries import AsyncLibrary
 from kenar_api_client.api_client import ApiClient
 from kenar_api_client.async_api_client import AsyncApiClient
 from kenar_api_client.auth import Auth, SendFlow
@@ -81,9 +80,7 @@ class KenarFastAPI:
         self._sync_client: Optional[ApiClient] = None
         if keeper is None and renew_every is not None:
             self._sync_client = ApiClient(self.api_client.configuration)
-            # Its rounds run on an event loop of their own (in a worker thread), over the app's library.
-            library: AsyncLibrary = "aiohttp" if self.api_client.transport.name == "aiohttp" else "httpx"
-            keeper = SubscriptionKeeper(tokens, self._sync_client, transport=library)
+            keeper = SubscriptionKeeper(tokens, self._sync_client)
         self.keeper: Optional[SubscriptionKeeper] = keeper
         self.renew_every = renew_every
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List
 
 import pytest
 from checkout_tools import load_generator
@@ -111,6 +111,6 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture(params=["threads", "aiohttp"])
-def keeper_transport(request: pytest.FixtureRequest) -> Optional[str]:
+def keeper_transport(request: pytest.FixtureRequest) -> str:
     """How a subscription keeper under test runs its rounds: threads, or an event loop over aiohttp."""
-    return None if request.param == "threads" else str(request.param)
+    return str(request.param)

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pydantic
@@ -74,7 +74,7 @@ def _states(keeper: SubscriptionKeeper) -> Dict[str, str]:
 
 
 def test_kept_subscriptions_are_registered_with_their_metadata(
-    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+    sandbox: Sandbox, api_client: Any, keeper_transport: str
 ) -> None:
     keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client, transport=keeper_transport)
     kept = keeper.keep(USER, ON_POST)
@@ -99,7 +99,7 @@ def test_a_simulated_day_of_hourly_expiries_keeps_every_kept_subscription_delive
     api_client: Any,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-    keeper_transport: Optional[str],
+    keeper_transport: str,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     started = time.perf_counter()
@@ -170,7 +170,7 @@ def test_a_simulated_day_of_hourly_expiries_keeps_every_kept_subscription_delive
 def test_a_missing_scope_fails_the_subscription_and_stops_retrying_it(
     sandbox: Sandbox,
     api_client: Any,
-    keeper_transport: Optional[str],
+    keeper_transport: str,
 ) -> None:
     keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client, transport=keeper_transport)
     keeper.keep(
@@ -199,7 +199,7 @@ def test_a_missing_scope_fails_the_subscription_and_stops_retrying_it(
 
 
 def test_a_revoked_grant_marks_the_user_as_needing_consent(
-    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+    sandbox: Sandbox, api_client: Any, keeper_transport: str
 ) -> None:
     keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client, transport=keeper_transport)
     keeper.keep(USER, ON_POST)
@@ -219,7 +219,7 @@ def test_a_revoked_grant_marks_the_user_as_needing_consent(
 
 
 def test_transport_failures_leave_it_pending_for_the_next_round(
-    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+    sandbox: Sandbox, api_client: Any, keeper_transport: str
 ) -> None:
     store = MemoryTokenStore()
     tokens = manager_with_user(sandbox, store)
@@ -246,7 +246,7 @@ def test_transport_failures_leave_it_pending_for_the_next_round(
 
 
 def test_a_revocation_delivery_forgets_the_user(
-    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+    sandbox: Sandbox, api_client: Any, keeper_transport: str
 ) -> None:
     tokens = TokenManager(oauth_client(sandbox), MemoryTokenStore())
     tokens.save(USER, issued_token(sandbox), divar_user_id=DEMO_USER_ID)
@@ -278,7 +278,7 @@ def test_a_revocation_delivery_forgets_the_user(
 
 
 def test_the_background_thread_renews_by_itself(
-    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+    sandbox: Sandbox, api_client: Any, keeper_transport: str
 ) -> None:
     tokens = manager_with_user(sandbox, leeway=300)
     with SubscriptionKeeper(tokens, api_client, transport=keeper_transport) as keeper:
@@ -291,9 +291,7 @@ def test_the_background_thread_renews_by_itself(
     assert not keeper.running
 
 
-def test_keep_refuses_bad_declarations(
-    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
-) -> None:
+def test_keep_refuses_bad_declarations(sandbox: Sandbox, api_client: Any, keeper_transport: str) -> None:
     keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client, transport=keeper_transport)
     with pytest.raises(pydantic.ValidationError, match="evnt_resource_id"):
         keeper.keep(USER, {"event_type": "POST_UPDATE", "evnt_resource_id": "x"})
@@ -304,7 +302,7 @@ def test_keep_refuses_bad_declarations(
     assert keeper.status() == []
 
 
-def test_status_and_drop(sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]) -> None:
+def test_status_and_drop(sandbox: Sandbox, api_client: Any, keeper_transport: str) -> None:
     keeper = SubscriptionKeeper(manager_with_user(sandbox), api_client, transport=keeper_transport)
     keeper.keep(USER, ON_POST)
     keeper.keep(USER, POST_UPDATES)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Tuple
 
 import pytest
 from keeper_helpers import (
@@ -69,7 +69,7 @@ def _assert_every_seller_kept_once(sandbox: Sandbox, keeper: SubscriptionKeeper,
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis", "postgres"])
 def test_four_keeper_processes_refresh_and_register_each_user_once(
-    kind: str, keeper_transport: Optional[str], request: pytest.FixtureRequest, tmp_path: Path
+    kind: str, keeper_transport: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     sellers = 48
     store, where = _shared_store(kind, request, tmp_path)
@@ -92,7 +92,7 @@ def test_four_keeper_processes_refresh_and_register_each_user_once(
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
 def test_a_keeper_killed_mid_round_leaves_its_users_to_the_others_after_its_claim(
-    kind: str, keeper_transport: Optional[str], request: pytest.FixtureRequest, tmp_path: Path
+    kind: str, keeper_transport: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     sellers = 16
     store, where = _shared_store(kind, request, tmp_path)

@@ -65,7 +65,7 @@ class CountingStore(MemoryTokenStore):
 
 
 def test_a_round_reads_only_the_users_that_are_due(
-    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+    sandbox: Sandbox, api_client: Any, keeper_transport: str
 ) -> None:
     store = CountingStore()
     keeper = _keeper(sandbox, store, api_client, transport=keeper_transport)
@@ -98,7 +98,7 @@ def test_refresh_times_are_spread_by_a_stable_jitter() -> None:
 
 
 def test_a_refresh_comes_before_the_users_registrations(
-    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+    sandbox: Sandbox, api_client: Any, keeper_transport: str
 ) -> None:
     keeper = _keeper(sandbox, MemoryTokenStore(), api_client, transport=keeper_transport)
     add_sellers(sandbox, keeper.tokens, keeper, 3, expires_in=200)  # due for a refresh
@@ -120,7 +120,7 @@ def test_one_unsendable_subscription_stalls_neither_its_user_nor_the_others(
     sandbox: Sandbox,
     api_client: Any,
     tmp_path: Path,
-    keeper_transport: Optional[str],
+    keeper_transport: str,
 ) -> None:
     keeper = _keeper(
         sandbox, SQLiteTokenStore(tmp_path / "tokens.sqlite3"), api_client, transport=keeper_transport
@@ -168,7 +168,7 @@ class OneBrokenUserStore(MemoryTokenStore):
 def test_a_user_whose_round_breaks_is_reported_and_the_round_goes_on(
     sandbox: Sandbox,
     api_client: Any,
-    keeper_transport: Optional[str],
+    keeper_transport: str,
 ) -> None:
     keeper = _keeper(sandbox, OneBrokenUserStore(), api_client, transport=keeper_transport)
     add_sellers(sandbox, keeper.tokens, keeper, 4)
@@ -182,7 +182,7 @@ def test_a_user_whose_round_breaks_is_reported_and_the_round_goes_on(
     assert list(keeper.renew_due().errors) == ["seller-1"]
 
 
-def test_one_slow_user_does_not_hold_up_the_others(sandbox: Sandbox, keeper_transport: Optional[str]) -> None:
+def test_one_slow_user_does_not_hold_up_the_others(sandbox: Sandbox, keeper_transport: str) -> None:
     proxy = HoldingProxy(sandbox.url, hold=lambda path, body: post_of(3).encode() in body)
     try:
         with _client(proxy.url) as client:
@@ -206,7 +206,7 @@ def test_one_slow_user_does_not_hold_up_the_others(sandbox: Sandbox, keeper_tran
 def test_renew_user_says_when_another_keeper_holds_the_user_or_waits_for_it(
     sandbox: Sandbox,
     api_client: Any,
-    keeper_transport: Optional[str],
+    keeper_transport: str,
 ) -> None:
     keeper = _keeper(sandbox, MemoryTokenStore(), api_client, transport=keeper_transport)
     add_sellers(sandbox, keeper.tokens, keeper, 1)
@@ -239,7 +239,7 @@ def test_dead_keepers_leave_no_listener_behind(sandbox: Sandbox, api_client: Any
 
 
 def test_a_stop_that_times_out_does_not_let_a_second_thread_start(
-    sandbox: Sandbox, keeper_transport: Optional[str]
+    sandbox: Sandbox, keeper_transport: str
 ) -> None:
     proxy = HoldingProxy(sandbox.url, hold=lambda path, body: True)
     try:
@@ -267,7 +267,7 @@ def test_each_round_reports_its_figures_to_a_listener_the_log_and_the_store(
     sandbox: Sandbox,
     api_client: Any,
     caplog: pytest.LogCaptureFixture,
-    keeper_transport: Optional[str],
+    keeper_transport: str,
 ) -> None:
     caplog.set_level(logging.INFO, logger="kenar_api_client.oauth.keeper")
     rounds: List[Any] = []
@@ -298,10 +298,14 @@ def test_keeper_settings_are_checked(sandbox: Sandbox, api_client: Any) -> None:
     for bad in ({"concurrency": 0}, {"concurrency": 1.5}, {"claim_ttl": 0}, {"retry_delay": -1}):
         with pytest.raises(ApiValueError):
             SubscriptionKeeper(tokens, api_client, **bad)
-    with pytest.raises(ApiValueError, match=r"transport must be None \(threads\), 'aiohttp' or 'httpx'"):
+    with pytest.raises(ApiValueError, match="transport must be 'auto', 'threads', 'aiohttp' or 'httpx'"):
         SubscriptionKeeper(tokens, api_client, transport="requests")  # type: ignore[arg-type]
-    assert SubscriptionKeeper(tokens, api_client).concurrency == 16  # threads
-    assert SubscriptionKeeper(tokens, api_client, transport="aiohttp").concurrency == 64  # an event loop
+    threads = SubscriptionKeeper(tokens, api_client, transport="threads")
+    assert (threads.transport, threads.concurrency) == (None, 16)
+    on_a_loop = SubscriptionKeeper(tokens, api_client, transport="aiohttp")
+    assert (on_a_loop.transport, on_a_loop.concurrency) == ("aiohttp", 64)
+    # By default: aiohttp, as it is installed here (the test extra); threads where it is not.
+    assert SubscriptionKeeper(tokens, api_client).transport == "aiohttp"
 
 
 def _wait_for(condition: Any, timeout: float = 30.0) -> bool:
@@ -343,7 +347,7 @@ class ClaimsFailAfterTheFirst(MemoryTokenStore):
 
 
 def test_a_claim_that_fails_mid_round_lets_the_users_under_way_finish(
-    sandbox: Sandbox, api_client: Any, keeper_transport: Optional[str]
+    sandbox: Sandbox, api_client: Any, keeper_transport: str
 ) -> None:
     store = ClaimsFailAfterTheFirst()
     keeper = _keeper(sandbox, store, api_client, concurrency=2, transport=keeper_transport)

@@ -240,8 +240,7 @@ def subscriptions_renew(args: argparse.Namespace, out: Output) -> int:
 
     tokens, _ = token_manager(args, out)
     with api_client(args) as client:
-        transport = None if args.transport == "threads" else args.transport
-        report = SubscriptionKeeper(tokens, client, transport=transport).renew_due()
+        report = SubscriptionKeeper(tokens, client, transport=args.transport).renew_due()
     for subscription in report.registered + report.failed + report.pending + report.consent_required:
         out.line(_subscription_line(subscription))
     out.line(f"renewal: {report}")

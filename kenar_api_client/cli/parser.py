@@ -682,10 +682,10 @@ def _add_subscriptions(commands: Any, common: argparse.ArgumentParser) -> None:
     connection_flags(renew, token=False)
     renew.add_argument(
         "--transport",
-        choices=("threads", *EXTRA_OF),
-        default="threads",
-        help="send on a pool of threads (default), or on an event loop over aiohttp or httpx: "
-        "aiohttp takes a third of the CPU per user (docs/Subscriptions.md, 'Many users')",
+        choices=("auto", "threads", *EXTRA_OF),
+        default="auto",
+        help="send on an event loop over aiohttp or httpx, or on a pool of threads; auto "
+        "(default): aiohttp if installed, else threads (docs/Subscriptions.md, 'Many users')",
     )
     status = _command(
         actions,

@@ -21,6 +21,8 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, List, Mapping, Optional, Set, Tuple, Union
 
+from typing_extensions import Literal
+
 from kenar_api_client._async_libraries import EXTRA_OF, AsyncLibrary
 from kenar_api_client.api_client import ApiClient
 from kenar_api_client.exceptions import ApiValueError
@@ -132,10 +134,12 @@ class SubscriptionKeeper:
     ``connection_pool_maxsize`` of at least ``concurrency``.
 
     ``concurrency``: users renewed at once (default 16 threads; 1 renews them one by one).
-    ``transport``: ``"aiohttp"`` or ``"httpx"`` (the ``aiohttp`` or ``async`` extra) runs
-    each round on an event loop in the calling thread instead of on threads: the token
-    refreshes and registrations are sent through that library, 64 users at once by default,
-    for a fraction of the CPU (docs/Subscriptions.md, "Many users").
+    ``transport``: how rounds send. ``"aiohttp"`` (or ``"httpx"``) runs each round on an
+    event loop in the calling thread: every token refresh and registration sent through that
+    library, 64 users at once by default, for a third of the CPU per user of threads
+    (docs/Subscriptions.md, "Many users"). ``"threads"`` (or None) renews on a pool of threads
+    over urllib3. ``"auto"``, the default: aiohttp when it is installed (the ``aiohttp``
+    extra), else threads.
     ``claim_ttl``: seconds a claimed user stays with this keeper without news; a keeper
     that dies leaves its users to the others after this. ``jitter``, ``retry_delay`` and
     ``revisit``: see :class:`~kenar_api_client.oauth.renewal.RenewalPolicy`. ``on_round``
@@ -149,7 +153,7 @@ class SubscriptionKeeper:
         api_client: Optional[ApiClient] = None,
         *,
         concurrency: Optional[int] = None,
-        transport: Optional[AsyncLibrary] = None,
+        transport: Union[AsyncLibrary, Literal["auto", "threads"], None] = "auto",
         claim_ttl: float = DEFAULT_CLAIM_TTL,
         jitter: float = 0.1,
         retry_delay: float = 30.0,
@@ -158,10 +162,9 @@ class SubscriptionKeeper:
     ) -> None:
         if not isinstance(tokens, TokenManager):
             raise ApiValueError(f"tokens must be a TokenManager, not {type(tokens).__name__}")
-        if transport is not None and transport not in EXTRA_OF:
-            raise ApiValueError(f"transport must be None (threads), 'aiohttp' or 'httpx', got {transport!r}")
+        library = _loop_library(transport)
         if concurrency is None:
-            concurrency = DEFAULT_CONCURRENCY if transport is None else DEFAULT_LOOP_CONCURRENCY
+            concurrency = DEFAULT_CONCURRENCY if library is None else DEFAULT_LOOP_CONCURRENCY
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 1024:
             raise ApiValueError(f"concurrency must be a whole number from 1 to 1024, got {concurrency!r}")
         if (
@@ -175,9 +178,8 @@ class SubscriptionKeeper:
         self.tokens = tokens
         self.api_client: ApiClient = api_client if api_client is not None else ApiClient.get_default()
         self.concurrency: int = concurrency
-        self.transport: Optional[AsyncLibrary] = transport
-        if transport is not None:
-            _check_loop_transport(transport)
+        #: The library rounds are sent with on an event loop; None: on threads.
+        self.transport: Optional[AsyncLibrary] = library
         self.claim_ttl: float = float(claim_ttl)
         self.policy: RenewalPolicy = RenewalPolicy(
             leeway=tokens.leeway, jitter=jitter, retry_delay=retry_delay, revisit=revisit
@@ -185,7 +187,7 @@ class SubscriptionKeeper:
         self.on_round: Optional[RoundListener] = on_round
         self._indexed = isinstance(tokens.store, DueIndex)
         pool = getattr(getattr(self.api_client, "configuration", None), "connection_pool_maxsize", None)
-        if transport is None and isinstance(pool, int) and pool < concurrency:
+        if library is None and isinstance(pool, int) and pool < concurrency:
             logger.warning(
                 "the API client's pool holds %d connections: at most %d of the keeper's %d renewals "
                 "send at once (raise Configuration.connection_pool_maxsize to %d)",
@@ -783,15 +785,22 @@ def _listen_for_refreshes(tokens: TokenManager, keeper: SubscriptionKeeper) -> N
         dispatcher.keepers.add(keeper)
 
 
-def _check_loop_transport(transport: str) -> None:
-    """Fail at once, naming the extra, when the library of ``transport`` is not installed."""
+def _loop_library(transport: object) -> Optional[AsyncLibrary]:
+    """The library a keeper's ``transport=`` names (None: threads), or a clear error before any round."""
     import importlib.util
 
-    if importlib.util.find_spec(transport) is None:
-        extra = EXTRA_OF[transport]
-        raise ApiValueError(
-            f'transport={transport!r} needs {transport}: pip install "kenar-api-client[{extra}]"'
-        )
+    if transport is None or transport == "threads":
+        return None
+    if transport == "auto":
+        return "aiohttp" if importlib.util.find_spec("aiohttp") is not None else None
+    if transport == "aiohttp" or transport == "httpx":
+        if importlib.util.find_spec(transport) is None:
+            extra = EXTRA_OF[transport]
+            raise ApiValueError(
+                f'transport={transport!r} needs {transport}: pip install "kenar-api-client[{extra}]"'
+            )
+        return transport
+    raise ApiValueError(f"transport must be 'auto', 'threads', 'aiohttp' or 'httpx', got {transport!r}")
 
 
 def _run_on_own_loop(round_: Callable[[], Any]) -> None:
