@@ -359,3 +359,49 @@ def test_a_claim_that_fails_mid_round_lets_the_users_under_way_finish(
     registered = [s for s in keeper.status() if s.state == "registered"]
     assert len(registered) == 4
     assert len(registrations(sandbox)) == 4
+
+
+def test_a_cancelled_refresh_on_the_loop_lets_go_of_its_lease_at_once(sandbox: Sandbox) -> None:
+    """Cancelled mid-request (a round cut short), the refresh lease is released, not left to run out."""
+    from kenar_api_client import AsyncApiClient
+
+    proxy = HoldingProxy(sandbox.oauth_url, hold=lambda path, body: True)
+    try:
+        tokens = TokenManager(oauth_client(sandbox, proxy.url), MemoryTokenStore())
+        keeper = SubscriptionKeeper(tokens, transport="threads")
+        add_sellers(sandbox, tokens, keeper, 1, expires_in=200)
+
+        async def cancelled_refresh() -> BaseException:
+            async with AsyncApiClient(tokens.oauth.async_configuration(), transport="aiohttp") as client:
+                task = asyncio.ensure_future(tokens.refresh_async("seller-0", transport=client.transport))
+                while not proxy.held.is_set():
+                    await asyncio.sleep(0.01)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError) as cancelled:
+                    await task
+                return cancelled.value
+
+        # Kept, as a log record or a report would keep it: its traceback holds the refresh's frames.
+        error = asyncio.run(cancelled_refresh())
+        assert error.__traceback__ is not None
+        assert tokens.store.acquire_lease("refresh:seller-0", "someone-else", 30)  # free at once
+        assert len(tokens._locks) == 0  # and the process's own lock for the user
+    finally:
+        proxy.release()
+        proxy.stop()
+
+
+def test_a_round_on_a_loop_leaves_the_calling_threads_event_loop_alone(
+    sandbox: Sandbox, api_client: Any
+) -> None:
+    keeper = _keeper(sandbox, MemoryTokenStore(), api_client, transport="aiohttp")
+    add_sellers(sandbox, keeper.tokens, keeper, 2)
+    mine = asyncio.new_event_loop()
+    asyncio.set_event_loop(mine)
+    try:
+        assert len(keeper.renew_due().registered) == 4
+        assert asyncio.get_event_loop() is mine  # still this thread's loop, open
+        assert not mine.is_closed()
+    finally:
+        asyncio.set_event_loop(None)
+        mine.close()

@@ -16,7 +16,7 @@ from frame_locals import failure_of, frame_names, traceback_locals
 from oauth_helpers import SCOPES, browser_consent, issued_token, oauth_client, send_event
 from servers import RecordedRequest, RecordingServer, Reply
 
-from kenar_api_client import AsyncApiClient, Configuration
+from kenar_api_client import AsyncApiClient
 from kenar_api_client.exceptions import ApiConnectionError, ApiException, ApiTimeoutError, ApiValueError
 from kenar_api_client.oauth import (
     InvalidGrantError,
@@ -84,7 +84,7 @@ def refresh_with(client: OAuthClient, token: OAuthToken, via: str, **options: An
         return client.refresh(token, **options)
 
     async def refresh() -> OAuthToken:
-        configuration = Configuration(host=client.oauth_url)
+        configuration = client.async_configuration()  # the OAuth client's TLS, proxy, answer cap
         async with AsyncApiClient(configuration, transport=via) as api_client:  # type: ignore[arg-type]
             return await client.refresh_async(token, transport=api_client.transport, **options)
 
@@ -201,6 +201,18 @@ def test_a_trickling_answer_is_cut_off_at_the_refresh_deadline(sandbox: Sandbox,
         again = refresh_with(client, token, refresh_via)
     assert [(r.within_grace, r.revoked_chain) for r in sandbox.token_reuses] == [(True, False)]
     assert send_event(sandbox, again.access_token) == {}
+
+
+def test_a_token_answer_over_64_kib_is_not_taken_but_sent_again(
+    fake_kenar: RecordingServer, refresh_via: str
+) -> None:
+    huge = {**_token_answer(access_token="ory_at_from-the-huge-answer-0123456789"), "padding": "x" * 200_000}
+    fake_kenar.queue_reply(Reply(200, huge))
+    with _client(fake_kenar.url) as client:
+        refreshed = refresh_with(client, _old_token(), refresh_via, timeout=10)
+    # Over the cap, the answer is one that cannot be read: sent again, the next answer taken.
+    assert refreshed.access_token == "ory_at_fresh-access-token-0123456789"
+    assert len(fake_kenar.requests) == 2
 
 
 def test_a_refresh_timeout_beyond_the_resend_window_is_refused_before_sending(

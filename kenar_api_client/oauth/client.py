@@ -224,6 +224,7 @@ class OAuthClient:
             allowed_methods=None,
         )
         self._transport = _OAuthTransport(transport_settings)
+        self._transport_settings = transport_settings
 
     def __repr__(self) -> str:
         return (
@@ -236,6 +237,13 @@ class OAuthClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def async_configuration(self) -> Configuration:
+        """The settings token requests go with (TLS, proxy, timeouts), for an ``AsyncApiClient``
+        whose transport sends :meth:`refresh_async`'s requests; answers capped as here (64 KiB)."""
+        settings = copy.deepcopy(self._transport_settings)
+        settings.max_response_bytes = MAX_TOKEN_ANSWER_BYTES
+        return settings
 
     def close(self) -> None:
         """Close the pooled connections to the OAuth server."""
@@ -422,13 +430,17 @@ class OAuthClient:
         except StopIteration as done:
             refreshed: OAuthToken = done.value
             return refreshed
+        finally:
+            flow.close()
 
     async def refresh_async(
         self, token: OAuthToken, *, transport: AsyncTransport, timeout: Optional[float] = None
     ) -> OAuthToken:
         """:meth:`refresh` on the running event loop, sent through ``transport`` (an ``AsyncApiClient``'s).
 
-        The same request, retries and errors; nothing blocks the loop but the CPU work.
+        The same request, retries and errors; nothing blocks the loop but the CPU work. Give
+        it the transport of ``AsyncApiClient(oauth.async_configuration())``, so that the
+        token requests keep this client's TLS, proxy and answer-size settings.
         """
         import asyncio
 
@@ -450,6 +462,8 @@ class OAuthClient:
         except StopIteration as done:
             refreshed: OAuthToken = done.value
             return refreshed
+        finally:
+            flow.close()  # cancelled: the flow's own clean-up runs now, in this task
 
     @staticmethod
     def _refresh_attempts(

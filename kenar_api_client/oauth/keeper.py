@@ -9,6 +9,7 @@ them concurrently on a bounded pool of threads (the decisions are in ``renewal``
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import os
@@ -315,9 +316,10 @@ class SubscriptionKeeper:
         index = self._index()
         report = RenewalReport()
         if self.transport is not None:
+            clients = self._loop_clients(self.transport)  # made first: a broken library claims no one
             first = index.claim_due(now, owner, self.claim_ttl, self.concurrency)
             if first:
-                _run_on_own_loop(lambda: self._round_on_loop(stop, index, owner, now, first, report))
+                _run_on_own_loop(lambda: self._round_on_loop(stop, index, owner, now, first, report, clients))
         else:
             self._round_on_threads(stop, index, owner, now, report)
         report.duration = time.monotonic() - started
@@ -366,23 +368,17 @@ class SubscriptionKeeper:
         now: float,
         claimed: List[Any],
         report: RenewalReport,
+        clients: Tuple[AsyncApiClient, AsyncApiClient],
     ) -> None:
-        """The round on this thread's own event loop: a task per claimed user, ``concurrency`` at once."""
+        """The round on an event loop: a task per claimed user, ``concurrency`` at once."""
         import asyncio
 
-        from kenar_api_client.async_api_client import AsyncApiClient
-
         loop = asyncio.get_running_loop()
-        library: AsyncLibrary = self.transport or "httpx"
-        client = AsyncApiClient(
-            self.api_client.configuration, transport=library, max_connections=self.concurrency * 2
-        )
-        client.default_headers = dict(self.api_client.default_headers)
         finished: asyncio.Queue[UserRound] = asyncio.Queue()
 
         async def renew(user_key: str) -> None:
             try:
-                result = await self._renew_claimed_async(index, user_key, owner, client)
+                result = await self._renew_claimed_async(index, user_key, owner, clients)
             except Exception as error:  # never lose the count: the round waits for every user
                 result = UserRound(user_key, error=one_line(f"{type(error).__name__}: {error}"))
             finished.put_nowait(result)
@@ -415,9 +411,26 @@ class SubscriptionKeeper:
                     else:
                         more = len(claimed) == free
         finally:
-            await client.close()
+            if tasks:  # cut short (cancelled, a bug): as on threads, the users under way finish first
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for client in clients:
+                await client.close()
         if failure is not None:
             raise failure
+
+    def _loop_clients(self, library: AsyncLibrary) -> Tuple[AsyncApiClient, AsyncApiClient]:
+        """A round's two async clients: Kenar's API (the API client's settings), the token endpoint
+        (the OAuth client's TLS, proxy and answer cap)."""
+        from kenar_api_client.async_api_client import AsyncApiClient
+
+        limit = self.concurrency * 2
+        api = AsyncApiClient(self.api_client.configuration, transport=library, max_connections=limit)
+        api.default_headers = dict(self.api_client.default_headers)
+        api.cookie = self.api_client.cookie
+        oauth = AsyncApiClient(
+            self.tokens.oauth.async_configuration(), transport=library, max_connections=limit
+        )
+        return api, oauth
 
     def _renew_into(
         self, finished: queue.SimpleQueue[UserRound], index: DueIndex, user_key: str, owner: str
@@ -462,11 +475,11 @@ class SubscriptionKeeper:
         return drive(self._claimed_round(index, user_key, owner, now), run.perform)
 
     async def _renew_claimed_async(
-        self, index: DueIndex, user_key: str, owner: str, client: AsyncApiClient
+        self, index: DueIndex, user_key: str, owner: str, clients: Tuple[AsyncApiClient, AsyncApiClient]
     ) -> UserRound:
-        """``_renew_claimed`` on the event loop, its requests sent through ``client``."""
+        """``_renew_claimed`` on the event loop, its requests sent through ``clients`` (API, OAuth)."""
         now = self.tokens.clock()
-        run = _UserRun(self, index, user_key, owner, now, client)
+        run = _UserRun(self, index, user_key, owner, now, clients)
         return await drive_async(self._claimed_round(index, user_key, owner, now), run.perform_async)
 
     def _claimed_round(
@@ -485,6 +498,10 @@ class SubscriptionKeeper:
             logger.exception("renewing the subscriptions of user %r failed; retrying later", user_key)
             error_text = one_line(f"{type(error).__name__}: {error}")
             result = UserRound(user_key, next_due=self.policy.retry_at(now, 1), error=error_text)
+        except GeneratorExit:  # cut off (cancelled, interrupted): the user is due for whoever comes next
+            with contextlib.suppress(Exception):
+                index.release(user_key, owner, self.tokens.clock())
+            raise
         finally:
             _RENEWING.reset(renewing)
         try:
@@ -679,10 +696,10 @@ class _UserRun:
         user_key: str,
         owner: str,
         now: float,
-        async_client: Optional[AsyncApiClient] = None,
+        clients: Optional[Tuple[AsyncApiClient, AsyncApiClient]] = None,
     ) -> None:
         self.keeper = keeper
-        self.async_client = async_client
+        self.clients = clients  # on an event loop: (Kenar's API, the token endpoint)
         self.index = index
         self.user_key = user_key
         self.owner = owner
@@ -709,18 +726,19 @@ class _UserRun:
 
     async def perform_async(self, step: Step) -> Any:
         """``perform`` on the event loop: the refresh and the registrations awaited, the store here."""
-        assert self.async_client is not None  # noqa: S101 - made with one by the loop's round
+        assert self.clients is not None  # noqa: S101 - made with them by the loop's round
+        api, oauth = self.clients
         if type(step) is RefreshToken:
             self._keep_claim()
             return await self.keeper.tokens.refresh_async(
-                step.user_key, stale=step.stale, transport=self.async_client.transport
+                step.user_key, stale=step.stale, transport=oauth.transport
             )
         if type(step) is Register:
             from kenar_api_client.api.events_api import AsyncEventsApi
 
             self._keep_claim()
             if self.client is None:
-                self.client = self.keeper.tokens.api_client_for(self.user_key, self.async_client)
+                self.client = self.keeper.tokens.api_client_for(self.user_key, api)
             await AsyncEventsApi(self.client).events_register_event_subscription(step.subscription.request())
             used: OAuthToken = self.client.last_token or step.token
             return used
@@ -804,20 +822,19 @@ def _loop_library(transport: object) -> Optional[AsyncLibrary]:
 
 
 def _run_on_own_loop(round_: Callable[[], Any]) -> None:
-    """Run the coroutine ``round_()`` makes on a new event loop in this thread (or, if this thread
-    already runs one, in a thread of its own, waited for)."""
+    """Run the coroutine ``round_()`` makes on a new event loop in a thread of its own, and wait.
+
+    Not in the calling thread: ``asyncio.run`` there would take over its current loop and its
+    Ctrl-C handling, and fail where a loop already runs (async code). Interrupted, this
+    thread stops waiting; the round's thread finishes the users under way.
+    """
     import asyncio
 
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(round_())
-        return
     worker = ThreadPoolExecutor(1, thread_name_prefix="kenar-keeper-loop")
     try:
         worker.submit(lambda: asyncio.run(round_())).result()
     finally:
-        worker.shutdown(wait=True)
+        worker.shutdown(wait=False)
 
 
 def _owner() -> str:

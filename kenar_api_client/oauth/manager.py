@@ -864,6 +864,8 @@ def _perform(flow: RefreshFlow, oauth: OAuthClient) -> OAuthToken:
     except StopIteration as done:
         token: OAuthToken = done.value
         return token
+    finally:
+        flow.close()
 
 
 async def _perform_async(flow: RefreshFlow, oauth: OAuthClient, transport: AsyncTransport) -> OAuthToken:
@@ -887,6 +889,8 @@ async def _perform_async(flow: RefreshFlow, oauth: OAuthClient, transport: Async
     except StopIteration as done:
         token: OAuthToken = done.value
         return token
+    finally:
+        flow.close()  # cancelled: the lease is released now, in this task
 
 
 def _token_key(user_key: str) -> str:

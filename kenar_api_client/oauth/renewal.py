@@ -279,6 +279,8 @@ def drive(round_: Generator[Step, Any, UserRound], perform: Callable[[Step], Any
     except StopIteration as stop:
         done: UserRound = stop.value
         return done
+    finally:
+        round_.close()  # interrupted or cancelled: the round's own clean-up runs now
 
 
 async def drive_async(
@@ -297,3 +299,5 @@ async def drive_async(
     except StopIteration as stop:
         done: UserRound = stop.value
         return done
+    finally:
+        round_.close()  # interrupted or cancelled: the round's own clean-up runs now
