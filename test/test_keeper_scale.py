@@ -11,6 +11,7 @@ import gc
 import json
 import logging
 import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
@@ -405,3 +406,36 @@ def test_a_round_on_a_loop_leaves_the_calling_threads_event_loop_alone(
     finally:
         asyncio.set_event_loop(None)
         mine.close()
+
+
+def test_ctrl_c_stops_a_round_on_a_loop_after_the_users_under_way(sandbox: Sandbox) -> None:
+    import signal
+
+    # From seller 5 on, registrations wait: the round is mid-way, two users under way.
+    later = [post_of(n).encode() for n in range(5, 50)]
+    proxy = HoldingProxy(sandbox.url, hold=lambda path, body: any(post in body for post in later))
+    try:
+        with _client(proxy.url) as client:
+            keeper = _keeper(sandbox, MemoryTokenStore(), client, transport="aiohttp", concurrency=2)
+            add_sellers(sandbox, keeper.tokens, keeper, 50)
+
+            def interrupt_then_release() -> None:
+                assert proxy.held.wait(30)
+                main = threading.main_thread().ident
+                assert main is not None
+                signal.pthread_kill(main, signal.SIGINT)  # as Ctrl-C reaches the main thread
+                time.sleep(0.2)
+                proxy.release()
+
+            threading.Thread(target=interrupt_then_release).start()
+            with pytest.raises(KeyboardInterrupt):
+                keeper.renew_due()
+            # The round's own thread finishes the users it had begun, and claims no one more.
+            store, now = keeper.tokens.store, keeper.tokens.clock()
+            names = [f"seller-{n}" for n in range(50)]
+            assert _wait_for(lambda: all(store.claim(name, "next-keeper", now, 1) for name in names))
+    finally:
+        proxy.stop()
+    done = registrations(sandbox)
+    assert len(done) % 2 == 0  # every user begun was finished: both of its subscriptions
+    assert 2 * 5 < len(done) <= 2 * 8  # sellers 0-4, those under way at Ctrl-C, not the 50

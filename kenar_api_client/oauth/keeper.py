@@ -319,7 +319,9 @@ class SubscriptionKeeper:
             clients = self._loop_clients(self.transport)  # made first: a broken library claims no one
             first = index.claim_due(now, owner, self.claim_ttl, self.concurrency)
             if first:
-                _run_on_own_loop(lambda: self._round_on_loop(stop, index, owner, now, first, report, clients))
+                _run_on_own_loop(
+                    lambda: self._round_on_loop(stop, index, owner, now, first, report, clients), stop
+                )
         else:
             self._round_on_threads(stop, index, owner, now, report)
         report.duration = time.monotonic() - started
@@ -821,18 +823,24 @@ def _loop_library(transport: object) -> Optional[AsyncLibrary]:
     raise ApiValueError(f"transport must be 'auto', 'threads', 'aiohttp' or 'httpx', got {transport!r}")
 
 
-def _run_on_own_loop(round_: Callable[[], Any]) -> None:
+def _run_on_own_loop(round_: Callable[[], Any], stop: threading.Event) -> None:
     """Run the coroutine ``round_()`` makes on a new event loop in a thread of its own, and wait.
 
     Not in the calling thread: ``asyncio.run`` there would take over its current loop and its
-    Ctrl-C handling, and fail where a loop already runs (async code). Interrupted, this
-    thread stops waiting; the round's thread finishes the users under way.
+    Ctrl-C handling, and fail where a loop already runs (async code). Interrupted while
+    waiting, it sets ``stop``: the round claims no one more and finishes the users under way.
     """
     import asyncio
 
     worker = ThreadPoolExecutor(1, thread_name_prefix="kenar-keeper-loop")
     try:
-        worker.submit(lambda: asyncio.run(round_())).result()
+        running = worker.submit(lambda: asyncio.run(round_()))
+        try:
+            running.result()
+        except BaseException:
+            if not running.done():
+                stop.set()
+            raise
     finally:
         worker.shutdown(wait=False)
 
