@@ -23,6 +23,7 @@ from typing import (
     NamedTuple,
     Optional,
     Tuple,
+    TypeVar,
     Union,
 )
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -152,6 +153,11 @@ class TokenPost(NamedTuple):
     form: _TokenForm
     deadline: float
     previous: Optional[OAuthToken]
+
+
+T = TypeVar("T")
+#: Steps to the token endpoint (and waits) that end in a ``T``: what ``run_steps`` drives.
+TokenFlow = Generator[Union[TokenPost, Sleep], Any, T]
 
 
 class OAuthClient:
@@ -372,9 +378,7 @@ class OAuthClient:
 
     # -- step 5: refresh --------------------------------------------------------------------
 
-    def refresh_steps(
-        self, token: OAuthToken, *, timeout: Optional[float] = None
-    ) -> Generator[Union[TokenPost, Sleep], Any, OAuthToken]:
+    def refresh_steps(self, token: OAuthToken, *, timeout: Optional[float] = None) -> TokenFlow[OAuthToken]:
         """:meth:`refresh` as steps (``TokenPost``, ``Sleep``) for a driver to perform: checked at once.
 
         What :meth:`refresh` and :meth:`refresh_async` share: the request and its retries.
@@ -412,7 +416,21 @@ class OAuthClient:
         bounds the whole refresh, retries included (default: a minute, and always well
         inside the grace period). ``InvalidGrantError`` means the user must consent again.
         """
-        flow = self.refresh_steps(token, timeout=timeout)
+        return self.run_steps(self.refresh_steps(token, timeout=timeout))
+
+    async def refresh_async(
+        self, token: OAuthToken, *, transport: AsyncTransport, timeout: Optional[float] = None
+    ) -> OAuthToken:
+        """:meth:`refresh` on the running event loop, sent through ``transport`` (an ``AsyncApiClient``'s).
+
+        The same request, retries and errors; nothing blocks the loop but the CPU work. Give
+        it the transport of ``AsyncApiClient(oauth.async_configuration())``, so that the
+        token requests keep this client's TLS, proxy and answer-size settings.
+        """
+        return await self.run_steps_async(self.refresh_steps(token, timeout=timeout), transport)
+
+    def run_steps(self, flow: TokenFlow[T]) -> T:
+        """Drive ``flow`` (:meth:`refresh_steps`, or a flow around it) in this thread, over urllib3."""
         value: Any = None
         try:
             step = next(flow)
@@ -428,23 +446,15 @@ class OAuthClient:
                         continue
                 step = flow.send(value)
         except StopIteration as done:
-            refreshed: OAuthToken = done.value
-            return refreshed
+            result: T = done.value
+            return result
         finally:
-            flow.close()
+            flow.close()  # interrupted: the flow's own clean-up (a lease) runs now
 
-    async def refresh_async(
-        self, token: OAuthToken, *, transport: AsyncTransport, timeout: Optional[float] = None
-    ) -> OAuthToken:
-        """:meth:`refresh` on the running event loop, sent through ``transport`` (an ``AsyncApiClient``'s).
-
-        The same request, retries and errors; nothing blocks the loop but the CPU work. Give
-        it the transport of ``AsyncApiClient(oauth.async_configuration())``, so that the
-        token requests keep this client's TLS, proxy and answer-size settings.
-        """
+    async def run_steps_async(self, flow: TokenFlow[T], transport: AsyncTransport) -> T:
+        """Drive ``flow`` on the running event loop, its requests sent through ``transport``."""
         import asyncio
 
-        flow = self.refresh_steps(token, timeout=timeout)
         value: Any = None
         try:
             step = next(flow)
@@ -460,15 +470,13 @@ class OAuthClient:
                         continue
                 step = flow.send(value)
         except StopIteration as done:
-            refreshed: OAuthToken = done.value
-            return refreshed
+            result: T = done.value
+            return result
         finally:
-            flow.close()  # cancelled: the flow's own clean-up runs now, in this task
+            flow.close()  # cancelled: the flow's own clean-up (a lease) runs now, in this task
 
     @staticmethod
-    def _refresh_attempts(
-        form: _TokenForm, deadline: float, token: OAuthToken
-    ) -> Generator[Union[TokenPost, Sleep], Any, OAuthToken]:
+    def _refresh_attempts(form: _TokenForm, deadline: float, token: OAuthToken) -> TokenFlow[OAuthToken]:
         attempt = 1
         while True:
             try:

@@ -42,7 +42,7 @@ import time
 import uuid
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, List, NamedTuple, Optional, Union, overload
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Union, overload
 
 from kenar_api_client._steps import Sleep
 from kenar_api_client.api_client import ApiClient
@@ -51,7 +51,7 @@ from kenar_api_client.oauth._background import BackgroundTasks
 from kenar_api_client.oauth._hidden import Hidden
 from kenar_api_client.oauth._keyed_locks import KeyedLocks
 from kenar_api_client.oauth.answers import is_retryable_refresh_failure
-from kenar_api_client.oauth.client import Clock, OAuthClient, resend_window
+from kenar_api_client.oauth.client import Clock, OAuthClient, TokenFlow, resend_window
 from kenar_api_client.oauth.errors import (
     ConsentRequiredError,
     InvalidGrantError,
@@ -111,15 +111,8 @@ class _Failure(NamedTuple):
     retry_at: float  # time.monotonic()
 
 
-class SendRefresh(NamedTuple):
-    """Step: ``OAuthClient.refresh(token, timeout=timeout)``, sync or on the event loop."""
-
-    token: OAuthToken
-    timeout: float
-
-
 #: A refresh as steps: the store is used as it goes; the waits and the request are yielded.
-RefreshFlow = Generator[Union[SendRefresh, Sleep], Any, OAuthToken]
+RefreshFlow = TokenFlow[OAuthToken]
 
 
 class _LeaseBusy(Exception):
@@ -354,7 +347,7 @@ class TokenManager:
         if stale is not None and not isinstance(stale, OAuthToken):
             raise ApiValueError(f"stale must be an OAuthToken, not {type(stale).__name__}")
         with self._locks.hold(user_key):
-            token = _perform(self._refresh_unless_newer(user_key, stale), self.oauth)
+            token = self.oauth.run_steps(self._refresh_unless_newer(user_key, stale))
         self._failures.pop(user_key, None)
         return token
 
@@ -378,7 +371,7 @@ class TokenManager:
             await asyncio.sleep(pause)
             pause = min(0.05, pause * 2)
         try:
-            token = await _perform_async(self._refresh_unless_newer(user_key, stale), self.oauth, transport)
+            token = await self.oauth.run_steps_async(self._refresh_unless_newer(user_key, stale), transport)
         finally:
             self._locks.release(user_key)
         self._failures.pop(user_key, None)
@@ -652,7 +645,7 @@ class TokenManager:
         Called holding ``user_key``'s lock. Another process holding the lease is waited for
         (``wait``; at most one lease and one refresh long) or ``_LeaseBusy`` raised.
         """
-        return _perform(self._refresh_steps(user_key, must_refresh, wait=wait), self.oauth)
+        return self.oauth.run_steps(self._refresh_steps(user_key, must_refresh, wait=wait))
 
     def _refresh_steps(
         self, user_key: str, must_refresh: Callable[[OAuthToken], bool], *, wait: bool
@@ -685,7 +678,7 @@ class TokenManager:
 
     def _refresh_holding(
         self, user_key: str, must_refresh: Callable[[OAuthToken], bool], lease: str, owner: str
-    ) -> Generator[Union[SendRefresh, Sleep], Any, Optional[OAuthToken]]:
+    ) -> TokenFlow[Optional[OAuthToken]]:
         """Refresh, holding the lease; None if the record changed before anything was sent."""
         _step("refresh-leased", "took the refresh lease of user %r", user_key)
         entry = self._read(user_key, fallback=False)  # read again, now that no one else refreshes
@@ -715,7 +708,9 @@ class TokenManager:
             raise RefreshTokenSpentError(user_key, _iso(sent_at))
         _step("refresh-request", "refreshing the token of user %r", user_key)
         try:
-            new: OAuthToken = yield SendRefresh(token, min(self.lease_ttl * _REQUEST_SHARE, window_left))
+            new = yield from self.oauth.refresh_steps(
+                token, timeout=min(self.lease_ttl * _REQUEST_SHARE, window_left)
+            )
         except InvalidGrantError as error:
             self._record_refusal(user_key, entry, error)
             raise ConsentRequiredError(
@@ -843,54 +838,6 @@ class TokenManager:
 
 _REFRESH_JOB = "refresh:"
 _WRITE_JOB = "write:"
-
-
-def _perform(flow: RefreshFlow, oauth: OAuthClient) -> OAuthToken:
-    """Drive a refresh in this thread: sleep, send with the OAuth client's own transport."""
-    value: Any = None
-    try:
-        step = next(flow)
-        while True:
-            if isinstance(step, Sleep):
-                time.sleep(step.seconds)
-                value = None
-            else:
-                try:
-                    value = oauth.refresh(step.token, timeout=step.timeout)
-                except Exception as failure:  # the flow decides what it means
-                    step = flow.throw(failure)
-                    continue
-            step = flow.send(value)
-    except StopIteration as done:
-        token: OAuthToken = done.value
-        return token
-    finally:
-        flow.close()
-
-
-async def _perform_async(flow: RefreshFlow, oauth: OAuthClient, transport: AsyncTransport) -> OAuthToken:
-    """Drive a refresh on the running event loop, sending through ``transport``."""
-    import asyncio
-
-    value: Any = None
-    try:
-        step = next(flow)
-        while True:
-            if isinstance(step, Sleep):
-                await asyncio.sleep(step.seconds)
-                value = None
-            else:
-                try:
-                    value = await oauth.refresh_async(step.token, timeout=step.timeout, transport=transport)
-                except Exception as failure:  # the flow decides what it means
-                    step = flow.throw(failure)
-                    continue
-            step = flow.send(value)
-    except StopIteration as done:
-        token: OAuthToken = done.value
-        return token
-    finally:
-        flow.close()  # cancelled: the lease is released now, in this task
 
 
 def _token_key(user_key: str) -> str:
