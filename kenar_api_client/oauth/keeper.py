@@ -831,11 +831,16 @@ def _run_on_own_loop(round_: Callable[[], Any], stop: threading.Event) -> None:
     waiting, it sets ``stop``: the round claims no one more and finishes the users under way.
     """
     import asyncio
+    from concurrent import futures
 
     worker = ThreadPoolExecutor(1, thread_name_prefix="kenar-keeper-loop")
     try:
         running = worker.submit(lambda: asyncio.run(round_()))
         try:
+            # Short waits, not one long one: a Ctrl-C is handled within half a second on every
+            # Python (a long wait on a lock is not interrupted by it everywhere).
+            while not running.done():
+                futures.wait([running], timeout=0.5)
             running.result()
         except BaseException:
             if not running.done():
