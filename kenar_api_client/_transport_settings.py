@@ -76,9 +76,15 @@ class TransportSettings:
 
 def ssl_context(settings: TransportSettings) -> ssl.SSLContext:
     """The Configuration's TLS settings as one context (for the async transports), as urllib3 applies them."""
-    context = ssl.create_default_context(cafile=settings.ssl_ca_cert, cadata=settings.ca_cert_data)
+    try:
+        context = ssl.create_default_context(cafile=settings.ssl_ca_cert, cadata=settings.ca_cert_data)
+    except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+        raise ApiValueError(f"ssl_ca_cert / ca_cert_data cannot be loaded: {error}") from None
     if settings.cert_file:
-        context.load_cert_chain(settings.cert_file, settings.key_file)
+        try:
+            context.load_cert_chain(settings.cert_file, settings.key_file)
+        except (OSError, ValueError) as error:
+            raise ApiValueError(f"cert_file / key_file cannot be loaded: {error}") from None
     if not settings.verify_ssl:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -445,3 +445,18 @@ def test_ctrl_c_stops_a_round_on_a_loop_after_the_users_under_way(sandbox: Sandb
     done = registrations(sandbox)
     assert len(done) % 2 == 0  # every user begun was finished: both of its subscriptions
     assert 2 * 5 < len(done) <= 2 * 8  # sellers 0-4, those under way at Ctrl-C, not the 50
+
+
+def test_a_loop_client_that_cannot_be_made_leaves_the_claimed_users_due(sandbox: Sandbox) -> None:
+    configuration = kenar_api_client.Configuration(host=sandbox.url, api_key={"APIKey": DEMO_API_KEY})
+    configuration.ssl_ca_cert = "/nonexistent/ca.pem"  # unreadable: no async client can be made
+    with kenar_api_client.ApiClient(configuration) as broken:
+        keeper = _keeper(sandbox, MemoryTokenStore(), broken, transport="aiohttp")
+        add_sellers(sandbox, keeper.tokens, keeper, 3)
+        with pytest.raises(ApiValueError, match="ssl_ca_cert"):
+            keeper.renew_due()
+    assert registrations(sandbox) == []
+    # Nobody holds them: the next keeper renews them at once, not after the claims ran out.
+    with _client(sandbox.url) as client:
+        other = SubscriptionKeeper(keeper.tokens, client, transport="threads")
+        assert len(other.renew_due().registered) == 6

@@ -316,9 +316,15 @@ class SubscriptionKeeper:
         index = self._index()
         report = RenewalReport()
         if self.transport is not None:
-            clients = self._loop_clients(self.transport)  # made first: a broken library claims no one
             first = index.claim_due(now, owner, self.claim_ttl, self.concurrency)
-            if first:
+            if first:  # an idle round makes no client (their TLS contexts cost milliseconds)
+                try:
+                    clients = self._loop_clients(self.transport)
+                except Exception:  # a broken library: the users go back as they were, still due
+                    for due in first:
+                        with contextlib.suppress(Exception):
+                            index.release(due.name, owner, due.due_at)
+                    raise
                 _run_on_own_loop(
                     lambda: self._round_on_loop(stop, index, owner, now, first, report, clients), stop
                 )
