@@ -203,6 +203,23 @@ def test_a_trickling_answer_is_cut_off_at_the_refresh_deadline(sandbox: Sandbox,
     assert send_event(sandbox, again.access_token) == {}
 
 
+def test_the_async_token_settings_are_the_oauth_clients_without_the_api_credentials() -> None:
+    from kenar_api_client import Configuration
+
+    api = Configuration(host="https://api.example.test", api_key={"APIKey": "the-api-key-0123456789"})
+    api.proxy = "http://127.0.0.1:3128"
+    client = _client("https://oauth.example.test", configuration=api)
+    settings = client.async_configuration()
+    assert (settings.host, settings.proxy, settings.max_response_bytes) == (
+        "https://oauth.example.test",
+        "http://127.0.0.1:3128",
+        64 * 1024,
+    )
+    assert settings.api_key == {}
+    assert not settings.access_token
+    assert api.api_key == {"APIKey": "the-api-key-0123456789"}  # the app's own is left alone
+
+
 def test_a_token_answer_over_64_kib_is_not_taken_but_sent_again(
     fake_kenar: RecordingServer, refresh_via: str
 ) -> None:

@@ -249,6 +249,8 @@ class OAuthClient:
         whose transport sends :meth:`refresh_async`'s requests; answers capped as here (64 KiB)."""
         settings = copy.deepcopy(self._transport_settings)
         settings.max_response_bytes = MAX_TOKEN_ANSWER_BYTES
+        # The API's credentials have no business at the token endpoint: none to send, or to leak.
+        settings.api_key, settings.access_token = {}, ""
         return settings
 
     def close(self) -> None:

@@ -136,7 +136,7 @@ class SubscriptionKeeper:
 
     ``concurrency``: users renewed at once (default 16 threads; 1 renews them one by one).
     ``transport``: how rounds send. ``"aiohttp"`` (or ``"httpx"``) runs each round on an
-    event loop in the calling thread: every token refresh and registration sent through that
+    event loop in a thread of its own: every token refresh and registration sent through that
     library, 64 users at once by default, for a third of the CPU per user of threads
     (docs/Subscriptions.md, "Many users"). ``"threads"`` (or None) renews on a pool of threads
     over urllib3. ``"auto"``, the default: aiohttp when it is installed (the ``aiohttp``
